@@ -1,0 +1,35 @@
+"""Auto Scaling adapter: the observed size and instances of a fleet's group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deployer.aws.session import AwsContext
+
+
+@dataclass(frozen=True)
+class GroupState:
+    name: str
+    desired: int
+    instance_ids: tuple[str, ...]
+    zones: tuple[str, ...]
+
+
+class AutoScaling:
+    def __init__(self, aws: AwsContext) -> None:
+        self._asg = aws.client("autoscaling")
+
+    def describe(self, name: str) -> GroupState | None:
+        groups = self._asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+            "AutoScalingGroups"
+        ]
+        if not groups:
+            return None
+        group = groups[0]
+        instances = [i for i in group.get("Instances", []) if i.get("LifecycleState") == "InService"]
+        return GroupState(
+            name=name,
+            desired=int(group["DesiredCapacity"]),
+            instance_ids=tuple(i["InstanceId"] for i in instances),
+            zones=tuple(sorted({i["AvailabilityZone"] for i in instances})),
+        )

@@ -1,0 +1,164 @@
+"""CloudFormation adapter: stacks created, updated, deleted and awaited with our poller."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from deployer.aws.poller import Poll, Poller
+from deployer.aws.session import AwsContext, error_code
+
+FAILED_STATES = frozenset(
+    {
+        "CREATE_FAILED",
+        "ROLLBACK_COMPLETE",
+        "ROLLBACK_FAILED",
+        "ROLLBACK_IN_PROGRESS",
+        "DELETE_FAILED",
+        "UPDATE_ROLLBACK_COMPLETE",
+        "UPDATE_ROLLBACK_FAILED",
+        "UPDATE_ROLLBACK_IN_PROGRESS",
+        "UPDATE_FAILED",
+    }
+)
+
+
+class StackFailed(Exception):
+    def __init__(self, stack: str, status: str, reason: str) -> None:
+        super().__init__(f"stack {stack} is {status}: {reason}")
+        self.stack = stack
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    stack_id: str
+    status: str
+    reason: str
+    outputs: Mapping[str, str]
+    tags: Mapping[str, str]
+    parameters: Mapping[str, str]
+
+    @staticmethod
+    def from_api(raw: Mapping[str, Any]) -> Stack:
+        return Stack(
+            name=raw["StackName"],
+            stack_id=raw["StackId"],
+            status=raw["StackStatus"],
+            reason=raw.get("StackStatusReason", ""),
+            outputs={o["OutputKey"]: o["OutputValue"] for o in raw.get("Outputs", [])},
+            tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
+            parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])},
+        )
+
+
+def _params(values: Mapping[str, str]) -> list[dict[str, str]]:
+    # Every parameter explicitly: UsePreviousValue is fragile (see notes/moto-probe.md).
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
+
+
+def _tags(values: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in values.items()]
+
+
+class CloudFormation:
+    def __init__(self, aws: AwsContext, poller: Poller) -> None:
+        self._cfn = aws.client("cloudformation")
+        self._poller = poller
+
+    def describe(self, name: str) -> Stack | None:
+        try:
+            stacks = self._cfn.describe_stacks(StackName=name)["Stacks"]
+        except ClientError as exc:
+            if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
+                return None
+            raise
+        return Stack.from_api(stacks[0]) if stacks else None
+
+    def list_with_prefix(self, prefix: str) -> list[Stack]:
+        found = []
+        for page in self._cfn.get_paginator("describe_stacks").paginate():
+            for raw in page["Stacks"]:
+                if raw["StackName"].startswith(prefix) and raw["StackStatus"] != "DELETE_COMPLETE":
+                    found.append(Stack.from_api(raw))
+        return found
+
+    def create(
+        self,
+        name: str,
+        template: str,
+        parameters: Mapping[str, str],
+        tags: Mapping[str, str],
+        token: str,
+    ) -> None:
+        self._cfn.create_stack(
+            StackName=name,
+            TemplateBody=template,
+            Parameters=_params(parameters),
+            Tags=_tags(tags),
+            ClientRequestToken=token,
+            OnFailure="DELETE",
+        )
+
+    def update(
+        self, name: str, template: str, parameters: Mapping[str, str], tags: Mapping[str, str]
+    ) -> bool:
+        """Apply a change; False when AWS says there is nothing to update."""
+        try:
+            self._cfn.update_stack(
+                StackName=name, TemplateBody=template, Parameters=_params(parameters), Tags=_tags(tags)
+            )
+        except ClientError as exc:
+            if "No updates are to be performed" in str(exc):
+                return False
+            raise
+        return True
+
+    def delete(self, name: str) -> None:
+        self._cfn.delete_stack(StackName=name)
+
+    def wait_for(self, name: str, goal: str, deadline_s: float) -> Stack:
+        """Wait until the stack reaches `goal` (e.g. CREATE_COMPLETE); raise StackFailed on failure."""
+
+        def check() -> Poll[Stack]:
+            stack = self.describe(name)
+            if stack is None:
+                raise StackFailed(name, "GONE", "the stack disappeared (creation failed and was deleted)")
+            if stack.status == goal:
+                return Poll(True, stack.status, stack)
+            if stack.status in FAILED_STATES:
+                raise StackFailed(name, stack.status, self.failure_reason(name) or stack.reason)
+            return Poll(False, stack.status)
+
+        return self._poller.until(f"stack {name} to reach {goal}", check, deadline_s)
+
+    def wait_deleted(self, stack_id: str, deadline_s: float) -> None:
+        """Wait by stack id: a deleted stack's name no longer resolves, its id does."""
+
+        def check() -> Poll[None]:
+            stack = self.describe(stack_id)
+            if stack is None or stack.status == "DELETE_COMPLETE":
+                return Poll(True, "DELETE_COMPLETE")
+            if stack.status == "DELETE_FAILED":
+                raise StackFailed(stack.name, stack.status, self.failure_reason(stack_id) or stack.reason)
+            return Poll(False, stack.status)
+
+        self._poller.until(f"stack {stack_id.split('/')[-2] if '/' in stack_id else stack_id} "
+                           "to be deleted", check, deadline_s)
+
+    def failure_reason(self, name: str) -> str:
+        """The first failed resource's reason, which is what a human needs to read."""
+        try:
+            events = self._cfn.describe_stack_events(StackName=name)["StackEvents"]
+        except ClientError:
+            return ""
+        failed = [e for e in events if str(e.get("ResourceStatus", "")).endswith("FAILED")]
+        if not failed:
+            return ""
+        first = failed[-1]
+        return f"{first.get('LogicalResourceId')}: {first.get('ResourceStatusReason', '')}"

@@ -1,0 +1,64 @@
+"""S3 adapter: the artifact bucket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from deployer.aws.session import AwsContext, error_code
+
+
+class S3:
+    def __init__(self, aws: AwsContext) -> None:
+        self._s3 = aws.client("s3")
+        self._region = aws.region
+
+    def ensure_bucket(self, bucket: str) -> None:
+        try:
+            self._s3.head_bucket(Bucket=bucket)
+            return
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+        params: dict[str, object] = {"Bucket": bucket}
+        if self._region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
+        try:
+            self._s3.create_bucket(**params)
+        except ClientError as exc:
+            if error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise
+        self._s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def upload(self, path: Path, bucket: str, key: str, digest: str) -> None:
+        self._s3.upload_file(
+            str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": digest}}
+        )
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        self._s3.download_file(bucket, key, str(path))
+
+    def presigned_get(self, bucket: str, key: str, seconds: int = 900) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
+            )
+        )

@@ -1,0 +1,1 @@
+"""Image baking: the artifact, the ansible-runner and Fabric edges, and the builder lifecycle."""

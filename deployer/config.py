@@ -1,0 +1,197 @@
+"""deployer.yaml: pydantic models (extra="forbid"), loading with file/field/reason errors, JSON Schema.
+
+Relative paths in the file (artifact source, playbook, templates) are resolved against the
+directory that holds the file, so `deployer -c path/to/deployer.yaml` works from anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deployer.errors import ConfigError
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+DEFAULT_BASE_AMI = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SandboxTarget(Strict):
+    kind: Literal["sandbox"] = "sandbox"
+
+
+class AwsTarget(Strict):
+    kind: Literal["aws"]
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    profile: str | None = None
+
+
+Target = Annotated[SandboxTarget | AwsTarget, Field(discriminator="kind")]
+
+
+class Artifact(Strict):
+    source: str = Field(
+        description="A local directory (packaged and uploaded to S3 at release time) "
+        "or an s3://bucket/key.tar.gz URL."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a directory or an s3:// URL")
+        return value
+
+
+class Instance(Strict):
+    type: str = Field(default="t3.micro", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    port: int = Field(default=8080, ge=1024, le=65535)
+
+
+class Capacity(Strict):
+    min: int = Field(default=2, ge=0, le=100)
+    desired: int = Field(default=2, ge=1, le=100)
+    max: int = Field(default=4, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Capacity:
+        if not self.min <= self.desired <= self.max:
+            raise ValueError(f"needs min <= desired <= max, got {self.min}/{self.desired}/{self.max}")
+        return self
+
+
+class HealthCheck(Strict):
+    path: str = Field(default="/healthz", pattern=r"^/[\x21-\x7e]*$")
+    interval_seconds: int = Field(default=5, ge=5, le=300)
+    timeout_seconds: int = Field(default=3, ge=2, le=120)
+    healthy_threshold: int = Field(default=2, ge=2, le=10)
+    unhealthy_threshold: int = Field(default=2, ge=2, le=10)
+    deadline_seconds: int = Field(default=300, ge=10, le=3600)
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> HealthCheck:
+        if self.timeout_seconds >= self.interval_seconds:
+            raise ValueError("timeout_seconds must be less than interval_seconds (as on ELBv2)")
+        return self
+
+
+class Ssh(Strict):
+    user: str = "ec2-user"
+    key_pair: str
+    private_key_file: str
+    allowed_cidr: str = Field(pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$")
+
+
+class Bake(Strict):
+    base_ami: str = Field(
+        default=DEFAULT_BASE_AMI,
+        pattern=r"^(ami-[0-9a-f]{8,17}|resolve:ssm:/[\w./-]+)$",
+        description="An AMI id or resolve:ssm:<public parameter>.",
+    )
+    playbook: str = "playbooks/bake.yml"
+    instance_type: str = Field(default="t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    ssh: Ssh | None = Field(
+        default=None, description="How deployer reaches the builder on real AWS (not the sandbox)."
+    )
+
+
+def parse_duration(value: int | str) -> int:
+    """Seconds from 3600, "3600", "90m", "1h" or "2d"."""
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise ValueError(f"'{value}' is not a duration like 3600, 90m, 1h or 2d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class DeployConfig(Strict):
+    app: str = Field(pattern=NAME_PATTERN, description="Lower-case name used in stack names.")
+    environment: str = Field(default="default", pattern=NAME_PATTERN)
+    target: Target = Field(default_factory=SandboxTarget)
+    artifact: Artifact
+    instance: Instance = Field(default_factory=Instance)
+    capacity: Capacity = Field(default_factory=Capacity)
+    azs: int = Field(default=2, ge=2, le=3, description="Availability Zones the fleet spans.")
+    health_check: HealthCheck = Field(default_factory=HealthCheck)
+    rollback_window: int = Field(
+        default=3600, description="Seconds (or 90m, 1h, 2d) the previous fleet stays warm."
+    )
+    bake: Bake = Field(default_factory=Bake)
+
+    @field_validator("rollback_window", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("must be seconds or a duration like 90m, 1h, 2d")
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _aws_needs_ssh(self) -> DeployConfig:
+        if isinstance(self.target, AwsTarget) and self.bake.ssh is None:
+            raise ValueError("target kind 'aws' needs bake.ssh (key pair, key file, allowed CIDR)")
+        return self
+
+
+class LoadedConfig(BaseModel):
+    """A validated config and the directory its relative paths are resolved against."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    path: Path
+    spec: DeployConfig
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not str(p).startswith(("function-", "tagged-union["))]
+    # Drop discriminator tags such as 'aws' in ('target', 'aws', 'region').
+    if len(parts) >= 2 and parts[0] == "target" and parts[1] in ("aws", "sandbox"):
+        parts.pop(1)
+    return ".".join(parts) or "(top level)"
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate deployer.yaml; every failure is a ConfigError naming file, field, reason."""
+    name = str(path)
+    if not path.is_file():
+        raise ConfigError(name, "", "file not found (pass -c PATH or run where deployer.yaml is)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(name, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(name, "", "must be a mapping of settings")
+    try:
+        spec = DeployConfig.model_validate(raw)
+    except ValidationError as exc:
+        first, *rest = exc.errors()
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            reason = "unknown field"
+        more = f" (and {len(rest)} more problem(s))" if rest else ""
+        raise ConfigError(name, _field_path(first["loc"]), reason + more) from None
+    return LoadedConfig(path=path.resolve(), spec=spec)
+
+
+def json_schema() -> dict[str, Any]:
+    return DeployConfig.model_json_schema()

@@ -1,0 +1,73 @@
+"""Versions and the deterministic names derived from them.
+
+Names are deterministic so that a rerun after a crash finds what the first run created
+instead of creating it twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from deployer.errors import BadInput
+
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Version:
+    text: str
+
+    @staticmethod
+    def parse(text: str) -> Version:
+        if not _VERSION.match(text):
+            raise BadInput(
+                f"version '{text}': must be 1-64 characters of letters, digits, '.', '_', '+' "
+                "or '-', starting with a letter or digit (e.g. v1.2 or 2026.11.26-3)"
+            )
+        return Version(text)
+
+    @property
+    def slug(self) -> str:
+        """The version as it may appear in a CloudFormation stack name."""
+        return re.sub(r"[^A-Za-z0-9]+", "-", self.text).strip("-").lower()
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every AWS name deployer creates for one app and environment."""
+
+    app: str
+    environment: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.app}/{self.environment}"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.app}-{self.environment}"
+
+    @property
+    def network_stack(self) -> str:
+        return f"{self.prefix}-network"
+
+    @property
+    def service_stack(self) -> str:
+        return f"{self.prefix}-service"
+
+    @property
+    def fleet_stack_prefix(self) -> str:
+        return f"{self.prefix}-fleet-"
+
+    def fleet_stack(self, version: Version, digest: str) -> str:
+        return f"{self.fleet_stack_prefix}{version.slug}-{digest[:8]}"
+
+    def image_name(self, version: Version, digest: str) -> str:
+        return f"deployer-{self.app}-{version.slug}-{digest[:12]}"
+
+    def artifact_key(self, version: Version, digest: str) -> str:
+        return f"{self.app}/{version.slug}/{digest}.tar.gz"

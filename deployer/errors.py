@@ -1,0 +1,86 @@
+"""One exception tree; each kind knows its exit code.
+
+    DeployerError                      (exit 1 unless a subclass says otherwise)
+    ├── ReleaseFailed          1       a gate, the bake or a fleet failed; traffic is on the previous fleet
+    │   └── GateFailed         1       names the gate, the observation and the step
+    ├── BadInput               2       config, version, template, playbook, CLI argument; nothing changed
+    ├── LockHeld               3       another release holds the lock
+    ├── NeedsHuman             4       a rollback or cleanup step failed; the journal says what to do
+    └── Unreachable            5       AWS, credentials or the endpoint failed before any change
+
+Library errors (botocore, ansible-runner, pydantic) are mapped to these at the boundary
+(`deployer.aws.session`, `deployer.bake.runner`, `deployer.config`), never deeper.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    RELEASE_FAILED = 1
+    BAD_INPUT = 2
+    LOCK_HELD = 3
+    NEEDS_HUMAN = 4
+    UNREACHABLE = 5
+
+
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "done: released or rolled back as asked",
+    ExitCode.RELEASE_FAILED: (
+        "release failed its gates and was rolled back cleanly; traffic is on the previous fleet"
+    ),
+    ExitCode.BAD_INPUT: "bad input (config, version, template, playbook): nothing was changed",
+    ExitCode.LOCK_HELD: "another release holds the lock",
+    ExitCode.NEEDS_HUMAN: (
+        "needs a human: a rollback or cleanup step failed; state is journalled, "
+        "and `deployer status` says what to do"
+    ),
+    ExitCode.UNREACHABLE: "AWS/credentials/endpoint unreachable before any change",
+}
+
+
+class DeployerError(Exception):
+    exit_code: ExitCode = ExitCode.RELEASE_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ReleaseFailed(DeployerError):
+    exit_code = ExitCode.RELEASE_FAILED
+
+
+class GateFailed(ReleaseFailed):
+    def __init__(self, gate: str, observation: str, step: str) -> None:
+        super().__init__(f"gate '{gate}' failed at step '{step}': {observation}")
+        self.gate = gate
+        self.observation = observation
+        self.step = step
+
+
+class BadInput(DeployerError):
+    exit_code = ExitCode.BAD_INPUT
+
+
+class ConfigError(BadInput):
+    def __init__(self, file: str, field: str, reason: str) -> None:
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"{where}: {reason}")
+        self.file = file
+        self.field = field
+        self.reason = reason
+
+
+class LockHeld(DeployerError):
+    exit_code = ExitCode.LOCK_HELD
+
+
+class NeedsHuman(DeployerError):
+    exit_code = ExitCode.NEEDS_HUMAN
+
+
+class Unreachable(DeployerError):
+    exit_code = ExitCode.UNREACHABLE

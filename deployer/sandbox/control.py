@@ -1,0 +1,133 @@
+"""`deployer sandbox up|down|status`, seen from the CLI: start, find and stop the daemon."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployer.errors import Unreachable
+from deployer.sandbox.hosts import stop_process_group
+from deployer.sandbox.layout import Layout, read_json
+
+TIME_SCALE_ENV = "DEPLOYER_SANDBOX_TIME_SCALE"
+
+
+@dataclass(frozen=True)
+class SandboxState:
+    pid: int
+    endpoint: str
+    region: str
+    time_scale: float
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def status(layout: Layout) -> SandboxState | None:
+    raw = read_json(layout.state_file)
+    if not raw or not _alive(int(raw["pid"])) or not _answers(raw["endpoint"]):
+        return None
+    return SandboxState(int(raw["pid"]), raw["endpoint"], raw["region"], float(raw["time_scale"]))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def up(layout: Layout, deadline_s: float = 30.0) -> tuple[SandboxState, bool]:
+    """Start the sandbox unless it runs; returns its state and whether it was started now."""
+    running = status(layout)
+    if running is not None:
+        return running, False
+    _clean(layout)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    scale = os.environ.get(TIME_SCALE_ENV, "1.0")
+    command = [sys.executable, "-m", "deployer.sandbox.daemon", "--dir", str(layout.root),
+               "--port", str(_free_port()), "--time-scale", scale]
+    with open(layout.log_file, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    stop_at = time.monotonic() + deadline_s
+    while time.monotonic() < stop_at:
+        if process.poll() is not None:
+            raise Unreachable(f"the sandbox exited with code {process.returncode}; "
+                              f"see {layout.log_file}:\n{_tail(layout.log_file)}")
+        state = status(layout)
+        if state is not None:
+            return state, True
+        time.sleep(0.1)
+    stop_process_group(process.pid)
+    raise Unreachable(f"the sandbox did not start within {deadline_s:.0f}s; see {layout.log_file}")
+
+
+def down(layout: Layout, deadline_s: float = 20.0) -> bool:
+    """Stop the sandbox and every process it started; forget its state. True if it was up."""
+    raw = read_json(layout.state_file)
+    was_up = False
+    if raw and _alive(int(raw["pid"])):
+        was_up = True
+        os.kill(int(raw["pid"]), signal.SIGTERM)
+        stop_at = time.monotonic() + deadline_s
+        while _alive(int(raw["pid"])) and time.monotonic() < stop_at:
+            time.sleep(0.05)
+        if _alive(int(raw["pid"])):
+            stop_process_group(int(raw["pid"]), grace_s=0)
+    _clean(layout)
+    return was_up
+
+
+def _clean(layout: Layout) -> None:
+    """Kill app processes a killed daemon left behind, then remove all state but the log."""
+    if layout.hosts.is_dir():
+        for pid_file in layout.hosts.glob("*/app.pid"):
+            try:
+                stop_process_group(int(pid_file.read_text().strip()), grace_s=2)
+            except (ValueError, PermissionError):
+                pass
+    for path in (layout.hosts, layout.images):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (layout.state_file, layout.fronts_file):
+        path.unlink(missing_ok=True)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+def front_url(layout: Layout, dns_name: str, port: int) -> str | None:
+    fronts = read_json(layout.fronts_file) or {}
+    url = fronts.get(f"{dns_name}:{port}")
+    return str(url) if url else None
+
+
+def host_of(layout: Layout, instance_id: str) -> dict[str, str] | None:
+    raw = read_json(layout.host_dir(instance_id) / "host.json")
+    return dict(raw) if raw else None

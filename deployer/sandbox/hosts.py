@@ -1,0 +1,192 @@
+"""Local hosts standing for EC2 instances: a root directory, a loopback address, the app process.
+
+A host boots from the content captured when its image was created (see patches.py), reads
+/etc/deployer/app.env like the systemd unit would on EC2, and runs the app's `run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployer.sandbox.layout import Layout, write_json
+
+log = logging.getLogger("deployer.sandbox.hosts")
+ENV_FILE = Path("etc/deployer/app.env")
+
+
+@dataclass(frozen=True)
+class Address:
+    ip: str
+    port_offset: int  # 0 where each host has its own loopback address
+
+
+def loopback_aliases_work() -> bool:
+    """Linux routes all of 127.0.0.0/8 to lo; some systems (macOS) only answer on 127.0.0.1."""
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.2", 0))
+        return True
+    except OSError:
+        return False
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip('"')
+    return values
+
+
+@dataclass
+class Host:
+    instance_id: str
+    ip: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+
+class HostManager:
+    """Reconciles local hosts with the instances moto reports running."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self._hosts: dict[str, Host] = {}
+        self._lock = threading.Lock()
+        self._aliases = loopback_aliases_work()
+        self._net = random.Random().randint(64, 250)  # so two sandboxes rarely share addresses
+        self._next = 0
+
+    def endpoint_of(self, instance_id: str) -> tuple[str, int] | None:
+        with self._lock:
+            host = self._hosts.get(instance_id)
+            return (host.ip, host.port) if host else None
+
+    def _allocate(self) -> tuple[str, int]:
+        n = self._next
+        self._next += 1
+        if self._aliases:
+            return f"127.{self._net}.{n // 250}.{n % 250 + 2}", 0
+        with socket.socket() as probe:  # one port of its own on 127.0.0.1
+            probe.bind(("127.0.0.1", 0))
+            return "127.0.0.1", probe.getsockname()[1]
+
+    def reconcile(self, running: dict[str, str]) -> None:
+        """`running` maps instance id -> image id for every instance in state running."""
+        with self._lock:
+            known = set(self._hosts)
+        for instance_id, image_id in running.items():
+            if instance_id not in known:
+                self._boot(instance_id, image_id)
+        for instance_id in known - set(running):
+            self._shut_down(instance_id)
+
+    def _boot(self, instance_id: str, image_id: str) -> None:
+        host_dir = self.layout.host_dir(instance_id)
+        root = self.layout.host_root(instance_id)
+        image = self.layout.image_dir(image_id)
+        if image.is_dir():
+            shutil.copytree(image, root, symlinks=True, dirs_exist_ok=True)
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+        ip, port = self._allocate()
+        host = Host(instance_id, ip, port)
+        env_file = root / ENV_FILE
+        if env_file.is_file():
+            host = self._start_app(host, root, read_env_file(env_file))
+        with self._lock:
+            self._hosts[instance_id] = host
+        write_json(host_dir / "host.json", {"instance_id": instance_id, "image_id": image_id,
+                                            "root": str(root), "ip": ip, "port": host.port})
+        log.info("booted %s from %s on %s:%s", instance_id, image_id, ip, host.port)
+
+    def _start_app(self, host: Host, root: Path, env_file: dict[str, str]) -> Host:
+        app_dir = root / env_file.get("APP_DIR", "/opt/app/current").lstrip("/")
+        run = app_dir / "run"
+        if not os.access(run, os.X_OK):
+            log.warning("%s: %s is not executable; the app does not start", host.instance_id, run)
+            return host
+        port = host.port or int(env_file.get("PORT", "8080"))
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHON": sys.executable,
+            **env_file,
+            "HOST": host.ip,
+            "PORT": str(port),
+            "INSTANCE_ID": host.instance_id,
+        }
+        log_path = self.layout.host_dir(host.instance_id) / "app.log"
+        with open(log_path, "ab") as out:
+            process = subprocess.Popen(
+                [str(run)], cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        (self.layout.host_dir(host.instance_id) / "app.pid").write_text(str(process.pid))
+        return Host(host.instance_id, host.ip, port, process)
+
+    def _shut_down(self, instance_id: str) -> None:
+        with self._lock:
+            host = self._hosts.pop(instance_id, None)
+        if host and host.process:
+            stop_process_group(host.process.pid, child=host.process)
+        shutil.rmtree(self.layout.host_dir(instance_id), ignore_errors=True)
+        log.info("terminated %s", instance_id)
+
+    def shut_down_all(self) -> None:
+        with self._lock:
+            ids = list(self._hosts)
+        for instance_id in ids:
+            self._shut_down(instance_id)
+
+    def capture(self, instance_id: str, image_id: str) -> None:
+        """Snapshot a host's root as an image's content (called from moto's CreateImage)."""
+        root = self.layout.host_root(instance_id)
+        target = self.layout.image_dir(image_id)
+        if root.is_dir():
+            shutil.copytree(root, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+        log.info("captured %s as %s", instance_id, image_id)
+
+
+def stop_process_group(
+    pid: int, grace_s: float = 3.0, child: subprocess.Popen[bytes] | None = None
+) -> None:
+    """SIGTERM the process group, then SIGKILL what is still there after the grace period.
+
+    `child` is our own Popen when we started it: it must be reaped, or its zombie keeps the
+    group alive for the whole grace period.
+    """
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if child is not None and child.poll() is None:
+            time.sleep(0.05)
+            continue
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if child is not None:
+        child.wait(timeout=5)

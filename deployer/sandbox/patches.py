@@ -1,0 +1,77 @@
+"""The only place deployer changes moto's behaviour, so that the sandbox behaves like AWS.
+
+1. Target health: moto answers "healthy" for every registered target. We answer from the
+   sandbox prober's real HTTP probes instead.
+2. CreateImage: moto records an image but keeps no content. We snapshot the builder host's
+   root directory, so instances launched from the image boot what the bake installed.
+
+moto is pinned to a minor version; `check_internals` fails loudly if what we patch moves, and
+tests/integration/test_sandbox_patches.py calls it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from moto.ec2.models.amis import AmiBackend
+from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+
+HealthLookup = Callable[[str, str], tuple[str, str, str] | None]
+ImageCapture = Callable[[str, str], None]
+
+_ORIGINAL_HEALTH_FOR = FakeTargetGroup.health_for
+_ORIGINAL_CREATE_IMAGE = AmiBackend.create_image
+
+
+class MotoInternalsChanged(RuntimeError):
+    pass
+
+
+def check_internals() -> None:
+    """Raise if the moto internals patched below are not what this module was written against."""
+    health_params = list(inspect.signature(_ORIGINAL_HEALTH_FOR).parameters)
+    if health_params != ["self", "target", "ec2_backend"]:
+        raise MotoInternalsChanged(f"FakeTargetGroup.health_for{health_params}")
+    image_params = list(inspect.signature(_ORIGINAL_CREATE_IMAGE).parameters)
+    if image_params[:3] != ["self", "instance_id", "name"]:
+        raise MotoInternalsChanged(f"AmiBackend.create_image{image_params}")
+    status_params = list(inspect.signature(FakeHealthStatus.__init__).parameters)
+    if status_params != ["self", "instance_id", "port", "health_port", "status", "reason",
+                         "description"]:
+        raise MotoInternalsChanged(f"FakeHealthStatus{status_params}")
+    for attribute in ("targets", "health_check_path", "health_check_interval_seconds",
+                      "healthy_threshold_count", "unhealthy_threshold_count", "matcher"):
+        if attribute not in FakeTargetGroup.__init__.__code__.co_names:
+            raise MotoInternalsChanged(f"FakeTargetGroup.{attribute}")
+
+
+def apply(health: HealthLookup, capture: ImageCapture) -> None:
+    check_internals()
+
+    def health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> Any:
+        moto_says = _ORIGINAL_HEALTH_FOR(self, target, ec2_backend)
+        if moto_says.status != "healthy":  # unregistered, draining, stopped: moto is right
+            return moto_says
+        observed = health(self.arn, target["Id"])
+        if observed is None:
+            observed = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+        state, reason, description = observed
+        return FakeHealthStatus(
+            moto_says.instance_id, moto_says.port, moto_says.health_check_port,
+            state, reason or None, description or None,
+        )
+
+    def create_image(self: AmiBackend, instance_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        ami = _ORIGINAL_CREATE_IMAGE(self, instance_id, name, *args, **kwargs)
+        capture(instance_id, ami.id)
+        return ami
+
+    FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
+    AmiBackend.create_image = create_image  # type: ignore[method-assign]
+
+
+def restore() -> None:
+    FakeTargetGroup.health_for = _ORIGINAL_HEALTH_FOR  # type: ignore[method-assign]
+    AmiBackend.create_image = _ORIGINAL_CREATE_IMAGE  # type: ignore[method-assign]

@@ -1,0 +1,64 @@
+"""hello: the sample app deployer releases. Standard library only.
+
+GET /         -> "hello from <VERSION>"
+GET /healthz  -> 200 "ok" (or 500 when the build is broken on purpose, see below)
+
+BROKEN=1 in app.env (or a file named BROKEN next to this one) makes the health check fail,
+which is how the tests build a version that must be rejected. FAIL_AFTER=<seconds> makes it
+fail only after that many seconds of uptime.
+"""
+
+import json
+import os
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VERSION = os.environ.get("VERSION", "unknown")
+STARTED = time.monotonic()
+
+
+def broken() -> bool:
+    if os.environ.get("BROKEN") == "1" or os.path.exists(os.path.join(HERE, "BROKEN")):
+        return True
+    fail_after = os.environ.get("FAIL_AFTER") or _read(os.path.join(HERE, "FAIL_AFTER"))
+    return bool(fail_after) and time.monotonic() - STARTED > float(fail_after)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path.startswith("/healthz"):
+            status, body = (500, "broken\n") if broken() else (200, "ok\n")
+        elif self.path.startswith("/version"):
+            status, body = 200, json.dumps({"version": VERSION}) + "\n"
+        else:
+            status, body = 200, f"hello from {VERSION}\n"
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def main() -> None:
+    host = os.environ.get("HOST", "0.0.0.0")
+    port = int(os.environ.get("PORT", "8080"))
+    server = ThreadingHTTPServer((host, port), Handler)
+    print(f"hello {VERSION} listening on {host}:{port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
