@@ -21,7 +21,7 @@ from deployer.errors import EXIT_CODE_MEANINGS, DeployerError, ExitCode
 from deployer.sandbox.layout import Layout
 
 T = TypeVar("T")
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 OUTPUT = click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="json: one JSON document on stdout, for CI.")
 
@@ -88,6 +88,9 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 @click.pass_obj
 def release(obj: Context, version: str, output: str) -> None:
     """Bake (or reuse) VERSION's image, start its fleet, gate it, and move traffic to it."""
+    from deployer.core.names import Version
+
+    run_command(lambda: (Version.parse(version), obj.config()))  # bad input: before any start
     result = run_command(lambda: obj.engine().release(version))
     record = result.record
     data = {

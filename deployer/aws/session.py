@@ -38,6 +38,7 @@ class AwsContext:
     session: boto3.Session
     endpoint_url: str | None = None
     calls: Counter[str] = field(default_factory=Counter)
+    operations: Counter[str] = field(default_factory=Counter)
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -45,6 +46,7 @@ class AwsContext:
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[model.service_model.service_name] += 1
+        self.operations[f"{model.service_model.service_name}.{model.name}"] += 1
 
     @property
     def region(self) -> str:

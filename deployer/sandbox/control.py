@@ -29,6 +29,10 @@ class SandboxState:
 
 
 def _alive(pid: int) -> bool:
+    try:  # reap it if it is our own child (`sandbox up` in this process), or it lingers a zombie
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,0 +1,100 @@
+"""Shared fixtures: a moto server process over HTTP, and the sandbox daemon."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deployer.aws.poller import Poller
+from deployer.aws.session import AwsContext, make_context
+
+REPO = Path(__file__).resolve().parents[1]
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_http(url: str, deadline_s: float = 20) -> None:
+    stop = time.monotonic() + deadline_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > stop:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A plain moto server process on loopback: the AWS API over HTTP, nothing more."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{endpoint}/moto-api/")
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def aws(moto_endpoint) -> AwsContext:
+    """A fresh, empty AWS for each test."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).close()
+    return make_context("us-east-1", endpoint_url=moto_endpoint, credentials=CREDENTIALS)
+
+
+@pytest.fixture
+def fast_poller() -> Poller:
+    return Poller(first_interval=0.05, max_interval=0.3)
+
+
+def copy_project(workdir: Path) -> None:
+    """What a user's repository holds: deployer.yaml, the app, templates and playbooks."""
+    for name in ("cloudformation", "playbooks"):
+        shutil.copytree(REPO / name, workdir / name)
+    shutil.copytree(REPO / "examples" / "hello", workdir / "app", ignore=shutil.ignore_patterns(
+        "__pycache__"))
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """The sandbox daemon (moto + hosts + prober + fronts) in a scratch working directory."""
+    from deployer.sandbox import control
+    from deployer.sandbox.layout import Layout
+
+    workdir = tmp_path_factory.mktemp("sandbox")
+    layout = Layout.for_workdir(workdir)
+    os.environ.setdefault("DEPLOYER_SANDBOX_TIME_SCALE", "0.2")
+    state, _ = control.up(layout)
+    try:
+        yield layout, state
+    finally:
+        control.down(layout)
+
+
+@pytest.fixture
+def sandbox_aws(sandbox) -> AwsContext:
+    from deployer.sandbox.layout import CREDENTIALS as SANDBOX_CREDENTIALS
+
+    _, state = sandbox
+    return make_context(state.region, endpoint_url=state.endpoint, credentials=SANDBOX_CREDENTIALS)
