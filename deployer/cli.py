@@ -22,8 +22,14 @@ from deployer.sandbox.layout import Layout
 
 T = TypeVar("T")
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-OUTPUT = click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="json: one JSON document on stdout, for CI.")
+OUTPUT = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON document on stdout, for CI.",
+)
 
 
 class Context:
@@ -32,8 +38,9 @@ class Context:
         self.workdir = Path.cwd()
 
     def report(self, line: str) -> None:
-        stderr.print(f"[dim]·[/dim] {line}", markup=True, soft_wrap=True) if stderr.is_terminal \
-            else print(f"· {line}", file=sys.stderr, flush=True)
+        stderr.print(
+            f"[dim]·[/dim] {line}", markup=True, soft_wrap=True
+        ) if stderr.is_terminal else print(f"· {line}", file=sys.stderr, flush=True)
 
     def config(self) -> LoadedConfig:
         return load_config(self.config_path)
@@ -73,8 +80,15 @@ def emit(output: str, data: Any, text: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "-c", "config_path", type=click.Path(path_type=Path),
-              default=Path("deployer.yaml"), show_default=True, help="The deployer.yaml to use.")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=Path("deployer.yaml"),
+    show_default=True,
+    help="The deployer.yaml to use.",
+)
 @click.version_option(package_name="deployer")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path) -> None:
@@ -94,10 +108,14 @@ def release(obj: Context, version: str, output: str) -> None:
     result = run_command(lambda: obj.engine().release(version))
     record = result.record
     data = {
-        "release_id": record.release_id, "version": record.version,
-        "outcome": record.outcome.value, "images": dict(record.images),
-        "fleet_stack": record.fleet_stack, "url": result.url,
-        "reused_image": result.reused_image, "phase_seconds": result.phase_seconds,
+        "release_id": record.release_id,
+        "version": record.version,
+        "outcome": record.outcome.value,
+        "images": dict(record.images),
+        "fleet_stack": record.fleet_stack,
+        "url": result.url,
+        "reused_image": result.reused_image,
+        "phase_seconds": result.phase_seconds,
     }
     emit(output, data, f"{record.version} is live: {result.url}")
 
@@ -110,9 +128,13 @@ def rollback(obj: Context, to_version: str | None, output: str) -> None:
     """Move traffic back to the previous (warm) fleet: one listener change."""
     engine = run_command(lambda: obj.engine())
     record = run_command(lambda: engine.rollback(to_version))
-    data = {"release_id": record.release_id, "version": record.version,
-            "fleet_stack": record.fleet_stack, "previous_fleet": record.previous_fleet,
-            "switch_seconds": round(engine.phase_seconds.get("switch", 0.0), 3)}
+    data = {
+        "release_id": record.release_id,
+        "version": record.version,
+        "fleet_stack": record.fleet_stack,
+        "previous_fleet": record.previous_fleet,
+        "switch_seconds": round(engine.phase_seconds.get("switch", 0.0), 3),
+    }
     emit(output, data, f"rolled back: {record.version} is live ({record.fleet_stack})")
 
 
@@ -122,15 +144,22 @@ def rollback(obj: Context, to_version: str | None, output: str) -> None:
 def status(obj: Context, output: str) -> None:
     """What is live, which fleets exist, and the load balancer URL."""
     data = run_command(lambda: obj.engine(start_sandbox=False).status())
-    lines = [f"{data['app']}/{data['environment']} on {data['target']}",
-             f"live: {data['live_version'] or 'nothing'}", f"url:  {data['url'] or '-'}"]
+    lines = [
+        f"{data['app']}/{data['environment']} on {data['target']}",
+        f"live: {data['live_version'] or 'nothing'}",
+        f"url:  {data['url'] or '-'}",
+    ]
     for fleet in data["fleets"]:
-        lines.append(f"  {fleet['role']:5} {fleet['version']:<12} weight {fleet['weight']:>3}  "
-                     f"{fleet['healthy']}/{fleet['desired']} healthy  {fleet['stack']}")
+        lines.append(
+            f"  {fleet['role']:5} {fleet['version']:<12} weight {fleet['weight']:>3}  "
+            f"{fleet['healthy']}/{fleet['desired']} healthy  {fleet['stack']}"
+        )
     if data["last"]:
         last = data["last"]
-        lines.append(f"last: {last['kind']} {last['version']} {last['outcome']} "
-                     f"({last['started_at']}, {last['actor']}) {last['reason']}".rstrip())
+        lines.append(
+            f"last: {last['kind']} {last['version']} {last['outcome']} "
+            f"({last['started_at']}, {last['actor']}) {last['reason']}".rstrip()
+        )
     emit(output, data, "\n".join(lines))
 
 
@@ -141,8 +170,11 @@ def status(obj: Context, output: str) -> None:
 def history(obj: Context, limit: int, output: str) -> None:
     """The recorded releases and rollbacks, newest first."""
     records = run_command(lambda: obj.engine(start_sandbox=False).history(limit))
-    lines = [f"{r['started_at']}  {r['kind']:8} {r['version']:<12} {r['outcome']:<10} "
-             f"{r['actor']}  {r['reason']}".rstrip() for r in records]
+    lines = [
+        f"{r['started_at']}  {r['kind']:8} {r['version']:<12} {r['outcome']:<10} "
+        f"{r['actor']}  {r['reason']}".rstrip()
+        for r in records
+    ]
     emit(output, {"releases": records}, "\n".join(lines) or "no releases recorded")
 
 

@@ -1,4 +1,4 @@
-"""deployer.yaml: pydantic models (extra="forbid"), loading with file/field/reason errors, JSON Schema.
+"""deployer.yaml: pydantic models (extra="forbid"), loading with file/field/reason errors.
 
 Relative paths in the file (artifact source, playbook, templates) are resolved against the
 directory that holds the file, so `deployer -c path/to/deployer.yaml` works from anywhere.
@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from deployer.errors import ConfigError
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
-DEFAULT_BASE_AMI = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+DEFAULT_BASE_AMI = (
+    "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+)
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -65,7 +67,9 @@ class Capacity(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Capacity:
         if not self.min <= self.desired <= self.max:
-            raise ValueError(f"needs min <= desired <= max, got {self.min}/{self.desired}/{self.max}")
+            raise ValueError(
+                f"needs min <= desired <= max, got {self.min}/{self.desired}/{self.max}"
+            )
         return self
 
 
@@ -169,7 +173,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 
 def load_config(path: Path) -> LoadedConfig:
-    """Read and validate deployer.yaml; every failure is a ConfigError naming file, field, reason."""
+    """Read and validate deployer.yaml; every failure is a ConfigError naming file, field, why."""
     name = str(path)
     if not path.is_file():
         raise ConfigError(name, "", "file not found (pass -c PATH or run where deployer.yaml is)")

@@ -58,8 +58,14 @@ Report = Callable[[str], None]
 
 
 def actor_from_env() -> Actor:
-    ci_job = next((os.environ[k] for k in ("CI_JOB_URL", "GITHUB_RUN_ID", "BUILD_URL", "CI_JOB_ID")
-                   if os.environ.get(k)), "")
+    ci_job = next(
+        (
+            os.environ[k]
+            for k in ("CI_JOB_URL", "GITHUB_RUN_ID", "BUILD_URL", "CI_JOB_ID")
+            if os.environ.get(k)
+        ),
+        "",
+    )
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -118,39 +124,63 @@ class Engine:
             artifact = self._preflight()
             self.journal.ensure_table()
         record = ReleaseRecord(
-            release_id=self._new_id(), kind=Kind.RELEASE, version=version.text,
-            started_at=self._stamp(), actor=self.actor, digest=artifact.digest,
+            release_id=self._new_id(),
+            kind=Kind.RELEASE,
+            version=version.text,
+            started_at=self._stamp(),
+            actor=self.actor,
+            digest=artifact.digest,
         )
         with self._timed("infra"):
             infra = self._ensure_infra()
             live = self.observe(infra)
         green_name = self.names.fleet_stack(version, artifact.digest)
-        plan = plan_release(live, version.text, artifact.digest, green_name,
-                            self.spec.capacity.desired)
+        plan = plan_release(
+            live, version.text, artifact.digest, green_name, self.spec.capacity.desired
+        )
         url = self.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
         if plan.noop:
             self.report(f"release: {plan.reason}; nothing to do")
             done = record.finished(Outcome.NOOP, self._stamp(), plan.reason)
             self.journal.write(done.at(Phase.DONE, fleet_stack=plan.green_stack))
             image = plan.reuse_fleet.image_id if plan.reuse_fleet else ""
-            return ReleaseResult(done.at(Phase.DONE, images={self.runtime.aws.region: image}),
-                                 url, True, self.phase_seconds)
+            return ReleaseResult(
+                done.at(Phase.DONE, images={self.runtime.aws.region: image}),
+                url,
+                True,
+                self.phase_seconds,
+            )
         self.report(f"release: {plan.reason}")
-        record = self._journal(record.at(
-            Phase.BAKE, previous_fleet=plan.blue.stack_name if plan.blue else ""))
+        record = self._journal(
+            record.at(Phase.BAKE, previous_fleet=plan.blue.stack_name if plan.blue else "")
+        )
         green: Fleet | None = None
         try:
             with self._timed("bake"):
-                baked = self.baker.bake_or_reuse(self._bake_request(version, artifact, infra,
-                                                                    record.release_id))
-            record = self._journal(record.at(Phase.FLEET,
-                                             images={self.runtime.aws.region: baked.image_id}))
+                baked = self.baker.bake_or_reuse(
+                    self._bake_request(version, artifact, infra, record.release_id)
+                )
+            record = self._journal(
+                record.at(Phase.FLEET, images={self.runtime.aws.region: baked.image_id})
+            )
             with self._timed("fleet"):
-                green = self._ensure_fleet(plan.green_stack, plan.reuse_fleet, version,
-                                           artifact.digest, baked.image_id, plan.capacity, infra,
-                                           record.release_id)
-            record = self._journal(record.at(Phase.GATE, fleet_stack=green.stack_name,
-                                             target_group_arn=green.target_group_arn))
+                green = self._ensure_fleet(
+                    plan.green_stack,
+                    plan.reuse_fleet,
+                    version,
+                    artifact.digest,
+                    baked.image_id,
+                    plan.capacity,
+                    infra,
+                    record.release_id,
+                )
+            record = self._journal(
+                record.at(
+                    Phase.GATE,
+                    fleet_stack=green.stack_name,
+                    target_group_arn=green.target_group_arn,
+                )
+            )
             with self._timed("gate"):
                 self._gate_target_health(green, plan.capacity)
         except (Exception, KeyboardInterrupt) as exc:
@@ -163,9 +193,14 @@ class Engine:
             keep_blue = plan.blue is not None and self.spec.rollback_window > 0
             weights = switch_weights(green, plan.blue if keep_blue else None)
             self._set_weights(infra, weights, record)
-            self.report(f"switch: {version} takes all traffic"
-                        + (f"; {plan.blue.version} stays warm at weight 0" if keep_blue and plan.blue
-                           else ""))
+            self.report(
+                f"switch: {version} takes all traffic"
+                + (
+                    f"; {plan.blue.version} stays warm at weight 0"
+                    if keep_blue and plan.blue
+                    else ""
+                )
+            )
         record = self._journal(record.at(Phase.RETIRE, weights=weights))
         with self._timed("retire"):
             keep = [green.stack_name] + ([plan.blue.stack_name] if keep_blue and plan.blue else [])
@@ -209,12 +244,17 @@ class Engine:
     ) -> BakeRequest:
         bake = self.spec.bake
         return BakeRequest(
-            names=self.names, version=version, artifact=artifact,
+            names=self.names,
+            version=version,
+            artifact=artifact,
             bucket=f"deployer-artifacts-{self.account}-{self.runtime.aws.region}",
-            playbook=self.loaded.resolve(bake.playbook), base_ami=bake.base_ami,
-            instance_type=bake.instance_type, subnet_id=infra.builder_subnet_id,
+            playbook=self.loaded.resolve(bake.playbook),
+            base_ami=bake.base_ami,
+            instance_type=bake.instance_type,
+            subnet_id=infra.builder_subnet_id,
             security_group_id=infra.builder_security_group_id,
-            key_name=bake.ssh.key_pair if bake.ssh else None, app_port=self.spec.instance.port,
+            key_name=bake.ssh.key_pair if bake.ssh else None,
+            app_port=self.spec.instance.port,
             release_id=release_id,
         )
 
@@ -222,15 +262,29 @@ class Engine:
         templates = Templates.load(self.templates_dir)
         tags = self._tags()
         ssh = self.spec.bake.ssh
-        network = ensure_stack(self.cfn, self.names.network_stack, templates["network"], {
-            "AzCount": str(self.spec.azs),
-            "BuilderSshCidr": ssh.allowed_cidr if ssh else "",
-        }, {**tags, "deployer:role": "network"}, self.report)
-        service = ensure_stack(self.cfn, self.names.service_stack, templates["service"], {
-            "VpcId": network.outputs["VpcId"],
-            "SubnetIds": network.outputs["SubnetIds"],
-            "AppPort": str(self.spec.instance.port),
-        }, {**tags, "deployer:role": "service"}, self.report)
+        network = ensure_stack(
+            self.cfn,
+            self.names.network_stack,
+            templates["network"],
+            {
+                "AzCount": str(self.spec.azs),
+                "BuilderSshCidr": ssh.allowed_cidr if ssh else "",
+            },
+            {**tags, "deployer:role": "network"},
+            self.report,
+        )
+        service = ensure_stack(
+            self.cfn,
+            self.names.service_stack,
+            templates["service"],
+            {
+                "VpcId": network.outputs["VpcId"],
+                "SubnetIds": network.outputs["SubnetIds"],
+                "AppPort": str(self.spec.instance.port),
+            },
+            {**tags, "deployer:role": "service"},
+            self.report,
+        )
         return Infra.from_outputs(network.outputs, service.outputs)
 
     def _existing_infra(self) -> Infra | None:
@@ -241,8 +295,15 @@ class Engine:
         return Infra.from_outputs(network.outputs, service.outputs)
 
     def _ensure_fleet(
-        self, name: str, existing: Fleet | None, version: Version, digest: str, image_id: str,
-        capacity: int, infra: Infra, release_id: str,
+        self,
+        name: str,
+        existing: Fleet | None,
+        version: Version,
+        digest: str,
+        image_id: str,
+        capacity: int,
+        infra: Infra,
+        release_id: str,
     ) -> Fleet:
         if existing is not None and existing.image_id == image_id:
             self.report(f"fleet: {name} already exists (an earlier run made it); reusing it")
@@ -271,12 +332,22 @@ class Engine:
             "Version": version.text,
             "Digest": digest,
         }
-        tags = {**self._tags(), "deployer:role": "fleet", "deployer:version": version.text,
-                "deployer:digest": digest, "deployer:image": image_id,
-                "deployer:release-id": release_id}
+        tags = {
+            **self._tags(),
+            "deployer:role": "fleet",
+            "deployer:version": version.text,
+            "deployer:digest": digest,
+            "deployer:image": image_id,
+            "deployer:release-id": release_id,
+        }
         self.report(f"fleet: creating {name} ({capacity} x {self.spec.instance.type}, {image_id})")
-        self.cfn.create(name, Templates.load(self.templates_dir)["fleet"], parameters, tags,
-                        token=f"{name}-{release_id}"[:128])
+        self.cfn.create(
+            name,
+            Templates.load(self.templates_dir)["fleet"],
+            parameters,
+            tags,
+            token=f"{name}-{release_id}"[:128],
+        )
         try:
             stack = self.cfn.wait_for(name, "CREATE_COMPLETE", STACK_DEADLINE_S)
         except StackFailed as exc:
@@ -287,15 +358,17 @@ class Engine:
         deadline = self.spec.health_check.deadline_seconds
 
         def check() -> Poll[None]:
-            verdict = assess_target_health(self.elb.target_health(green.target_group_arn),
-                                           expected, deadline_passed=False)
+            verdict = assess_target_health(
+                self.elb.target_health(green.target_group_arn), expected, deadline_passed=False
+            )
             return Poll(verdict.verdict is Verdict.PASS, verdict.observation)
 
         try:
             self.poller.until(f"{green.version} targets to be healthy", check, deadline)
         except PollTimeout as exc:
-            raise GateFailed("target-health", f"{exc.last_status} after {deadline}s",
-                             "before switch") from None
+            raise GateFailed(
+                "target-health", f"{exc.last_status} after {deadline}s", "before switch"
+            ) from None
         self.report(f"gate: all {expected} {green.version} targets are healthy")
 
     def _fail_before_switch(
@@ -315,17 +388,22 @@ class Engine:
                 cleanup = f"; deleting {green.stack_name} failed: {cleanup_exc}"
         self._journal(record.finished(Outcome.FAILED, self._stamp(), reason + cleanup))
         if cleanup:
-            raise NeedsHuman(f"{reason}{cleanup}. Traffic is unchanged; delete the stack by hand "
-                             "or rerun the release.") from exc
+            raise NeedsHuman(
+                f"{reason}{cleanup}. Traffic is unchanged; delete the stack by hand "
+                "or rerun the release."
+            ) from exc
 
     def _set_weights(self, infra: Infra, weights: dict[str, int], record: ReleaseRecord) -> None:
         try:
             self.elb.set_weights(infra.listener_arn, weights)
         except (ClientError, BotoCoreError) as exc:
-            self._journal(record.finished(Outcome.FAILED, self._stamp(),
-                                          f"listener change failed: {exc}"))
-            raise NeedsHuman(f"the listener change failed: {exc}. Run `deployer status` to see "
-                             "where traffic goes.") from None
+            self._journal(
+                record.finished(Outcome.FAILED, self._stamp(), f"listener change failed: {exc}")
+            )
+            raise NeedsHuman(
+                f"the listener change failed: {exc}. Run `deployer status` to see "
+                "where traffic goes."
+            ) from None
 
     def _retire(self, live: LiveState, keep: list[str]) -> str:
         """Delete every fleet except `keep`. Returns what failed, or ''."""
@@ -359,17 +437,28 @@ class Engine:
         target = choose_rollback_target(live, history, to_version)
         assert infra is not None  # a warm target implies the service stack exists
         current = live.live_fleet
-        healthy = [t for t in self.elb.target_health(target.target_group_arn)
-                   if t.state is TargetState.HEALTHY]
+        healthy = [
+            t
+            for t in self.elb.target_health(target.target_group_arn)
+            if t.state is TargetState.HEALTHY
+        ]
         if not healthy:
-            raise NeedsHuman(f"{target.version} ({target.stack_name}) has no healthy targets; "
-                             "traffic stays where it is. Release a version instead.")
+            raise NeedsHuman(
+                f"{target.version} ({target.stack_name}) has no healthy targets; "
+                "traffic stays where it is. Release a version instead."
+            )
         record = ReleaseRecord(
-            release_id=self._new_id(), kind=Kind.ROLLBACK, version=target.version,
-            started_at=self._stamp(), actor=self.actor, digest=target.digest,
-            images={self.runtime.aws.region: target.image_id}, fleet_stack=target.stack_name,
+            release_id=self._new_id(),
+            kind=Kind.ROLLBACK,
+            version=target.version,
+            started_at=self._stamp(),
+            actor=self.actor,
+            digest=target.digest,
+            images={self.runtime.aws.region: target.image_id},
+            fleet_stack=target.stack_name,
             target_group_arn=target.target_group_arn,
-            previous_fleet=current.stack_name if current else "", phase=Phase.SWITCH,
+            previous_fleet=current.stack_name if current else "",
+            phase=Phase.SWITCH,
         )
         self.journal.ensure_table()
         self._journal(record)
@@ -378,9 +467,9 @@ class Engine:
         started = time.monotonic()
         self._set_weights(infra, weights, record)
         self.phase_seconds["switch"] = time.monotonic() - started
-        done = record.finished(Outcome.SUCCEEDED, self._stamp(),
-                               f"from {current.version if current else 'nothing'}").at(
-            Phase.DONE, weights=weights)
+        done = record.finished(
+            Outcome.SUCCEEDED, self._stamp(), f"from {current.version if current else 'nothing'}"
+        ).at(Phase.DONE, weights=weights)
         self._journal(done)
         self.report(f"rollback: traffic is on {target.version} ({target.stack_name})")
         return done
@@ -416,9 +505,13 @@ class Engine:
         history = self.journal.history(limit=20)
         last = history[0] if history else None
         result: dict[str, Any] = {
-            "app": self.names.app, "environment": self.names.environment,
-            "target": self.runtime.description, "live_version": None, "url": None,
-            "fleets": [], "last": _record_json(last) if last else None,
+            "app": self.names.app,
+            "environment": self.names.environment,
+            "target": self.runtime.description,
+            "live_version": None,
+            "url": None,
+            "fleets": [],
+            "last": _record_json(last) if last else None,
         }
         if infra is None:
             return result
@@ -427,15 +520,23 @@ class Engine:
         result["live_version"] = current.version if current else None
         result["url"] = self.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
         for fleet in sorted(live.fleets, key=lambda f: -f.weight):
-            health = self.elb.target_health(fleet.target_group_arn) if fleet.target_group_arn else []
-            result["fleets"].append({
-                "version": fleet.version, "stack": fleet.stack_name, "weight": fleet.weight,
-                "desired": fleet.desired, "image": fleet.image_id, "status": fleet.stack_status,
-                "healthy": sum(1 for t in health if t.state is TargetState.HEALTHY),
-                "role": "live" if fleet is current or (current and fleet.stack_name ==
-                                                       current.stack_name)
-                else ("warm" if fleet.stack_status in WARM_STACK_STATES else "other"),
-            })
+            health = (
+                self.elb.target_health(fleet.target_group_arn) if fleet.target_group_arn else []
+            )
+            result["fleets"].append(
+                {
+                    "version": fleet.version,
+                    "stack": fleet.stack_name,
+                    "weight": fleet.weight,
+                    "desired": fleet.desired,
+                    "image": fleet.image_id,
+                    "status": fleet.stack_status,
+                    "healthy": sum(1 for t in health if t.state is TargetState.HEALTHY),
+                    "role": "live"
+                    if fleet is current or (current and fleet.stack_name == current.stack_name)
+                    else ("warm" if fleet.stack_status in WARM_STACK_STATES else "other"),
+                }
+            )
         return result
 
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -467,10 +568,17 @@ class Engine:
 
 def _record_json(record: ReleaseRecord) -> dict[str, Any]:
     return {
-        "release_id": record.release_id, "kind": record.kind.value, "version": record.version,
-        "outcome": record.outcome.value, "phase": record.phase.value,
-        "started_at": record.started_at, "finished_at": record.finished_at,
-        "actor": str(record.actor), "digest": record.digest, "images": dict(record.images),
-        "fleet_stack": record.fleet_stack, "previous_fleet": record.previous_fleet,
+        "release_id": record.release_id,
+        "kind": record.kind.value,
+        "version": record.version,
+        "outcome": record.outcome.value,
+        "phase": record.phase.value,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "actor": str(record.actor),
+        "digest": record.digest,
+        "images": dict(record.images),
+        "fleet_stack": record.fleet_stack,
+        "previous_fleet": record.previous_fleet,
         "reason": record.reason,
     }

@@ -1,12 +1,12 @@
 """One exception tree; each kind knows its exit code.
 
-    DeployerError                      (exit 1 unless a subclass says otherwise)
-    ├── ReleaseFailed          1       a gate, the bake or a fleet failed; traffic is on the previous fleet
-    │   └── GateFailed         1       names the gate, the observation and the step
-    ├── BadInput               2       config, version, template, playbook, CLI argument; nothing changed
-    ├── LockHeld               3       another release holds the lock
-    ├── NeedsHuman             4       a rollback or cleanup step failed; the journal says what to do
-    └── Unreachable            5       AWS, credentials or the endpoint failed before any change
+    DeployerError               (exit 1 unless a subclass says otherwise)
+    ├── ReleaseFailed       1   a gate, the bake or a fleet failed; traffic is on the previous fleet
+    │   └── GateFailed      1   names the gate, the observation and the step
+    ├── BadInput            2   config, version, template, playbook, argument; nothing changed
+    ├── LockHeld            3   another release holds the lock
+    ├── NeedsHuman          4   a rollback or cleanup step failed; the journal says what to do
+    └── Unreachable         5   AWS, credentials or the endpoint failed before any change
 
 Library errors (botocore, ansible-runner, pydantic) are mapped to these at the boundary
 (`deployer.aws.session`, `deployer.bake.runner`, `deployer.config`), never deeper.

@@ -13,7 +13,9 @@ from deployer.errors import BadInput
 
 TEMPLATE_NAMES = ("network", "service", "fleet")
 STACK_DEADLINE_S = 1800
-UNRECOVERABLE = frozenset({"ROLLBACK_COMPLETE", "CREATE_FAILED", "ROLLBACK_FAILED", "DELETE_FAILED"})
+UNRECOVERABLE = frozenset(
+    {"ROLLBACK_COMPLETE", "CREATE_FAILED", "ROLLBACK_FAILED", "DELETE_FAILED"}
+)
 
 
 @dataclass(frozen=True)

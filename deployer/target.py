@@ -27,7 +27,10 @@ class Runtime:
 
 
 def open_target(
-    loaded: LoadedConfig, workdir: Path, poller: Poller, report: Callable[[str], None],
+    loaded: LoadedConfig,
+    workdir: Path,
+    poller: Poller,
+    report: Callable[[str], None],
     start_sandbox: bool = True,
 ) -> Runtime:
     target = loaded.spec.target
@@ -43,8 +46,12 @@ def _aws(loaded: LoadedConfig, target: AwsTarget, poller: Poller) -> Runtime:
 
     def access_for(instance: dict[str, Any]) -> BuilderAccess:
         address = instance.get("PublicIpAddress") or instance.get("PrivateIpAddress", "")
-        access = BuilderAccess(host=address, connection="ssh", user=ssh.user,
-                               private_key_file=str(loaded.resolve(ssh.private_key_file)))
+        access = BuilderAccess(
+            host=address,
+            connection="ssh",
+            user=ssh.user,
+            private_key_file=str(loaded.resolve(ssh.private_key_file)),
+        )
         wait_for_ssh(access, poller)
         return access
 
@@ -53,13 +60,12 @@ def _aws(loaded: LoadedConfig, target: AwsTarget, poller: Poller) -> Runtime:
         aws=aws,
         url_for=lambda dns, port: f"http://{dns}/" if port == 80 else f"http://{dns}:{port}/",
         access_for=access_for,
-        description=f"aws {target.region}" + (f" (profile {target.profile})" if target.profile else ""),
+        description=f"aws {target.region}"
+        + (f" (profile {target.profile})" if target.profile else ""),
     )
 
 
-def _sandbox(
-    workdir: Path, poller: Poller, report: Callable[[str], None], start: bool
-) -> Runtime:
+def _sandbox(workdir: Path, poller: Poller, report: Callable[[str], None], start: bool) -> Runtime:
     from deployer.sandbox import control  # only the sandbox target needs moto installed
     from deployer.sandbox.layout import CREDENTIALS, Layout
 
@@ -92,5 +98,10 @@ def _sandbox(
         host = poller.until(f"sandbox host {instance_id}", check, 30)
         return BuilderAccess(host=instance_id, connection="local", root=host["root"], sandbox=True)
 
-    return Runtime(kind="sandbox", aws=aws, url_for=url_for, access_for=access_for,
-                   description=f"sandbox at {state.endpoint}")
+    return Runtime(
+        kind="sandbox",
+        aws=aws,
+        url_for=url_for,
+        access_for=access_for,
+        description=f"sandbox at {state.endpoint}",
+    )

@@ -44,7 +44,8 @@ def moto_endpoint():
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
@@ -72,8 +73,9 @@ def copy_project(workdir: Path) -> None:
     """What a user's repository holds: deployer.yaml, the app, templates and playbooks."""
     for name in ("cloudformation", "playbooks"):
         shutil.copytree(REPO / name, workdir / name)
-    shutil.copytree(REPO / "examples" / "hello", workdir / "app", ignore=shutil.ignore_patterns(
-        "__pycache__"))
+    shutil.copytree(
+        REPO / "examples" / "hello", workdir / "app", ignore=shutil.ignore_patterns("__pycache__")
+    )
 
 
 @pytest.fixture(scope="module")

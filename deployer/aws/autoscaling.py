@@ -26,7 +26,9 @@ class AutoScaling:
         if not groups:
             return None
         group = groups[0]
-        instances = [i for i in group.get("Instances", []) if i.get("LifecycleState") == "InService"]
+        instances = [
+            i for i in group.get("Instances", []) if i.get("LifecycleState") == "InService"
+        ]
         return GroupState(
             name=name,
             desired=int(group["DesiredCapacity"]),

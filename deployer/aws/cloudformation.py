@@ -53,7 +53,9 @@ class Stack:
             reason=raw.get("StackStatusReason", ""),
             outputs={o["OutputKey"]: o["OutputValue"] for o in raw.get("Outputs", [])},
             tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
-            parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])},
+            parameters={
+                p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])
+            },
         )
 
 
@@ -111,7 +113,10 @@ class CloudFormation:
         """Apply a change; False when AWS says there is nothing to update."""
         try:
             self._cfn.update_stack(
-                StackName=name, TemplateBody=template, Parameters=_params(parameters), Tags=_tags(tags)
+                StackName=name,
+                TemplateBody=template,
+                Parameters=_params(parameters),
+                Tags=_tags(tags),
             )
         except ClientError as exc:
             if "No updates are to be performed" in str(exc):
@@ -123,12 +128,14 @@ class CloudFormation:
         self._cfn.delete_stack(StackName=name)
 
     def wait_for(self, name: str, goal: str, deadline_s: float) -> Stack:
-        """Wait until the stack reaches `goal` (e.g. CREATE_COMPLETE); raise StackFailed on failure."""
+        """Wait until the stack reaches `goal`; raise StackFailed if it fails instead."""
 
         def check() -> Poll[Stack]:
             stack = self.describe(name)
             if stack is None:
-                raise StackFailed(name, "GONE", "the stack disappeared (creation failed and was deleted)")
+                raise StackFailed(
+                    name, "GONE", "the stack disappeared (creation failed and was deleted)"
+                )
             if stack.status == goal:
                 return Poll(True, stack.status, stack)
             if stack.status in FAILED_STATES:
@@ -145,11 +152,16 @@ class CloudFormation:
             if stack is None or stack.status == "DELETE_COMPLETE":
                 return Poll(True, "DELETE_COMPLETE")
             if stack.status == "DELETE_FAILED":
-                raise StackFailed(stack.name, stack.status, self.failure_reason(stack_id) or stack.reason)
+                raise StackFailed(
+                    stack.name, stack.status, self.failure_reason(stack_id) or stack.reason
+                )
             return Poll(False, stack.status)
 
-        self._poller.until(f"stack {stack_id.split('/')[-2] if '/' in stack_id else stack_id} "
-                           "to be deleted", check, deadline_s)
+        self._poller.until(
+            f"stack {stack_id.split('/')[-2] if '/' in stack_id else stack_id} to be deleted",
+            check,
+            deadline_s,
+        )
 
     def failure_reason(self, name: str) -> str:
         """The first failed resource's reason, which is what a human needs to read."""

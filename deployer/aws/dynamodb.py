@@ -90,7 +90,10 @@ class Journal:
             response = self._ddb.query(
                 TableName=self.table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues={":pk": {"S": self.scope}, ":prefix": {"S": RECORD_PREFIX}},
+                ExpressionAttributeValues={
+                    ":pk": {"S": self.scope},
+                    ":prefix": {"S": RECORD_PREFIX},
+                },
                 ScanIndexForward=False,
                 Limit=limit,
             )

@@ -53,7 +53,9 @@ class Elbv2:
 
     def set_weights(self, listener_arn: str, weights: Mapping[str, int]) -> None:
         """The traffic switch: one ModifyListener call, atomic on the ALB."""
-        self._elb.modify_listener(ListenerArn=listener_arn, DefaultActions=[forward_action(weights)])
+        self._elb.modify_listener(
+            ListenerArn=listener_arn, DefaultActions=[forward_action(weights)]
+        )
 
     def target_health(self, target_group_arn: str) -> list[TargetHealth]:
         described = self._elb.describe_target_health(TargetGroupArn=target_group_arn)

@@ -26,7 +26,9 @@ class Poll(Generic[T]):
 
 class PollTimeout(Exception):
     def __init__(self, what: str, waited: float, last_status: str) -> None:
-        super().__init__(f"gave up waiting for {what} after {waited:.0f}s; last seen: {last_status}")
+        super().__init__(
+            f"gave up waiting for {what} after {waited:.0f}s; last seen: {last_status}"
+        )
         self.what = what
         self.last_status = last_status
 

@@ -49,9 +49,7 @@ class S3:
             raise
 
     def upload(self, path: Path, bucket: str, key: str, digest: str) -> None:
-        self._s3.upload_file(
-            str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": digest}}
-        )
+        self._s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": digest}})
 
     def download(self, bucket: str, key: str, path: Path) -> None:
         self._s3.download_file(bucket, key, str(path))

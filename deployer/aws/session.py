@@ -92,8 +92,14 @@ def unreachable_as_error(doing: str) -> Iterator[None]:
         raise Unreachable(f"cannot {doing}: {exc}") from None
     except ClientError as exc:
         code = error_code(exc)
-        if code in {"InvalidClientTokenId", "ExpiredToken", "AccessDenied", "UnrecognizedClientException",
-                    "SignatureDoesNotMatch", "AuthFailure"}:
+        if code in {
+            "InvalidClientTokenId",
+            "ExpiredToken",
+            "AccessDenied",
+            "UnrecognizedClientException",
+            "SignatureDoesNotMatch",
+            "AuthFailure",
+        }:
             raise Unreachable(f"cannot {doing}: {code}: {exc}") from None
         raise
     except BotoCoreError as exc:

@@ -61,11 +61,15 @@ def package_directory(source: Path, cache: Path, label: str) -> Artifact:
     if not source.is_dir():
         raise BadInput(f"artifact.source: {source} is not a directory")
     if not entry.is_file() or not os.access(entry, os.X_OK):
-        raise BadInput(f"artifact.source: {entry} is missing or not executable (the app contract "
-                       "needs an executable `run` that serves HTTP on $PORT)")
+        raise BadInput(
+            f"artifact.source: {entry} is missing or not executable (the app contract "
+            "needs an executable `run` that serves HTTP on $PORT)"
+        )
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, \
-            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for path in sorted(source.rglob("*")):
             relative = path.relative_to(source)
             if any(part in ("__pycache__", ".git") for part in relative.parts):
@@ -89,7 +93,8 @@ def check_tarball(path: Path, label: str) -> None:
         with tarfile.open(path, mode="r:*") as tar:
             member = tar.getmember(ENTRYPOINT)
     except (tarfile.TarError, KeyError):
-        raise BadInput(f"artifact.source: {label} is not a tarball with `{ENTRYPOINT}` at its top") \
-            from None
+        raise BadInput(
+            f"artifact.source: {label} is not a tarball with `{ENTRYPOINT}` at its top"
+        ) from None
     if not member.mode & 0o111:
         raise BadInput(f"artifact.source: {label}: `{ENTRYPOINT}` is not executable")

@@ -84,8 +84,10 @@ class Baker:
         existing = self._ec2.find_image(request.image_tags)
         if existing is not None:
             self._ec2.wait_image(existing["ImageId"], self._deadline_s)
-            self._report(f"bake: reusing image {existing['ImageId']} for {request.version} "
-                         f"({request.artifact.digest[:12]})")
+            self._report(
+                f"bake: reusing image {existing['ImageId']} for {request.version} "
+                f"({request.artifact.digest[:12]})"
+            )
             return BakedImage(existing["ImageId"], reused=True)
         key = request.names.artifact_key(request.version, request.artifact.digest)
         self._s3.ensure_bucket(request.bucket)
@@ -94,7 +96,9 @@ class Baker:
         base = self._ssm.resolve_image(request.base_ami)
         leftovers = [i["InstanceId"] for i in self._ec2.find_instances(request.builder_tags)]
         if leftovers:
-            self._report(f"bake: terminating builders left by an earlier run: {', '.join(leftovers)}")
+            self._report(
+                f"bake: terminating builders left by an earlier run: {', '.join(leftovers)}"
+            )
             self._ec2.terminate(leftovers)
         builder = self._ec2.run_builder(
             image_id=base,
@@ -102,15 +106,18 @@ class Baker:
             subnet_id=request.subnet_id,
             security_group_ids=[request.security_group_id],
             key_name=request.key_name,
-            tags={**request.builder_tags, "Name": f"deployer-builder-{request.names.app}",
-                  "deployer:release-id": request.release_id},
+            tags={
+                **request.builder_tags,
+                "Name": f"deployer-builder-{request.names.app}",
+                "deployer:release-id": request.release_id,
+            },
             token=f"bake-{request.release_id}"[:64],
         )
         self._report(f"bake: builder {builder} from {base}")
         try:
             return BakedImage(self._build(builder, request, key), reused=False)
         finally:
-            # Always, also on failure and Ctrl-C: a forgotten builder costs money and blocks nothing.
+            # Always, also on failure and Ctrl-C: a forgotten builder costs money.
             self._ec2.terminate([builder])
             self._report(f"bake: builder {builder} terminated")
 

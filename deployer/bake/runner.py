@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +34,37 @@ class BuilderAccess:
     port: int = 22
     private_key_file: str = ""
     sandbox: bool = False
-    ssh_options: tuple[str, ...] = field(default_factory=tuple)
+    python: str = "/usr/bin/python3"  # explicit: interpreter discovery guesses wrong on some hosts
 
     def inventory(self) -> str:
         values = {"ansible_connection": self.connection}
         if self.connection == "local":
             values["ansible_python_interpreter"] = sys.executable
         else:
-            values.update(ansible_host=self.host, ansible_port=str(self.port), ansible_user=self.user)
+            values.update(
+                ansible_host=self.host,
+                ansible_port=str(self.port),
+                ansible_user=self.user,
+                ansible_python_interpreter=self.python,
+            )
             if self.private_key_file:
                 values["ansible_ssh_private_key_file"] = self.private_key_file
         line = " ".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
         return f"[builder]\nbuilder {line}\n"
+
+
+def failure_message(result: dict[str, Any]) -> str:
+    """What a failed task said; for a loop, what its failed items said."""
+    items = [
+        r
+        for r in result.get("results", [])
+        if isinstance(r, dict) and (r.get("failed") or r.get("unreachable"))
+    ]
+    if items:
+        return "; ".join(failure_message(item) for item in items)
+    message = str(result.get("msg") or result.get("stderr") or "failed")
+    detail = str(result.get("module_stderr", "")).strip().splitlines()
+    return f"{message} ({detail[0]})" if detail else message
 
 
 def _environment(workdir: Path) -> dict[str, str]:
@@ -61,7 +80,7 @@ def _environment(workdir: Path) -> dict[str, str]:
         # A builder is new each time: accept its key once, in a file private to this bake,
         # and never reuse a multiplexed connection after the run.
         "ANSIBLE_SSH_ARGS": f"-o ControlMaster=no -o UserKnownHostsFile={known_hosts} "
-                            "-o StrictHostKeyChecking=accept-new",
+        "-o StrictHostKeyChecking=accept-new",
     }
 
 
@@ -79,9 +98,10 @@ def run_playbook(
         kind = event.get("event", "")
         if kind == "playbook_on_task_start":
             report(f"bake: {data.get('task', '').strip()}")
-        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
-            result = data.get("res", {})
-            message = result.get("msg") or result.get("stderr") or "failed"
+        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get(
+            "ignore_errors"
+        ):
+            message = failure_message(data.get("res", {}))
             failures.append(f"task '{data.get('task', '?')}': {str(message).strip()[:500]}")
         return True
 
@@ -93,8 +113,11 @@ def run_playbook(
             private_data_dir=workdir,
             playbook=str(playbook.resolve()),
             inventory=access.inventory(),
-            extravars={**extravars, "deployer_root": access.root,
-                       "deployer_sandbox": access.sandbox},
+            extravars={
+                **extravars,
+                "deployer_root": access.root,
+                "deployer_sandbox": access.sandbox,
+            },
             envvars=_environment(Path(workdir)),
             event_handler=on_event,
             quiet=True,
@@ -110,14 +133,24 @@ def run_playbook(
 
 
 def syntax_check(playbook: Path) -> None:
-    """`ansible-playbook --syntax-check`: a broken playbook is bad input, found before any change."""
+    """`ansible-playbook --syntax-check`: a broken playbook is bad input, before any change."""
     if not playbook.is_file():
         raise BadInput(f"bake.playbook: {playbook} does not exist")
     binary = Path(sys.executable).parent / "ansible-playbook"
-    command = [str(binary) if binary.exists() else "ansible-playbook", "--syntax-check",
-               "-i", "builder,", str(playbook)]
-    done = subprocess.run(command, capture_output=True, text=True, env={
-        **os.environ, "ANSIBLE_NOCOLOR": "1"}, check=False)
+    command = [
+        str(binary) if binary.exists() else "ansible-playbook",
+        "--syntax-check",
+        "-i",
+        "builder,",
+        str(playbook),
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        check=False,
+    )
     if done.returncode != 0:
         reason = (done.stderr or done.stdout).strip().splitlines()
         shown = " ".join(line.strip() for line in reason[:6])

@@ -15,8 +15,11 @@ def connection_for(access: BuilderAccess, timeout_s: float = 10) -> Connection:
         user=access.user,
         port=access.port,
         connect_timeout=timeout_s,
-        connect_kwargs={"key_filename": access.private_key_file, "allow_agent": False,
-                        "look_for_keys": False},
+        connect_kwargs={
+            "key_filename": access.private_key_file,
+            "allow_agent": False,
+            "look_for_keys": False,
+        },
     )
 
 
@@ -34,5 +37,9 @@ def wait_for_ssh(access: BuilderAccess, poller: Poller, deadline_s: float = 300)
     poller.until(f"ssh on {access.host}:{access.port}", check, deadline_s)
     with connection_for(access) as connection:
         # Absent on images without cloud-init; `|| true` keeps those working.
-        connection.run("command -v cloud-init >/dev/null && cloud-init status --wait >/dev/null "
-                       "|| true", hide=True, in_stream=False, warn=True)
+        connection.run(
+            "command -v cloud-init >/dev/null && cloud-init status --wait >/dev/null || true",
+            hide=True,
+            in_stream=False,
+            warn=True,
+        )

@@ -38,9 +38,13 @@ def plan_release(
             reason=f"{version} ({digest[:12]}) is already live on {current.stack_name}",
         )
     # Size green like the live fleet, which may have been scaled since it was released.
-    capacity = current.desired if current is not None and current.desired > 0 else configured_desired
+    capacity = (
+        current.desired if current is not None and current.desired > 0 else configured_desired
+    )
     existing = live.fleet_by_stack(green_stack)
-    reuse = existing if existing is not None and existing.stack_status in WARM_STACK_STATES else None
+    reuse = (
+        existing if existing is not None and existing.stack_status in WARM_STACK_STATES else None
+    )
     return ReleasePlan(
         noop=False,
         green_stack=green_stack,
@@ -93,7 +97,9 @@ def choose_rollback_target(
             f"release it again with `deployer release {to_version}`"
         )
     released = [
-        r for r in history if r.kind is Kind.RELEASE and r.outcome is Outcome.SUCCEEDED and r.fleet_stack
+        r
+        for r in history
+        if r.kind is Kind.RELEASE and r.outcome is Outcome.SUCCEEDED and r.fleet_stack
     ]
     order = [r.fleet_stack for r in released]
     start = order.index(current.stack_name) + 1 if current and current.stack_name in order else 0

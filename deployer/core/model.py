@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     """Where a release is. Written to the journal before and after each step."""
 
     PREFLIGHT = "preflight"
@@ -20,19 +20,19 @@ class Phase(str, Enum):
     DONE = "done"
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     IN_PROGRESS = "in_progress"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     NOOP = "noop"
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     RELEASE = "release"
     ROLLBACK = "rollback"
 
 
-class TargetState(str, Enum):
+class TargetState(StrEnum):
     """ELBv2 target health states (TargetHealth.State)."""
 
     INITIAL = "initial"
@@ -85,7 +85,9 @@ class LiveState:
     weights: Mapping[str, int] = field(default_factory=dict)
 
     def with_weights(self) -> LiveState:
-        fleets = tuple(replace(f, weight=self.weights.get(f.target_group_arn, 0)) for f in self.fleets)
+        fleets = tuple(
+            replace(f, weight=self.weights.get(f.target_group_arn, 0)) for f in self.fleets
+        )
         return replace(self, fleets=fleets)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -29,10 +30,9 @@ class SandboxState:
 
 
 def _alive(pid: int) -> bool:
-    try:  # reap it if it is our own child (`sandbox up` in this process), or it lingers a zombie
+    # Reap it if it is our own child (`sandbox up` in this process), or it lingers a zombie.
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -71,16 +71,32 @@ def up(layout: Layout, deadline_s: float = 30.0) -> tuple[SandboxState, bool]:
     _clean(layout)
     layout.root.mkdir(parents=True, exist_ok=True)
     scale = os.environ.get(TIME_SCALE_ENV, "1.0")
-    command = [sys.executable, "-m", "deployer.sandbox.daemon", "--dir", str(layout.root),
-               "--port", str(_free_port()), "--time-scale", scale]
+    command = [
+        sys.executable,
+        "-m",
+        "deployer.sandbox.daemon",
+        "--dir",
+        str(layout.root),
+        "--port",
+        str(_free_port()),
+        "--time-scale",
+        scale,
+    ]
     with open(layout.log_file, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     stop_at = time.monotonic() + deadline_s
     while time.monotonic() < stop_at:
         if process.poll() is not None:
-            raise Unreachable(f"the sandbox exited with code {process.returncode}; "
-                              f"see {layout.log_file}:\n{_tail(layout.log_file)}")
+            raise Unreachable(
+                f"the sandbox exited with code {process.returncode}; "
+                f"see {layout.log_file}:\n{_tail(layout.log_file)}"
+            )
         state = status(layout)
         if state is not None:
             return state, True
@@ -109,10 +125,8 @@ def _clean(layout: Layout) -> None:
     """Kill app processes a killed daemon left behind, then remove all state but the log."""
     if layout.hosts.is_dir():
         for pid_file in layout.hosts.glob("*/app.pid"):
-            try:
+            with contextlib.suppress(ValueError, PermissionError):
                 stop_process_group(int(pid_file.read_text().strip()), grace_s=2)
-            except (ValueError, PermissionError):
-                pass
     for path in (layout.hosts, layout.images):
         shutil.rmtree(path, ignore_errors=True)
     for path in (layout.state_file, layout.fronts_file):

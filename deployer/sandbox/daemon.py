@@ -65,10 +65,23 @@ def serve(layout: Layout, port: int, time_scale: float) -> None:
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_serving(endpoint)
-    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint,
-                       config=Config(retries={"mode": "standard"}), **CREDENTIALS)
-    write_json(layout.state_file, {"pid": os.getpid(), "endpoint": endpoint, "region": REGION,
-                                   "time_scale": time_scale, "started_at": time.time()})
+    ec2 = boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        config=Config(retries={"mode": "standard"}),
+        **CREDENTIALS,
+    )
+    write_json(
+        layout.state_file,
+        {
+            "pid": os.getpid(),
+            "endpoint": endpoint,
+            "region": REGION,
+            "time_scale": time_scale,
+            "started_at": time.time(),
+        },
+    )
     log.info("sandbox serving on %s (time scale %s)", endpoint, time_scale)
     try:
         while not stop.is_set():
@@ -98,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     layout = Layout(root=Path(args.dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     serve(layout, args.port, args.time_scale)

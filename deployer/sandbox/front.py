@@ -81,10 +81,13 @@ class Fronts:
             self._servers.pop(key).shutdown()
             changed = True
         if changed:
-            write_json(self._layout.fronts_file, {
-                key: f"http://127.0.0.1:{server.server_address[1]}/"
-                for key, server in self._servers.items()
-            })
+            write_json(
+                self._layout.fronts_file,
+                {
+                    key: f"http://127.0.0.1:{server.server_address[1]}/"
+                    for key, server in self._servers.items()
+                },
+            )
 
     def _serve(self, listener: Any) -> ThreadingHTTPServer:
         front = self
@@ -98,8 +101,8 @@ class Fronts:
             def _forward(self) -> None:
                 routing = weighted_groups(listener.default_actions)
                 if isinstance(routing, dict):
-                    body = str(routing.get("MessageBody", "")).encode()
-                    self._reply(int(routing.get("StatusCode", 503)), body, {})
+                    message = str(routing.get("MessageBody", "")).encode()
+                    self._reply(int(routing.get("StatusCode", 503)), message, {})
                     return
                 chosen = choose_target(routing, front._health_of, front._rng)
                 endpoint = front._endpoint_of(chosen[1]) if chosen else None
@@ -114,8 +117,11 @@ class Fronts:
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     response = upstream.getresponse()
                     payload = response.read()
-                    passed = {k: v for k, v in response.getheaders()
-                              if k.lower() not in HOP_HEADERS | {"content-length"}}
+                    passed = {
+                        k: v
+                        for k, v in response.getheaders()
+                        if k.lower() not in HOP_HEADERS | {"content-length"}
+                    }
                     passed["X-Deployer-Target"] = chosen[1]
                     self._reply(response.status, payload, passed)
                 except OSError as exc:

@@ -6,6 +6,7 @@ A host boots from the content captured when its image was created (see patches.p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -109,8 +110,16 @@ class HostManager:
             host = self._start_app(host, root, read_env_file(env_file))
         with self._lock:
             self._hosts[instance_id] = host
-        write_json(host_dir / "host.json", {"instance_id": instance_id, "image_id": image_id,
-                                            "root": str(root), "ip": ip, "port": host.port})
+        write_json(
+            host_dir / "host.json",
+            {
+                "instance_id": instance_id,
+                "image_id": image_id,
+                "root": str(root),
+                "ip": ip,
+                "port": host.port,
+            },
+        )
         log.info("booted %s from %s on %s:%s", instance_id, image_id, ip, host.port)
 
     def _start_app(self, host: Host, root: Path, env_file: dict[str, str]) -> Host:
@@ -131,8 +140,13 @@ class HostManager:
         log_path = self.layout.host_dir(host.instance_id) / "app.log"
         with open(log_path, "ab") as out:
             process = subprocess.Popen(
-                [str(run)], cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                [str(run)],
+                cwd=app_dir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         (self.layout.host_dir(host.instance_id) / "app.pid").write_text(str(process.pid))
         return Host(host.instance_id, host.ip, port, process)
@@ -184,9 +198,7 @@ def stop_process_group(
         except ProcessLookupError:
             return
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     if child is not None:
         child.wait(timeout=5)

@@ -38,11 +38,24 @@ def check_internals() -> None:
     if image_params[:3] != ["self", "instance_id", "name"]:
         raise MotoInternalsChanged(f"AmiBackend.create_image{image_params}")
     status_params = list(inspect.signature(FakeHealthStatus.__init__).parameters)
-    if status_params != ["self", "instance_id", "port", "health_port", "status", "reason",
-                         "description"]:
+    if status_params != [
+        "self",
+        "instance_id",
+        "port",
+        "health_port",
+        "status",
+        "reason",
+        "description",
+    ]:
         raise MotoInternalsChanged(f"FakeHealthStatus{status_params}")
-    for attribute in ("targets", "health_check_path", "health_check_interval_seconds",
-                      "healthy_threshold_count", "unhealthy_threshold_count", "matcher"):
+    for attribute in (
+        "targets",
+        "health_check_path",
+        "health_check_interval_seconds",
+        "healthy_threshold_count",
+        "unhealthy_threshold_count",
+        "matcher",
+    ):
         if attribute not in FakeTargetGroup.__init__.__code__.co_names:
             raise MotoInternalsChanged(f"FakeTargetGroup.{attribute}")
 
@@ -56,14 +69,24 @@ def apply(health: HealthLookup, capture: ImageCapture) -> None:
             return moto_says
         observed = health(self.arn, target["Id"])
         if observed is None:
-            observed = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+            observed = (
+                "initial",
+                "Elb.RegistrationInProgress",
+                "Target registration is in progress",
+            )
         state, reason, description = observed
         return FakeHealthStatus(
-            moto_says.instance_id, moto_says.port, moto_says.health_check_port,
-            state, reason or None, description or None,
+            moto_says.instance_id,
+            moto_says.port,
+            moto_says.health_check_port,
+            state,
+            reason or None,
+            description or None,
         )
 
-    def create_image(self: AmiBackend, instance_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
+    def create_image(
+        self: AmiBackend, instance_id: str, name: str, *args: Any, **kwargs: Any
+    ) -> Any:
         ami = _ORIGINAL_CREATE_IMAGE(self, instance_id, name, *args, **kwargs)
         capture(instance_id, ami.id)
         return ami

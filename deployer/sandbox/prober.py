@@ -85,7 +85,11 @@ def probe(endpoint: tuple[str, int] | None, check: Check) -> tuple[bool, str, st
         connection.close()
     if status_matches(status, check.matcher):
         return True, "", ""
-    return False, "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{status}]"
+    return (
+        False,
+        "Target.ResponseCodeMismatch",
+        f"Health checks failed with these codes: [{status}]",
+    )
 
 
 class Prober:

@@ -41,8 +41,14 @@ class Cli:
 
     def __call__(self, *args: str, config: str = "deployer.yaml") -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "deployer", "-c", config, *args], cwd=self.workdir,
-            env=self.env, capture_output=True, text=True, timeout=600, check=False)
+            [sys.executable, "-m", "deployer", "-c", config, *args],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
 
     def json(self, *args: str, config: str = "deployer.yaml"):
         done = self(*args, "--output", "json", config=config)
@@ -104,8 +110,11 @@ def test_release_reject_and_rollback_cycle(project):
 
     history = project.json("history")["releases"]
     assert [(r["kind"], r["version"], r["outcome"]) for r in history] == [
-        ("rollback", "v1", "succeeded"), ("release", "v3", "failed"),
-        ("release", "v2", "succeeded"), ("release", "v1", "succeeded")]
+        ("rollback", "v1", "succeeded"),
+        ("release", "v3", "failed"),
+        ("release", "v2", "succeeded"),
+        ("release", "v1", "succeeded"),
+    ]
 
 
 def test_releasing_the_live_version_again_reuses_everything(project):

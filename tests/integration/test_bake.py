@@ -30,27 +30,46 @@ def baker_parts(sandbox, sandbox_aws):
     lines = []
     baker = Baker(ec2, Ssm(sandbox_aws), S3(sandbox_aws), runtime.access_for, lines.append)
     vpc = sandbox_aws.client("ec2").create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
-    subnet = sandbox_aws.client("ec2").create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24")[
-        "Subnet"]["SubnetId"]
+    subnet = sandbox_aws.client("ec2").create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24")["Subnet"][
+        "SubnetId"
+    ]
     group = sandbox_aws.client("ec2").create_security_group(
-        GroupName="builders", Description="builders", VpcId=vpc)["GroupId"]
+        GroupName="builders", Description="builders", VpcId=vpc
+    )["GroupId"]
     return layout, baker, ec2, lines, (subnet, group), sandbox_aws
 
 
-def request_for(tmp_path, network, version="v1", playbook=REPO / "playbooks" / "bake.yml",
-                app=REPO / "examples" / "hello"):
+def request_for(
+    tmp_path,
+    network,
+    version="v1",
+    playbook=REPO / "playbooks" / "bake.yml",
+    app=REPO / "examples" / "hello",
+):
     artifact = package_directory(app, tmp_path / "cache", str(app))
     return BakeRequest(
-        names=Names("hello", "test"), version=Version.parse(version), artifact=artifact,
-        bucket="deployer-artifacts-test", playbook=playbook, base_ami=BASE,
-        instance_type="t3.small", subnet_id=network[0], security_group_id=network[1],
-        key_name=None, app_port=8080, release_id=f"r-{version}-{tmp_path.name[-6:]}")
+        names=Names("hello", "test"),
+        version=Version.parse(version),
+        artifact=artifact,
+        bucket="deployer-artifacts-test",
+        playbook=playbook,
+        base_ami=BASE,
+        instance_type="t3.small",
+        subnet_id=network[0],
+        security_group_id=network[1],
+        key_name=None,
+        app_port=8080,
+        release_id=f"r-{version}-{tmp_path.name[-6:]}",
+    )
 
 
 def running_builders(aws):
-    described = aws.client("ec2").describe_instances(Filters=[
-        {"Name": "tag:deployer:role", "Values": ["builder"]},
-        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    described = aws.client("ec2").describe_instances(
+        Filters=[
+            {"Name": "tag:deployer:role", "Values": ["builder"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )
     return [i for r in described["Reservations"] for i in r["Instances"]]
 
 
@@ -64,8 +83,10 @@ def test_a_bake_installs_the_app_into_the_image_and_a_second_bake_reuses_it(tmp_
     assert "VERSION=v1" in (image_root / "etc/deployer/app.env").read_text()
     assert (image_root / "etc/systemd/system/hello.service").is_file()
     assert not (image_root / "opt/app/.artifacts").exists()
-    tags = {t["Key"]: t["Value"] for t in aws.client("ec2").describe_images(
-        ImageIds=[baked.image_id])["Images"][0]["Tags"]}
+    tags = {
+        t["Key"]: t["Value"]
+        for t in aws.client("ec2").describe_images(ImageIds=[baked.image_id])["Images"][0]["Tags"]
+    }
     assert tags["deployer:digest"] == request.artifact.digest
     assert tags["deployer:version"] == "v1"
     assert running_builders(aws) == []
@@ -80,8 +101,10 @@ def test_a_failing_playbook_is_a_bake_failure_and_the_builder_is_terminated(tmp_
     playbooks = tmp_path / "playbooks"
     shutil.copytree(REPO / "playbooks", playbooks)
     tasks = playbooks / "roles/app/tasks/main.yml"
-    tasks.write_text(tasks.read_text() + "\n- name: Break the bake\n  ansible.builtin.command: "
-                     "/bin/false\n  changed_when: false\n")
+    tasks.write_text(
+        tasks.read_text() + "\n- name: Break the bake\n  ansible.builtin.command: "
+        "/bin/false\n  changed_when: false\n"
+    )
     with pytest.raises(BakeFailed, match="task 'Break the bake'") as caught:
         baker.bake_or_reuse(request_for(tmp_path, subnet, "v-fail", playbooks / "bake.yml"))
     assert caught.value.exit_code == 1
@@ -99,8 +122,9 @@ def test_an_app_without_run_fails_the_contract_check_on_the_builder(tmp_path, ba
     (broken / "x").write_text("x")
     with tarfile.open(request.artifact.path, "w:gz") as tar:
         tar.add(broken / "x", arcname="x")
-    request = replace(request, artifact=replace(request.artifact,
-                                                digest=sha256_of(request.artifact.path)))
+    request = replace(
+        request, artifact=replace(request.artifact, digest=sha256_of(request.artifact.path))
+    )
     with pytest.raises(BakeFailed, match="no executable `run`"):
         baker.bake_or_reuse(request)
     assert running_builders(aws) == []
@@ -121,8 +145,15 @@ def test_ctrl_c_during_the_bake_still_terminates_the_builder(tmp_path, baker_par
 def test_a_builder_left_by_a_killed_run_is_terminated_first(tmp_path, baker_parts):
     _, baker, ec2, lines, subnet, aws = baker_parts
     request = request_for(tmp_path, subnet, "v-left")
-    leftover = ec2.run_builder("ami-03c3da4cfa8e8943a", "t3.small", subnet[0], [subnet[1]], None,
-                               request.builder_tags, token="killed-run")
+    leftover = ec2.run_builder(
+        "ami-03c3da4cfa8e8943a",
+        "t3.small",
+        subnet[0],
+        [subnet[1]],
+        None,
+        request.builder_tags,
+        token="killed-run",
+    )
     baker.bake_or_reuse(request)
     assert any(leftover in line and "left by an earlier run" in line for line in lines)
     assert running_builders(aws) == []

@@ -9,10 +9,17 @@ pytestmark = pytest.mark.integration
 
 
 def record(release_id, version, outcome=Outcome.SUCCEEDED):
-    return ReleaseRecord(release_id=release_id, kind=Kind.RELEASE, version=version,
-                         started_at="2026-11-26T10:00:00Z", actor=Actor("ci", "runner", "job-7"),
-                         outcome=outcome, phase=Phase.DONE, images={"us-east-1": "ami-1"},
-                         weights={"tg/a": 100})
+    return ReleaseRecord(
+        release_id=release_id,
+        kind=Kind.RELEASE,
+        version=version,
+        started_at="2026-11-26T10:00:00Z",
+        actor=Actor("ci", "runner", "job-7"),
+        outcome=outcome,
+        phase=Phase.DONE,
+        images={"us-east-1": "ami-1"},
+        weights={"tg/a": 100},
+    )
 
 
 def test_the_table_is_created_once_and_history_is_newest_first(aws, fast_poller):

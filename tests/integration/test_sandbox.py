@@ -25,16 +25,24 @@ def test_the_moto_internals_we_patch_are_still_there():
 
 
 def wait_host(layout, instance_id):
-    return POLL.until(f"host {instance_id}", lambda: Poll(
-        control.host_of(layout, instance_id) is not None, "booting",
-        control.host_of(layout, instance_id)), 10)
+    return POLL.until(
+        f"host {instance_id}",
+        lambda: Poll(
+            control.host_of(layout, instance_id) is not None,
+            "booting",
+            control.host_of(layout, instance_id),
+        ),
+        10,
+    )
 
 
 def bake_by_hand(aws, layout, version, broken=False):
     """What the bake does, without Ansible: install the app on a builder, then image it."""
     ec2 = aws.client("ec2")
     builder = ec2.run_instances(ImageId=BASE_AMI, MinCount=1, MaxCount=1)["Instances"][0]
-    root = control.host_of(layout, builder["InstanceId"]) or wait_host(layout, builder["InstanceId"])
+    root = control.host_of(layout, builder["InstanceId"]) or wait_host(
+        layout, builder["InstanceId"]
+    )
     app = f"{root['root']}/opt/app/current"
     shutil.copytree(REPO / "examples" / "hello", app)
     if broken:
@@ -51,11 +59,22 @@ def bake_by_hand(aws, layout, version, broken=False):
 def fleet_behind_target_group(aws, image, vpc, subnet, count=2):
     ec2, elb = aws.client("ec2"), aws.client("elbv2")
     group = elb.create_target_group(
-        Name=f"tg-{image[-8:]}", Protocol="HTTP", Port=8080, VpcId=vpc, HealthCheckPath="/healthz",
-        HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
-        UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
-    ids = [i["InstanceId"] for i in ec2.run_instances(
-        ImageId=image, MinCount=count, MaxCount=count, SubnetId=subnet)["Instances"]]
+        Name=f"tg-{image[-8:]}",
+        Protocol="HTTP",
+        Port=8080,
+        VpcId=vpc,
+        HealthCheckPath="/healthz",
+        HealthCheckIntervalSeconds=5,
+        HealthCheckTimeoutSeconds=2,
+        HealthyThresholdCount=2,
+        UnhealthyThresholdCount=2,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    ids = [
+        i["InstanceId"]
+        for i in ec2.run_instances(ImageId=image, MinCount=count, MaxCount=count, SubnetId=subnet)[
+            "Instances"
+        ]
+    ]
     elb.register_targets(TargetGroupArn=group, Targets=[{"Id": i} for i in ids])
     return group, ids
 
@@ -66,17 +85,21 @@ def states(aws, group):
 
 
 def wait_states(aws, group, wanted, deadline=15):
-    return POLL.until(f"{wanted}", lambda: Poll(states(aws, group) == wanted,
-                                                str(states(aws, group))), deadline)
+    return POLL.until(
+        f"{wanted}", lambda: Poll(states(aws, group) == wanted, str(states(aws, group))), deadline
+    )
 
 
 @pytest.fixture
 def network(sandbox_aws):
     ec2 = sandbox_aws.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24",
-                                 AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
-               for n, z in ((1, "a"), (2, "b"))]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=f"us-east-1{z}")[
+            "Subnet"
+        ]["SubnetId"]
+        for n, z in ((1, "a"), (2, "b"))
+    ]
     return vpc, subnets
 
 
@@ -91,7 +114,8 @@ def test_target_health_comes_from_real_probes(sandbox, sandbox_aws, network):
     wait_states(sandbox_aws, good_group, ["healthy", "healthy"])
     wait_states(sandbox_aws, bad_group, ["unhealthy", "unhealthy"])
     reason = sandbox_aws.client("elbv2").describe_target_health(TargetGroupArn=bad_group)[
-        "TargetHealthDescriptions"][0]["TargetHealth"]["Reason"]
+        "TargetHealthDescriptions"
+    ][0]["TargetHealth"]["Reason"]
     assert reason == "Target.ResponseCodeMismatch"
 
 
@@ -114,27 +138,56 @@ def test_the_load_balancer_front_forwards_by_listener_weights(sandbox, sandbox_a
     green_group, _ = fleet_behind_target_group(sandbox_aws, green, network[0], network[1][0])
     lb = elb.create_load_balancer(Name="front-test", Subnets=network[1])["LoadBalancers"][0]
     listener = elb.create_listener(
-        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
-        DefaultActions=[{"Type": "forward", "TargetGroupArn": blue_group}])["Listeners"][0]
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": blue_group}],
+    )["Listeners"][0]
     wait_states(sandbox_aws, blue_group, ["healthy", "healthy"])
     wait_states(sandbox_aws, green_group, ["healthy", "healthy"])
-    url = POLL.until("front", lambda: Poll(
-        control.front_url(layout, lb["DNSName"], 80) is not None, "starting",
-        control.front_url(layout, lb["DNSName"], 80)), 10)
+    url = POLL.until(
+        "front",
+        lambda: Poll(
+            control.front_url(layout, lb["DNSName"], 80) is not None,
+            "starting",
+            control.front_url(layout, lb["DNSName"], 80),
+        ),
+        10,
+    )
 
     def served(n=20):
         return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
 
     assert served() == {"hello from blue"}
-    elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=[{
-        "Type": "forward", "ForwardConfig": {"TargetGroups": [
-            {"TargetGroupArn": blue_group, "Weight": 0},
-            {"TargetGroupArn": green_group, "Weight": 100}]}}])
+    elb.modify_listener(
+        ListenerArn=listener["ListenerArn"],
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": blue_group, "Weight": 0},
+                        {"TargetGroupArn": green_group, "Weight": 100},
+                    ]
+                },
+            }
+        ],
+    )
     assert served() == {"hello from green"}
-    elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=[{
-        "Type": "forward", "ForwardConfig": {"TargetGroups": [
-            {"TargetGroupArn": blue_group, "Weight": 50},
-            {"TargetGroupArn": green_group, "Weight": 50}]}}])
+    elb.modify_listener(
+        ListenerArn=listener["ListenerArn"],
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": blue_group, "Weight": 50},
+                        {"TargetGroupArn": green_group, "Weight": 50},
+                    ]
+                },
+            }
+        ],
+    )
     assert served(60) == {"hello from blue", "hello from green"}
 
 
@@ -143,10 +196,19 @@ def test_terminating_an_instance_stops_its_process(sandbox, sandbox_aws, network
     image = bake_by_hand(sandbox_aws, layout, "v-term")
     _, ids = fleet_behind_target_group(sandbox_aws, image, network[0], network[1][0], count=1)
     host = wait_host(layout, ids[0])
-    pid = int(POLL.until("pid", lambda: Poll(
-        (layout.host_dir(ids[0]) / "app.pid").exists(), "no pid",
-        (layout.host_dir(ids[0]) / "app.pid").read_text()
-        if (layout.host_dir(ids[0]) / "app.pid").exists() else None), 5))
+    pid = int(
+        POLL.until(
+            "pid",
+            lambda: Poll(
+                (layout.host_dir(ids[0]) / "app.pid").exists(),
+                "no pid",
+                (layout.host_dir(ids[0]) / "app.pid").read_text()
+                if (layout.host_dir(ids[0]) / "app.pid").exists()
+                else None,
+            ),
+            5,
+        )
+    )
     assert host["root"]
     sandbox_aws.client("ec2").terminate_instances(InstanceIds=ids)
     POLL.until("process gone", lambda: Poll(not _alive(pid), "alive"), 10)

@@ -42,8 +42,11 @@ def test_the_repository_config_is_valid():
     [
         ("colour: blue\n", "colour", "unknown field"),
         ("capacity:\n  min: 3\n  desired: 2\n", "capacity", "min <= desired <= max"),
-        ("health_check:\n  interval_seconds: 1\n", "health_check.interval_seconds",
-         "greater than or equal to 5"),
+        (
+            "health_check:\n  interval_seconds: 1\n",
+            "health_check.interval_seconds",
+            "greater than or equal to 5",
+        ),
         ("azs: 1\n", "azs", "greater than or equal to 2"),
         ("rollback_window: soon\n", "rollback_window", "not a duration"),
         ("target:\n  kind: aws\n  region: mars\n", "target.region", "should match pattern"),

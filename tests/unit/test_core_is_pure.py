@@ -5,8 +5,23 @@ from pathlib import Path
 
 import deployer.core
 
-FORBIDDEN = {"boto3", "botocore", "ansible_runner", "fabric", "paramiko", "time", "os",
-             "pathlib", "socket", "subprocess", "requests", "urllib", "http", "shutil", "random"}
+FORBIDDEN = {
+    "boto3",
+    "botocore",
+    "ansible_runner",
+    "fabric",
+    "paramiko",
+    "time",
+    "os",
+    "pathlib",
+    "socket",
+    "subprocess",
+    "requests",
+    "urllib",
+    "http",
+    "shutil",
+    "random",
+}
 
 
 def imported_modules(path: Path) -> set[str]:

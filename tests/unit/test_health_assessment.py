@@ -3,12 +3,14 @@
 from deployer.core.health import Verdict, assess_target_health
 from deployer.core.model import TargetHealth, TargetState
 
-H, U, I = TargetState.HEALTHY, TargetState.UNHEALTHY, TargetState.INITIAL
+H, U, INIT = TargetState.HEALTHY, TargetState.UNHEALTHY, TargetState.INITIAL
 
 
 def targets(*states):
-    return [TargetHealth(f"i-{n}", s, "Target.ResponseCodeMismatch" if s is U else "")
-            for n, s in enumerate(states)]
+    return [
+        TargetHealth(f"i-{n}", s, "Target.ResponseCodeMismatch" if s is U else "")
+        for n, s in enumerate(states)
+    ]
 
 
 def test_passes_when_every_expected_target_is_healthy():
@@ -16,7 +18,7 @@ def test_passes_when_every_expected_target_is_healthy():
 
 
 def test_waits_while_targets_register_then_fails_at_the_deadline():
-    assert assess_target_health(targets(H, I), 2, False).verdict is Verdict.WAIT
+    assert assess_target_health(targets(H, INIT), 2, False).verdict is Verdict.WAIT
     result = assess_target_health(targets(H, U), 2, True)
     assert result.verdict is Verdict.FAIL
     assert "1/2 healthy" in result.observation

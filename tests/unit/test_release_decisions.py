@@ -15,14 +15,28 @@ ACTOR = Actor("ci", "runner-1")
 
 
 def fleet(version, digest="d" * 64, desired=2, status="CREATE_COMPLETE"):
-    return Fleet(stack_name=f"app-env-fleet-{version}", version=version, digest=digest,
-                 image_id=f"ami-{version}", release_id=f"r-{version}", stack_status=status,
-                 target_group_arn=f"tg/{version}", desired=desired)
+    return Fleet(
+        stack_name=f"app-env-fleet-{version}",
+        version=version,
+        digest=digest,
+        image_id=f"ami-{version}",
+        release_id=f"r-{version}",
+        stack_status=status,
+        target_group_arn=f"tg/{version}",
+        desired=desired,
+    )
 
 
 def released(version, when, outcome=Outcome.SUCCEEDED, kind=Kind.RELEASE):
-    return ReleaseRecord(release_id=when, kind=kind, version=version, started_at=when,
-                         actor=ACTOR, outcome=outcome, fleet_stack=f"app-env-fleet-{version}")
+    return ReleaseRecord(
+        release_id=when,
+        kind=kind,
+        version=version,
+        started_at=when,
+        actor=ACTOR,
+        outcome=outcome,
+        fleet_stack=f"app-env-fleet-{version}",
+    )
 
 
 def live(*fleets, weights):
