@@ -160,7 +160,7 @@ class LoadedConfig(BaseModel):
         return self.path.parent
 
     def resolve(self, relative: str) -> Path:
-        candidate = Path(relative)
+        candidate = Path(relative).expanduser()
         return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
 
 
