@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 from deployer.aws.poller import Poller  # noqa: E402
 from deployer.config import load_config  # noqa: E402
 from deployer.engine import Engine  # noqa: E402
+from deployer.release import Release  # noqa: E402
 from deployer.sandbox import control  # noqa: E402
 from deployer.sandbox.layout import Layout  # noqa: E402
 from deployer.target import open_target  # noqa: E402
@@ -34,7 +35,7 @@ def release(workdir: Path, version: str) -> tuple[Engine, dict[str, float], floa
     runtime = open_target(loaded, workdir, poller, lambda _line: None)
     engine = Engine(loaded, runtime, poller, lambda _line: None, workdir)
     started = time.monotonic()
-    engine.release(version)
+    Release(engine).run(version)
     return engine, dict(engine.phase_seconds), time.monotonic() - started
 
 

@@ -32,18 +32,35 @@ OUTPUT = click.option(
 )
 
 
+WAIT = click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    is_flag=False,
+    flag_value=1800.0,
+    default=None,
+    metavar="[SECONDS]",
+    help="Queue behind a held lock (default 1800 s) instead of exiting 3.",
+)
+
+
 class Context:
     def __init__(self, config_path: Path) -> None:
         self.config_path = config_path
         self.workdir = Path.cwd()
+        self.strategy: str | None = None
 
     def report(self, line: str) -> None:
-        stderr.print(
-            f"[dim]·[/dim] {line}", markup=True, soft_wrap=True
-        ) if stderr.is_terminal else print(f"· {line}", file=sys.stderr, flush=True)
+        print(f"· {line}", file=sys.stderr, flush=True)
 
     def config(self) -> LoadedConfig:
-        return load_config(self.config_path)
+        loaded = load_config(self.config_path)
+        if self.strategy is None:
+            return loaded
+        strategy = loaded.spec.strategy.model_copy(update={"kind": self.strategy})
+        return LoadedConfig(
+            path=loaded.path, spec=loaded.spec.model_copy(update={"strategy": strategy})
+        )
 
     def engine(self, start_sandbox: bool = True) -> Any:
         from deployer.engine import Engine
@@ -60,11 +77,11 @@ def run_command(action: Callable[[], T]) -> T:
     try:
         return action()
     except DeployerError as exc:
-        stderr.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
         stderr.print(f"[dim]exit {int(exc.exit_code)}: {EXIT_CODE_MEANINGS[exc.exit_code]}[/dim]")
         sys.exit(int(exc.exit_code))
     except (ClientError, BotoCoreError) as exc:
-        stderr.print(f"[bold red]error:[/bold red] AWS: {exc}", soft_wrap=True)
+        stderr.print(f"[bold red]error:[/bold red] AWS: {exc}")
         stderr.print("[dim]the state may be half-changed; run `deployer status`[/dim]")
         sys.exit(int(ExitCode.NEEDS_HUMAN))
     except KeyboardInterrupt:
@@ -98,14 +115,25 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 
 @cli.command()
 @click.argument("version")
+@click.option(
+    "--strategy",
+    type=click.Choice(["all_at_once", "canary"]),
+    help="Override deployer.yaml's strategy.kind for this release.",
+)
+@WAIT
 @OUTPUT
 @click.pass_obj
-def release(obj: Context, version: str, output: str) -> None:
+def release(
+    obj: Context, version: str, strategy: str | None, wait_s: float | None, output: str
+) -> None:
     """Bake (or reuse) VERSION's image, start its fleet, gate it, and move traffic to it."""
     from deployer.core.names import Version
+    from deployer.release import Release
 
+    obj.strategy = strategy
     run_command(lambda: (Version.parse(version), obj.config()))  # bad input: before any start
-    result = run_command(lambda: obj.engine().release(version))
+    engine = run_command(obj.engine)
+    result = run_command(lambda: Release(engine).run(version, wait_s))
     record = result.record
     data = {
         "release_id": record.release_id,
@@ -121,29 +149,101 @@ def release(obj: Context, version: str, output: str) -> None:
 
 
 @cli.command()
-@click.option("--to", "to_version", metavar="VERSION", help="A warm fleet's version to go back to.")
+@click.option("--to", "to_version", metavar="VERSION", help="The version to go back to.")
+@WAIT
 @OUTPUT
 @click.pass_obj
-def rollback(obj: Context, to_version: str | None, output: str) -> None:
-    """Move traffic back to the previous (warm) fleet: one listener change."""
-    engine = run_command(lambda: obj.engine())
-    record = run_command(lambda: engine.rollback(to_version))
+def rollback(obj: Context, to_version: str | None, wait_s: float | None, output: str) -> None:
+    """Traffic back to the previous fleet: one listener change while it is warm."""
+    from deployer.operations import record_json
+    from deployer.operations import rollback as roll_back
+
+    engine = run_command(obj.engine)
+    record = run_command(lambda: roll_back(engine, to_version, wait_s))
     data = {
-        "release_id": record.release_id,
-        "version": record.version,
-        "fleet_stack": record.fleet_stack,
-        "previous_fleet": record.previous_fleet,
+        **record_json(record),
         "switch_seconds": round(engine.phase_seconds.get("switch", 0.0), 3),
     }
     emit(output, data, f"rolled back: {record.version} is live ({record.fleet_stack})")
 
 
 @cli.command()
+@WAIT
+@OUTPUT
+@click.pass_obj
+def abort(obj: Context, wait_s: float | None, output: str) -> None:
+    """Roll the in-flight release back on purpose (traffic to where it was before it)."""
+    from deployer.operations import abort as abort_release
+    from deployer.operations import record_json
+
+    engine = run_command(obj.engine)
+    record = run_command(lambda: abort_release(engine, wait_s))
+    emit(output, record_json(record), f"aborted release {record.release_id} of {record.version}")
+
+
+@cli.command()
+@WAIT
+@OUTPUT
+@click.pass_obj
+def gc(obj: Context, wait_s: float | None, output: str) -> None:
+    """Delete fleets that left service more than rollback_window ago."""
+    from deployer.operations import gc as collect
+
+    engine = run_command(obj.engine)
+    retired = run_command(lambda: collect(engine, wait_s))
+    emit(
+        output,
+        {"retired": retired},
+        "\n".join(f"retired {s}" for s in retired) or "nothing to retire",
+    )
+
+
+@cli.command()
+@click.argument("lock_id")
+@click.pass_obj
+def unlock(obj: Context, lock_id: str) -> None:
+    """Release the lock, only when given the id that holds it (see the exit-3 message)."""
+    from deployer.operations import unlock_scope
+
+    engine = run_command(obj.engine)
+    click.echo(run_command(lambda: unlock_scope(engine, lock_id)))
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--strategy", type=click.Choice(["all_at_once", "canary"]))
+@OUTPUT
+@click.pass_obj
+def plan(obj: Context, version: str, strategy: str | None, output: str) -> None:
+    """What `release VERSION` would do now. Changes nothing."""
+    from deployer.operations import plan as plan_release
+
+    obj.strategy = strategy
+    engine = run_command(obj.engine)
+    data = run_command(lambda: plan_release(engine, version))
+    if data["noop"]:
+        text = f"nothing to do: {data['reason']}"
+    else:
+        lines = [
+            f"release {data['version']} ({data['digest'][:12]})",
+            "  create network and service stacks" if data["creates_infra"] else "",
+            f"  image: {'bake a new one' if data['bake'] else 'reuse ' + str(data['image'])}",
+            f"  fleet: {data['fleet_stack']} x{data['capacity']}",
+            *[f"  {s['name']}, held {s['hold_seconds']}s" for s in data["steps"]],
+            *[f"  retire {stack}" for stack in data["retire"]],
+        ]
+        text = "\n".join(line for line in lines if line)
+    emit(output, data, text)
+
+
+@cli.command()
 @OUTPUT
 @click.pass_obj
 def status(obj: Context, output: str) -> None:
-    """What is live, which fleets exist, and the load balancer URL."""
-    data = run_command(lambda: obj.engine(start_sandbox=False).status())
+    """What is live, which fleets exist, the load balancer URL, and what to do if stuck."""
+    from deployer.operations import status as read_status
+
+    data = run_command(lambda: read_status(obj.engine(start_sandbox=False)))
     lines = [
         f"{data['app']}/{data['environment']} on {data['target']}",
         f"live: {data['live_version'] or 'nothing'}",
@@ -160,6 +260,10 @@ def status(obj: Context, output: str) -> None:
             f"last: {last['kind']} {last['version']} {last['outcome']} "
             f"({last['started_at']}, {last['actor']}) {last['reason']}".rstrip()
         )
+    if data["lock"]:
+        lines.append(f"lock: {data['lock']}")
+    if data["advice"]:
+        lines.append(f"todo: {data['advice']}")
     emit(output, data, "\n".join(lines))
 
 
@@ -169,9 +273,11 @@ def status(obj: Context, output: str) -> None:
 @click.pass_obj
 def history(obj: Context, limit: int, output: str) -> None:
     """The recorded releases and rollbacks, newest first."""
-    records = run_command(lambda: obj.engine(start_sandbox=False).history(limit))
+    from deployer.operations import history as read_history
+
+    records = run_command(lambda: read_history(obj.engine(start_sandbox=False), limit))
     lines = [
-        f"{r['started_at']}  {r['kind']:8} {r['version']:<12} {r['outcome']:<10} "
+        f"{r['started_at']}  {r['kind']:8} {r['version']:<12} {r['outcome']:<11} "
         f"{r['actor']}  {r['reason']}".rstrip()
         for r in records
     ]

@@ -108,6 +108,79 @@ class Bake(Strict):
     )
 
 
+MAX_WEIGHT = 999  # ELBv2's limit for a target group weight in a forward action
+
+
+class Strategy(Strict):
+    kind: Literal["all_at_once", "canary"] = "all_at_once"
+    steps: tuple[int, ...] = Field(
+        default=(10, 50, 100),
+        description="canary: green's weight at each step; blue gets (last step - weight). "
+        "Integers 0-999, strictly ascending; the last step takes all traffic.",
+    )
+    bake_seconds: int = Field(default=60, ge=0, le=86400, description="How long each step holds.")
+    test_listener_port: int = Field(
+        default=8081, ge=1, le=65535, description="Carries no user traffic; green is checked here."
+    )
+    on_failure: Literal["scale_to_zero", "delete"] = Field(
+        default="scale_to_zero", description="What happens to a green fleet that failed a gate."
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps:
+            raise ValueError("needs at least one step")
+        for weight in steps:
+            if not 0 <= weight <= MAX_WEIGHT:
+                raise ValueError(f"weight {weight} is outside 0-{MAX_WEIGHT} (the ELBv2 range)")
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)) or steps[-1] == 0:
+            raise ValueError(f"must rise strictly to a last step above 0, got {list(steps)}")
+        return steps
+
+
+class HttpCheck(Strict):
+    path: str = Field(default="/healthz", pattern=r"^/[\x21-\x7e]*$")
+    expect_status: int = Field(default=200, ge=100, le=599)
+    body_pattern: str | None = Field(
+        default=None, description="A regular expression the body must contain."
+    )
+    latency_ms: int | None = Field(default=None, ge=1, le=60000)
+
+    @field_validator("body_pattern")
+    @classmethod
+    def _regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
+
+class Gates(Strict):
+    http: tuple[HttpCheck, ...] = Field(default_factory=lambda: (HttpCheck(),))
+    alarms: tuple[str, ...] = Field(
+        default=(), description="CloudWatch alarm names; any in ALARM fails the gate."
+    )
+    max_failures: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Failed observations a step tolerates before the gate fails.",
+    )
+    interval_seconds: float = Field(
+        default=5,
+        ge=0.1,
+        le=300,
+        description="How often gates are evaluated during waits and bake times.",
+    )
+
+
+class Lock(Strict):
+    lease_seconds: int = Field(default=60, ge=3, le=3600)
+
+
 def parse_duration(value: int | str) -> int:
     """Seconds from 3600, "3600", "90m", "1h" or "2d"."""
     if isinstance(value, int):
@@ -133,6 +206,9 @@ class DeployConfig(Strict):
         default=3600, description="Seconds (or 90m, 1h, 2d) the previous fleet stays warm."
     )
     bake: Bake = Field(default_factory=Bake)
+    strategy: Strategy = Field(default_factory=Strategy)
+    gates: Gates = Field(default_factory=Gates)
+    lock: Lock = Field(default_factory=Lock)
 
     @field_validator("rollback_window", mode="before")
     @classmethod

@@ -62,6 +62,8 @@ class Infra:
     load_balancer_dns: str
     listener_arn: str
     listener_port: int
+    test_listener_arn: str
+    test_listener_port: int
 
     @staticmethod
     def from_outputs(network: Mapping[str, str], service: Mapping[str, str]) -> Infra:
@@ -74,6 +76,8 @@ class Infra:
             load_balancer_dns=service["LoadBalancerDns"],
             listener_arn=service["ListenerArn"],
             listener_port=int(service["ListenerPort"]),
+            test_listener_arn=service["TestListenerArn"],
+            test_listener_port=int(service["TestListenerPort"]),
         )
 
 

@@ -35,3 +35,6 @@ class AutoScaling:
             instance_ids=tuple(i["InstanceId"] for i in instances),
             zones=tuple(sorted({i["AvailabilityZone"] for i in instances})),
         )
+
+    def scale_to_zero(self, name: str) -> None:
+        self._asg.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, DesiredCapacity=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -81,8 +81,38 @@ class Journal:
         status = self._ddb.describe_table(TableName=self.table)["Table"]["TableStatus"]
         return Poll(status == "ACTIVE", status)
 
-    def write(self, record: ReleaseRecord) -> None:
-        self._ddb.put_item(TableName=self.table, Item=record_to_item(self.scope, record))
+    def write(self, record: ReleaseRecord, fence: Fence | None = None) -> bool:
+        """Write a record; with a fence, only while that lock (and token) is still held.
+
+        Returns False when the fence no longer holds: another run took the lock over.
+        """
+        item = record_to_item(self.scope, record)
+        if fence is None:
+            self._ddb.put_item(TableName=self.table, Item=item)
+            return True
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": {"pk": {"S": self.scope}, "sk": {"S": LOCK_KEY}},
+                            "ConditionExpression": "lock_id = :id AND #token = :token",
+                            "ExpressionAttributeNames": {"#token": "token"},
+                            "ExpressionAttributeValues": {
+                                ":id": {"S": fence.lock_id},
+                                ":token": {"N": str(fence.token)},
+                            },
+                        }
+                    },
+                    {"Put": {"TableName": self.table, "Item": item}},
+                ]
+            )
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                return False
+            raise
+        return True
 
     def history(self, limit: int = 50) -> list[ReleaseRecord]:
         """Newest first."""
@@ -102,3 +132,153 @@ class Journal:
                 return []
             raise
         return [item_to_record(item) for item in response["Items"]]
+
+
+LOCK_KEY = "lock"
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    lock_id: str
+    holder: str
+    host: str
+    pid: int
+    acquired_at: str
+    expires: float
+    token: int
+
+    @staticmethod
+    def from_item(item: dict[str, Any]) -> LockHolder:
+        def text(name: str) -> str:
+            return str(item.get(name, {}).get("S", ""))
+
+        def number(name: str) -> float:
+            return float(item.get(name, {}).get("N", "0"))
+
+        return LockHolder(
+            text("lock_id"),
+            text("holder"),
+            text("host"),
+            int(number("pid")),
+            text("acquired_at"),
+            number("expires"),
+            int(number("token")),
+        )
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Proof of holding the lock: journal writes are conditional on it (a fencing token)."""
+
+    lock_id: str
+    token: int
+
+
+class LeaseLock:
+    """A lease lock per app/environment: a conditional write, an expiry a heartbeat extends,
+    and a fencing token that rises with every acquisition.
+    """
+
+    def __init__(self, aws: AwsContext, scope: str, table: str = TABLE) -> None:
+        self._ddb = aws.client("dynamodb")
+        self.scope = scope
+        self.table = table
+
+    @property
+    def _key(self) -> dict[str, Any]:
+        return {"pk": {"S": self.scope}, "sk": {"S": LOCK_KEY}}
+
+    def current(self) -> LockHolder | None:
+        item = self._ddb.get_item(TableName=self.table, Key=self._key, ConsistentRead=True)
+        found = item.get("Item")
+        return LockHolder.from_item(found) if found and "lock_id" in found else None
+
+    def try_acquire(
+        self,
+        lock_id: str,
+        holder: str,
+        host: str,
+        pid: int,
+        now: float,
+        lease_s: float,
+        stamp: str,
+        replacing: str | None = None,
+    ) -> Fence | None:
+        """Take the lock if it is free or its lease has expired (or it is `replacing`)."""
+        # Every attribute through a placeholder: TOKEN and others are DynamoDB reserved words.
+        names = {
+            "#id": "lock_id",
+            "#holder": "holder",
+            "#host": "host",
+            "#pid": "pid",
+            "#at": "acquired_at",
+            "#exp": "expires",
+            "#token": "token",
+        }
+        condition = "attribute_not_exists(#id) OR #exp < :now"
+        values: dict[str, Any] = {
+            ":id": {"S": lock_id},
+            ":holder": {"S": holder},
+            ":host": {"S": host},
+            ":pid": {"N": str(pid)},
+            ":at": {"S": stamp},
+            ":exp": {"N": f"{now + lease_s:.3f}"},
+            ":now": {"N": f"{now:.3f}"},
+            ":one": {"N": "1"},
+        }
+        if replacing is not None:
+            condition += " OR #id = :old"
+            values[":old"] = {"S": replacing}
+        try:
+            updated = self._ddb.update_item(
+                TableName=self.table,
+                Key=self._key,
+                UpdateExpression="SET #id = :id, #holder = :holder, #host = :host, #pid = :pid, "
+                "#at = :at, #exp = :exp ADD #token :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return Fence(lock_id, int(updated["Attributes"]["token"]["N"]))
+
+    def heartbeat(self, fence: Fence, now: float, lease_s: float) -> bool:
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key=self._key,
+                UpdateExpression="SET expires = :exp",
+                ConditionExpression="lock_id = :id AND #token = :token",
+                ExpressionAttributeNames={"#token": "token"},
+                ExpressionAttributeValues={
+                    ":exp": {"N": f"{now + lease_s:.3f}"},
+                    ":id": {"S": fence.lock_id},
+                    ":token": {"N": str(fence.token)},
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, lock_id: str) -> bool:
+        """Free the lock if `lock_id` holds it; the token stays, so the next one is higher."""
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key=self._key,
+                UpdateExpression="REMOVE lock_id, holder, #host, pid, acquired_at, #exp",
+                ConditionExpression="lock_id = :id",
+                ExpressionAttributeNames={"#host": "host", "#exp": "expires"},
+                ExpressionAttributeValues={":id": {"S": lock_id}},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

@@ -73,6 +73,11 @@ def weights_without(weights: Mapping[str, int], retired: Sequence[Fleet]) -> dic
     return {arn: w for arn, w in weights.items() if arn not in gone}
 
 
+def is_warm(fleet: Fleet) -> bool:
+    """Ready to take traffic in one listener change: its stack is up and it has instances."""
+    return fleet.stack_status in WARM_STACK_STATES and fleet.desired > 0
+
+
 class NothingToRollBackTo(BadInput):
     pass
 
@@ -85,7 +90,7 @@ def choose_rollback_target(
     Without --to: the release that was live before the current one, if its fleet is still warm.
     """
     current = live.live_fleet
-    warm = [f for f in live.fleets if f.stack_status in WARM_STACK_STATES and f is not current]
+    warm = [f for f in live.fleets if is_warm(f)]
     warm = [f for f in warm if current is None or f.stack_name != current.stack_name]
     if to_version is not None:
         for fleet in warm:

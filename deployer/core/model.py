@@ -16,7 +16,9 @@ class Phase(StrEnum):
     FLEET = "fleet"
     GATE = "gate"
     SWITCH = "switch"
+    STEP = "step"
     RETIRE = "retire"
+    ROLLBACK = "rollback"
     DONE = "done"
 
 
@@ -123,11 +125,20 @@ class ReleaseRecord:
     target_group_arn: str = ""
     previous_fleet: str = ""
     weights: Mapping[str, int] = field(default_factory=dict)
+    prior_weights: Mapping[str, int] = field(default_factory=dict)
+    step: int = -1
+    phase_done: bool = False
     finished_at: str = ""
     reason: str = ""
 
     def at(self, phase: Phase, **changes: object) -> ReleaseRecord:
+        """Entering `phase`: written before the step acts."""
+        changes.setdefault("phase_done", False)
         return replace(self, phase=phase, **changes)  # type: ignore[arg-type]
+
+    def done(self, **changes: object) -> ReleaseRecord:
+        """The current phase completed: written after the step acted."""
+        return replace(self, phase_done=True, **changes)  # type: ignore[arg-type]
 
     def finished(self, outcome: Outcome, when: str, reason: str = "") -> ReleaseRecord:
         return replace(self, outcome=outcome, finished_at=when, reason=reason)

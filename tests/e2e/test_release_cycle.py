@@ -31,6 +31,8 @@ health_check:
   unhealthy_threshold: 2
   deadline_seconds: 20
 rollback_window: 1h
+strategy: {{bake_seconds: 1}}
+gates: {{interval_seconds: 0.5}}
 """
 
 
@@ -101,7 +103,8 @@ def test_release_reject_and_rollback_cycle(project):
     assert served(url) == {"hello from v2"}
     status = project.json("status")
     assert status["live_version"] == "v2"
-    assert {f["version"] for f in status["fleets"]} == {"v1", "v2"}  # v3's fleet was deleted
+    roles = {f["version"]: (f["role"], f["desired"]) for f in status["fleets"]}
+    assert roles == {"v2": ("live", 2), "v1": ("warm", 2), "v3": ("cold", 0)}  # kept to debug
 
     rolled = project.json("rollback")
     assert rolled["version"] == "v1"

@@ -1,0 +1,144 @@
+"""Holding the release lock: acquire (or queue with --wait), heartbeat, release.
+
+Two pipelines never deploy at once. A holder killed on this same host (its pid is gone) is
+taken over at once; one killed elsewhere, once its lease expires. Every journal write is
+fenced by the token, so a holder that lost its lease cannot write.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from deployer.aws.dynamodb import Fence, LeaseLock, LockHolder
+from deployer.errors import BadInput, LockHeld
+
+Report = Callable[[str], None]
+
+
+class LeaseLost(LockHeld):
+    """Our lease expired and another run took the lock: we must stop acting."""
+
+
+def new_lock_id() -> str:
+    return f"lock-{secrets.token_hex(6)}"
+
+
+def process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def describe_holder(holder: LockHolder, now: float) -> str:
+    left = max(0, int(holder.expires - now))
+    return (
+        f"{holder.holder} since {holder.acquired_at} (lock id {holder.lock_id}, "
+        f"lease ends in {left}s)"
+    )
+
+
+@dataclass
+class LockClient:
+    lock: LeaseLock
+    holder: str
+    lease_s: float
+    report: Report
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    host: str = socket.gethostname()
+    pid: int = os.getpid()
+    is_gone: Callable[[int], bool] = process_is_gone
+
+    def acquire(self, stamp: str, wait_s: float | None) -> Fence:
+        """Take the lock, or raise LockHeld naming the holder (after `wait_s` seconds)."""
+        lock_id = new_lock_id()
+        started = self.clock()
+        announced = False
+        while True:
+            now = self.clock()
+            fence = self.lock.try_acquire(
+                lock_id, self.holder, self.host, self.pid, now, self.lease_s, stamp
+            )
+            if fence is not None:
+                return fence
+            current = self.lock.current()
+            if current is None:
+                continue  # released between our two calls
+            if current.host == self.host and current.pid != self.pid and self.is_gone(current.pid):
+                fence = self.lock.try_acquire(
+                    lock_id,
+                    self.holder,
+                    self.host,
+                    self.pid,
+                    now,
+                    self.lease_s,
+                    stamp,
+                    replacing=current.lock_id,
+                )
+                if fence is not None:
+                    self.report(
+                        f"lock: took over {current.lock_id}; its process "
+                        f"{current.pid} on this host is gone"
+                    )
+                    return fence
+            waited = now - started
+            if wait_s is None or waited >= wait_s:
+                raise LockHeld(
+                    f"{self.lock.scope} is locked by {describe_holder(current, now)}. "
+                    "Queue behind it with --wait, or, if that run is gone for good, "
+                    f"`deployer unlock {current.lock_id}`"
+                )
+            if not announced:
+                self.report(f"lock: waiting for {describe_holder(current, now)}")
+                announced = True
+            self.sleep(min(1.0, max(0.05, wait_s - waited)))
+
+    @contextmanager
+    def held(self, stamp: str, wait_s: float | None) -> Iterator[Fence]:
+        fence = self.acquire(stamp, wait_s)
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(fence, stop), daemon=True, name="lock-heartbeat"
+        )
+        beat.start()
+        try:
+            yield fence
+        finally:
+            stop.set()
+            beat.join(timeout=5)
+            self.lock.release(fence.lock_id)
+
+    def _heartbeat(self, fence: Fence, stop: threading.Event) -> None:
+        while not stop.wait(self.lease_s / 3):
+            try:
+                if not self.lock.heartbeat(fence, self.clock(), self.lease_s):
+                    self.report("lock: lease lost; another run holds the lock now")
+                    return
+            except Exception as exc:  # a missed beat is survivable until the lease ends
+                self.report(f"lock: heartbeat failed: {exc}")
+
+
+def unlock(lock: LeaseLock, lock_id: str, clock: Callable[[], float] = time.time) -> LockHolder:
+    """Release the lock only when given the id that holds it."""
+    current = lock.current()
+    if current is None:
+        raise BadInput(f"{lock.scope} is not locked")
+    if current.lock_id != lock_id:
+        raise BadInput(
+            f"{lock.scope} is held by {describe_holder(current, clock())}, "
+            f"not by {lock_id}; nothing was changed"
+        )
+    if not lock.release(lock_id):
+        raise BadInput(f"{lock_id} no longer holds {lock.scope}; nothing was changed")
+    return current
