@@ -4,6 +4,9 @@
    sandbox prober's real HTTP probes instead.
 2. CreateImage: moto records an image but keeps no content. We snapshot the builder host's
    root directory, so instances launched from the image boot what the bake installed.
+3. DynamoDB conditional writes: moto evaluates the condition and writes without a lock, so
+   two concurrent requests can both pass `attribute_not_exists`. DynamoDB makes each write
+   atomic; we serialize moto's writes so the release lock means what it says.
 
 moto is pinned to a minor version; `check_internals` fails loudly if what we patch moves, and
 tests/integration/test_sandbox_patches.py calls it.
@@ -11,10 +14,13 @@ tests/integration/test_sandbox_patches.py calls it.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models.amis import AmiBackend
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 
@@ -23,6 +29,9 @@ ImageCapture = Callable[[str, str], None]
 
 _ORIGINAL_HEALTH_FOR = FakeTargetGroup.health_for
 _ORIGINAL_CREATE_IMAGE = AmiBackend.create_image
+DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_ORIGINAL_DYNAMODB = {name: getattr(DynamoDBBackend, name) for name in DYNAMODB_WRITES}
+_DYNAMODB_WRITE_LOCK = threading.RLock()  # transact_write_items calls put_item
 
 
 class MotoInternalsChanged(RuntimeError):
@@ -93,8 +102,21 @@ def apply(health: HealthLookup, capture: ImageCapture) -> None:
 
     FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
     AmiBackend.create_image = create_image  # type: ignore[method-assign]
+    for name, original in _ORIGINAL_DYNAMODB.items():
+        setattr(DynamoDBBackend, name, _serialized(original))
+
+
+def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def write(*args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB_WRITE_LOCK:
+            return method(*args, **kwargs)
+
+    return write
 
 
 def restore() -> None:
     FakeTargetGroup.health_for = _ORIGINAL_HEALTH_FOR  # type: ignore[method-assign]
     AmiBackend.create_image = _ORIGINAL_CREATE_IMAGE  # type: ignore[method-assign]
+    for name, original in _ORIGINAL_DYNAMODB.items():
+        setattr(DynamoDBBackend, name, original)

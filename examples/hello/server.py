@@ -5,7 +5,8 @@ GET /healthz  -> 200 "ok" (or 500 when the build is broken on purpose, see below
 
 BROKEN=1 in app.env (or a file named BROKEN next to this one) makes the health check fail,
 which is how the tests build a version that must be rejected. FAIL_AFTER=<seconds> makes it
-fail only after that many seconds of uptime.
+fail only after that many seconds of uptime; FLAP=<seconds> makes it alternate, healthy for
+that long, then failing for that long. Each also works as a file of that name holding the value.
 """
 
 import json
@@ -21,8 +22,12 @@ STARTED = time.monotonic()
 def broken() -> bool:
     if os.environ.get("BROKEN") == "1" or os.path.exists(os.path.join(HERE, "BROKEN")):
         return True
+    uptime = time.monotonic() - STARTED
     fail_after = os.environ.get("FAIL_AFTER") or _read(os.path.join(HERE, "FAIL_AFTER"))
-    return bool(fail_after) and time.monotonic() - STARTED > float(fail_after)
+    if fail_after and uptime > float(fail_after):
+        return True
+    flap = os.environ.get("FLAP") or _read(os.path.join(HERE, "FLAP"))
+    return bool(flap) and int(uptime / float(flap)) % 2 == 1
 
 
 def _read(path: str) -> str:

@@ -1,0 +1,168 @@
+"""Durability, as CI would meet it: runs killed with SIGKILL at each phase boundary and rerun,
+and several pipelines releasing at once. Checked against the live AWS state (the sandbox).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import boto3
+import pytest
+
+from deployer.sandbox import control
+from deployer.sandbox.layout import CREDENTIALS, Layout
+from tests.conftest import copy_project
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """\
+app: shop
+environment: {env}
+artifact: {{source: app}}
+capacity: {{min: 1, desired: 2, max: 4}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 30}}
+strategy: {{kind: canary, steps: [50, 100], bake_seconds: {bake}}}
+gates: {{interval_seconds: 0.5}}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("durability")
+    copy_project(workdir)
+    env = {
+        **os.environ,
+        "DEPLOYER_SANDBOX_TIME_SCALE": "0.2",
+        "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    }
+    yield workdir, env
+    control.down(Layout.for_workdir(workdir))
+
+
+def configure(workdir, env_name, bake=1):
+    (workdir / "deployer.yaml").write_text(CONFIG.format(env=env_name, bake=bake))
+
+
+def cli(workdir, env, *args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "deployer", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def aws(workdir):
+    state = control.status(Layout.for_workdir(workdir))
+    assert state is not None
+    return lambda service: boto3.client(
+        service, region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
+    )
+
+
+def live_state(workdir, env_name):
+    """What AWS says, not what deployer says: stacks, images, instances, listener."""
+    client = aws(workdir)
+    stacks = [
+        s
+        for s in client("cloudformation").describe_stacks()["Stacks"]
+        if s["StackName"].startswith(f"shop-{env_name}-fleet-")
+    ]
+    versions = sorted(
+        t["Value"] for s in stacks for t in s["Tags"] if t["Key"] == "deployer:version"
+    )
+    images = client("ec2").describe_images(
+        Owners=["self"], Filters=[{"Name": "tag:deployer:app", "Values": ["shop"]}]
+    )["Images"]
+    builders = client("ec2").describe_instances(
+        Filters=[
+            {"Name": "tag:deployer:role", "Values": ["builder"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )["Reservations"]
+    return {
+        "fleets": versions,
+        "images": sorted(
+            t["Value"] for i in images for t in i["Tags"] if t["Key"] == "deployer:version"
+        ),
+        "builders": sum(len(r["Instances"]) for r in builders),
+    }
+
+
+def served(url, n=10):
+    return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
+
+
+@pytest.mark.parametrize("boundary", ["bake", "fleet", "gate", "step:done", "retire"])
+def test_a_run_killed_at_a_phase_boundary_converges_when_rerun(project, boundary):
+    workdir, env = project
+    env_name = "kill-" + boundary.replace(":", "-")
+    configure(workdir, env_name)
+    first = cli(workdir, env, "release", "v1", "--output", "json")
+    assert first.returncode == 0, first.stderr
+    url = json.loads(first.stdout)["url"]
+
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.kill_at", boundary, "v2"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr
+
+    rerun = cli(workdir, env, "release", "v2", "--output", "json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert served(url) == {"hello from v2"}
+    state = live_state(workdir, env_name)
+    assert state["fleets"] == ["v1", "v2"]  # no duplicate fleet; v1 warm for rollback
+    assert state["images"].count("v2") == 1  # no duplicate image
+    assert state["builders"] == 0
+    history = json.loads(cli(workdir, env, "history", "--output", "json").stdout)["releases"]
+    assert history[0]["version"] == "v2" and history[0]["outcome"] == "succeeded"
+    assert not any(r["outcome"] == "in_progress" for r in history)
+    if boundary != "bake":
+        assert "resume:" in rerun.stderr
+
+
+@pytest.mark.parametrize("racers", [2, 5, 20])
+def test_of_several_releases_started_at_once_exactly_one_proceeds(project, racers):
+    workdir, env = project
+    env_name = f"race-{racers}"
+    configure(workdir, env_name, bake=25)  # the winner holds the lock while the others arrive
+    assert cli(workdir, env, "release", "v1").returncode == 0
+    before = live_state(workdir, env_name)
+    history_before = json.loads(cli(workdir, env, "history", "--output", "json").stdout)
+
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "deployer", "release", f"v{racers}"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(racers)
+    ]
+    results = [(run.wait(timeout=600), run.stderr.read()) for run in runs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0] + [3] * (racers - 1), [err[-300:] for _, err in results]
+    for code, stderr in results:
+        if code == 3:
+            assert "is locked by" in stderr and "deployer unlock lock-" in stderr
+
+    after = live_state(workdir, env_name)
+    assert after["fleets"] == sorted(["v1", f"v{racers}"])
+    assert after["images"].count(f"v{racers}") == 1 and after["builders"] == 0
+    history = json.loads(cli(workdir, env, "history", "--output", "json").stdout)["releases"]
+    assert len(history) == len(history_before["releases"]) + 1  # only the winner wrote
+    assert before["fleets"] == ["v1"]

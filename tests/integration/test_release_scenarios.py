@@ -1,0 +1,159 @@
+"""Release scenarios on the sandbox, in process: canary failure, flapping, and the switch back
+to blue failing transiently (absorbed) or for good (exit 4, the journal says what to do).
+Faults are injected at the adapter edge of a real engine; AWS is the sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError
+
+from deployer.aws.poller import Poller
+from deployer.config import load_config
+from deployer.engine import Engine
+from deployer.errors import ExitCode, GateFailed, NeedsHuman
+from deployer.operations import status
+from deployer.release import Release
+from deployer.sandbox import control
+from deployer.sandbox.layout import Layout
+from deployer.target import open_target
+from tests.conftest import copy_project
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """\
+app: shop
+environment: {env}
+artifact: {{source: {source}}}
+capacity: {{min: 1, desired: 2, max: 4}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 20}}
+strategy: {{kind: {kind}, steps: [10, 50, 100], bake_seconds: {bake}}}
+gates:
+  http: [{{path: /healthz, expect_status: 200}}]
+  max_failures: {max_failures}
+  interval_seconds: 0.5
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    os.environ.setdefault("DEPLOYER_SANDBOX_TIME_SCALE", "0.2")  # probes every second
+    workdir = tmp_path_factory.mktemp("scenarios")
+    copy_project(workdir)
+    yield workdir
+    control.down(Layout.for_workdir(workdir))
+
+
+def app_variant(workdir, name, **files):
+    target = workdir / name
+    if not target.exists():
+        shutil.copytree(workdir / "app", target)
+        for file_name, value in files.items():
+            (target / file_name).write_text(value)
+    return name
+
+
+def engine_for(workdir, env, source="app", kind="all_at_once", bake=1, max_failures=0):
+    path = workdir / f"{env}-{source}.yaml"
+    path.write_text(
+        CONFIG.format(env=env, source=source, kind=kind, bake=bake, max_failures=max_failures)
+    )
+    loaded = load_config(path)
+    lines: list[str] = []
+    poller = Poller(report=lines.append, first_interval=0.1, max_interval=0.5)
+    runtime = open_target(loaded, workdir, poller, lines.append)
+    engine = Engine(loaded, runtime, poller, lines.append, workdir)
+    engine.lines = lines  # type: ignore[attr-defined]
+    return engine
+
+
+def served(url, n=10):
+    return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
+
+
+def test_green_failing_during_a_canary_step_goes_back_to_blue(workdir):
+    first = Release(engine_for(workdir, "canary")).run("v1")
+    url = first.url
+    late = app_variant(workdir, "app-late", FAIL_AFTER="6")
+    engine = engine_for(workdir, "canary", source=late, kind="canary", bake=5)
+    with pytest.raises(GateFailed) as caught:
+        Release(engine).run("v2")
+    assert caught.value.exit_code == ExitCode.RELEASE_FAILED
+    assert caught.value.step.startswith("step ")  # it failed under traffic, not before
+    assert caught.value.gate == "http GET /healthz"
+    assert any("traffic: step 1: canary 10/100" in line for line in engine.lines)
+    assert served(url) == {"hello from v1"}
+    now = status(engine_for(workdir, "canary"))
+    fleets = {f["version"]: (f["role"], f["weight"], f["desired"]) for f in now["fleets"]}
+    assert fleets == {"v1": ("live", 100, 2), "v2": ("cold", 0, 0)}
+    assert now["last"]["outcome"] == "failed" and "step" in now["last"]["reason"]
+
+
+def test_a_flapping_green_is_rejected_when_failures_exceed_the_tolerance(workdir):
+    Release(engine_for(workdir, "flap")).run("v1")
+    flappy = app_variant(workdir, "app-flap", FLAP="4")
+    engine = engine_for(workdir, "flap", source=flappy, bake=8, max_failures=2)
+    with pytest.raises(GateFailed) as caught:
+        Release(engine).run("v2")
+    assert "status 500" in caught.value.observation
+    assert status(engine_for(workdir, "flap"))["live_version"] == "v1"
+
+
+def failing_restores(engine, blue_group, errors):
+    """Make the listener change that sends traffic back to blue alone raise `errors`."""
+    original = engine.elb.set_weights
+
+    def set_weights(listener_arn, weights):
+        if set(weights) == {blue_group} and errors:
+            raise errors.pop(0)
+        return original(listener_arn, weights)
+
+    engine.elb.set_weights = set_weights
+
+
+def throttled():
+    return ClientError(
+        {
+            "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        "ModifyListener",
+    )
+
+
+def denied():
+    return ClientError(
+        {
+            "Error": {"Code": "AccessDenied", "Message": "not allowed"},
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        },
+        "ModifyListener",
+    )
+
+
+def test_a_transient_failure_of_the_switch_back_is_absorbed(workdir):
+    first = Release(engine_for(workdir, "transient")).run("v1")
+    late = app_variant(workdir, "app-late", FAIL_AFTER="6")
+    engine = engine_for(workdir, "transient", source=late, bake=8)
+    failing_restores(engine, first.record.target_group_arn, [throttled(), throttled()])
+    with pytest.raises(GateFailed):
+        Release(engine).run("v2")
+    assert served(first.url) == {"hello from v1"}
+
+
+def test_a_permanent_failure_of_the_switch_back_needs_a_human(workdir):
+    first = Release(engine_for(workdir, "stuck")).run("v1")
+    late = app_variant(workdir, "app-late", FAIL_AFTER="6")
+    engine = engine_for(workdir, "stuck", source=late, bake=8)
+    failing_restores(engine, first.record.target_group_arn, [denied() for _ in range(10)])
+    with pytest.raises(NeedsHuman) as caught:
+        Release(engine).run("v2")
+    assert caught.value.exit_code == ExitCode.NEEDS_HUMAN
+    assert "deployer abort" in caught.value.message
+    now = status(engine_for(workdir, "stuck"))
+    assert now["last"]["reason"].startswith("needs a human")
+    assert "deployer rollback" in now["advice"] or "deployer abort" in now["advice"]
