@@ -16,8 +16,7 @@ from deployer.aws.cloudwatch import CloudWatch
 from deployer.aws.elbv2 import Elbv2
 from deployer.config import HttpCheck
 from deployer.core.gates import GateKind, Observation
-from deployer.core.health import describe_targets
-from deployer.core.model import TargetState
+from deployer.core.health import assess_target_health
 
 DEFAULT_HTTP_TIMEOUT_S = 5.0
 
@@ -27,10 +26,7 @@ def observe_targets(elb: Elbv2, target_group_arn: str, expected: int) -> Observa
         targets = elb.target_health(target_group_arn)
     except (ClientError, BotoCoreError) as exc:
         return Observation(GateKind.TARGET_HEALTH, "green", None, f"unreadable: {exc}")
-    healthy = sum(1 for t in targets if t.state is TargetState.HEALTHY)
-    passed = healthy >= expected > 0 and healthy == len(targets)
-    detail = f"{healthy}/{expected} healthy: {describe_targets(targets)}"
-    return Observation(GateKind.TARGET_HEALTH, "green", passed, detail)
+    return assess_target_health(targets, expected)
 
 
 def observe_http(base_url: str, check: HttpCheck) -> Observation:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from deployer.core.model import Fleet, Kind, LiveState, Outcome, ReleaseRecord
@@ -66,11 +66,6 @@ def switch_weights(green: Fleet, blue: Fleet | None) -> dict[str, int]:
 def fleets_to_retire(live: LiveState, keep: Sequence[str]) -> list[Fleet]:
     """Every fleet of this app/environment except the stacks named in `keep`."""
     return [f for f in live.fleets if f.stack_name not in keep]
-
-
-def weights_without(weights: Mapping[str, int], retired: Sequence[Fleet]) -> dict[str, int]:
-    gone = {f.target_group_arn for f in retired}
-    return {arn: w for arn, w in weights.items() if arn not in gone}
 
 
 def is_warm(fleet: Fleet) -> bool:

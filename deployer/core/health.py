@@ -1,24 +1,13 @@
-"""Health assessment: from observed target health to a gate verdict. Fails closed."""
+"""Target health as a gate observation. Fails closed: fewer targets than expected, or any
+target that is not healthy, is not a pass.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 
+from deployer.core.gates import GateKind, Observation
 from deployer.core.model import TargetHealth, TargetState
-
-
-class Verdict(StrEnum):
-    PASS = "pass"
-    WAIT = "wait"
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class GateResult:
-    verdict: Verdict
-    observation: str
 
 
 def describe_targets(targets: Sequence[TargetHealth]) -> str:
@@ -31,18 +20,13 @@ def describe_targets(targets: Sequence[TargetHealth]) -> str:
     return ", ".join(parts)
 
 
-def assess_target_health(
-    targets: Sequence[TargetHealth], expected: int, deadline_passed: bool
-) -> GateResult:
-    """PASS when `expected` targets are registered and every one is healthy.
+def assess_target_health(targets: Sequence[TargetHealth], expected: int) -> Observation:
+    """Passes when `expected` targets are registered and every one of them is healthy.
 
-    Anything else is WAIT until the deadline, then FAIL. An unhealthy target is not failed
-    at once: on ELBv2 a target that boots slowly goes initial -> unhealthy -> healthy.
+    On ELBv2 a target that boots slowly goes initial -> unhealthy -> healthy, so callers
+    wait on this until a deadline before the switch, and fail at once after it.
     """
     healthy = [t for t in targets if t.state is TargetState.HEALTHY]
-    summary = f"{len(healthy)}/{expected} healthy: {describe_targets(targets)}"
-    if expected > 0 and len(healthy) >= expected and len(healthy) == len(targets):
-        return GateResult(Verdict.PASS, summary)
-    if deadline_passed:
-        return GateResult(Verdict.FAIL, summary)
-    return GateResult(Verdict.WAIT, summary)
+    passed = expected > 0 and len(healthy) >= expected and len(healthy) == len(targets)
+    detail = f"{len(healthy)}/{expected} healthy: {describe_targets(targets)}"
+    return Observation(GateKind.TARGET_HEALTH, "green", passed, detail)
