@@ -169,3 +169,30 @@ def test_of_several_releases_started_at_once_exactly_one_proceeds(project, racer
     history = json.loads(cli(workdir, env, "history", "--output", "json").stdout)["releases"]
     assert len(history) == len(history_before["releases"]) + 1  # only the winner wrote
     assert before["fleets"] == ["v1"]
+
+
+def test_abort_rolls_an_interrupted_release_back(project):
+    workdir, env = project
+    configure(workdir, "abort")
+    first = cli(workdir, env, "release", "v1", "--output", "json")
+    url = json.loads(first.stdout)["url"]
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.kill_at", "step:done", "v2"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9
+    assert "hello from v2" in served(url, 30)  # the killed run had sent v2 some traffic
+    status = json.loads(cli(workdir, env, "status", "--output", "json").stdout)
+    assert "deployer abort" in status["advice"]
+
+    aborted = cli(workdir, env, "abort", "--output", "json")
+    assert aborted.returncode == 0, aborted.stderr
+    assert served(url, 20) == {"hello from v1"}
+    history = json.loads(cli(workdir, env, "history", "--output", "json").stdout)["releases"]
+    assert (history[0]["version"], history[0]["outcome"]) == ("v2", "failed")
+    assert "aborted" in history[0]["reason"]
+    assert cli(workdir, env, "abort").returncode == 2  # nothing in flight any more

@@ -120,6 +120,15 @@ def test_release_reject_and_rollback_cycle(project):
     ]
 
 
+def test_plan_says_what_a_release_would_do_and_changes_nothing(project):
+    before = project.json("status")
+    planned = project.json("plan", "v9")
+    assert planned["bake"] is True and planned["noop"] is False
+    assert planned["blue"] == before["live_version"]
+    assert [s["name"] for s in planned["steps"]] == ["step 1: all traffic"]
+    assert project.json("status") == before
+
+
 def test_releasing_the_live_version_again_reuses_everything(project):
     before = project.json("status")
     again = project.json("release", before["live_version"])

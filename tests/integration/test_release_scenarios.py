@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import urllib.request
 
 import pytest
@@ -15,8 +16,8 @@ from botocore.exceptions import ClientError
 from deployer.aws.poller import Poller
 from deployer.config import load_config
 from deployer.engine import Engine
-from deployer.errors import ExitCode, GateFailed, NeedsHuman
-from deployer.operations import status
+from deployer.errors import BadInput, ExitCode, GateFailed, NeedsHuman
+from deployer.operations import gc, rollback, status
 from deployer.release import Release
 from deployer.sandbox import control
 from deployer.sandbox.layout import Layout
@@ -32,8 +33,10 @@ artifact: {{source: {source}}}
 capacity: {{min: 1, desired: 2, max: 4}}
 health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 20}}
 strategy: {{kind: {kind}, steps: [10, 50, 100], bake_seconds: {bake}}}
+rollback_window: {window}
 gates:
   http: [{{path: /healthz, expect_status: 200}}]
+  alarms: {alarms}
   max_failures: {max_failures}
   interval_seconds: 0.5
 """
@@ -57,10 +60,20 @@ def app_variant(workdir, name, **files):
     return name
 
 
-def engine_for(workdir, env, source="app", kind="all_at_once", bake=1, max_failures=0):
+def engine_for(
+    workdir, env, source="app", kind="all_at_once", bake=1, max_failures=0, window=3600, alarms="[]"
+):
     path = workdir / f"{env}-{source}.yaml"
     path.write_text(
-        CONFIG.format(env=env, source=source, kind=kind, bake=bake, max_failures=max_failures)
+        CONFIG.format(
+            env=env,
+            source=source,
+            kind=kind,
+            bake=bake,
+            window=window,
+            alarms=alarms,
+            max_failures=max_failures,
+        )
     )
     loaded = load_config(path)
     lines: list[str] = []
@@ -157,3 +170,63 @@ def test_a_permanent_failure_of_the_switch_back_needs_a_human(workdir):
     now = status(engine_for(workdir, "stuck"))
     assert now["last"]["reason"].startswith("needs a human")
     assert "deployer rollback" in now["advice"] or "deployer abort" in now["advice"]
+
+
+def test_an_alarm_firing_during_the_bake_time_sends_traffic_back(workdir):
+    first = Release(engine_for(workdir, "alarm")).run("v1")
+    engine = engine_for(workdir, "alarm", bake=6, alarms="[shop-5xx]")
+    cloudwatch = engine.runtime.aws.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="shop-5xx",
+        MetricName="HTTPCode_Target_5XX_Count",
+        Namespace="AWS/ApplicationELB",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=10,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+
+    def fire_once_green_has_traffic(record):
+        if record.phase.value == "step" and record.phase_done:
+            cloudwatch.set_alarm_state(
+                AlarmName="shop-5xx", StateValue="ALARM", StateReason="5xx above 10 per minute"
+            )
+
+    engine.on_phase = fire_once_green_has_traffic
+    with pytest.raises(GateFailed) as caught:
+        Release(engine).run("v2")
+    assert caught.value.gate == "alarm shop-5xx"
+    assert "5xx above 10 per minute" in caught.value.observation
+    assert served(first.url) == {"hello from v1"}
+
+
+def test_a_gate_alarm_that_does_not_exist_is_bad_input_before_any_change(workdir):
+    engine = engine_for(workdir, "noalarm", alarms="[no-such-alarm]")
+    with pytest.raises(BadInput, match="no CloudWatch alarm named no-such-alarm"):
+        Release(engine).run("v1")
+    assert engine.existing_infra() is None
+
+
+def test_rollback_to_a_retired_fleet_re_releases_its_recorded_image(workdir):
+    first = Release(engine_for(workdir, "retired", window=0)).run("v1")
+    Release(engine_for(workdir, "retired", window=0)).run("v2")
+    now = status(engine_for(workdir, "retired", window=0))
+    assert [f["version"] for f in now["fleets"]] == ["v2"]  # window 0: v1 retired at once
+    engine = engine_for(workdir, "retired", window=0)
+    record = rollback(engine, None, None)
+    assert record.version == "v1" and record.kind.value == "rollback"
+    assert record.images == first.record.images  # the same image: no bake
+    assert "bake" not in engine.phase_seconds
+    assert any("re-releasing it from its recorded image" in line for line in engine.lines)
+    assert served(first.url) == {"hello from v1"}
+
+
+def test_gc_retires_the_previous_fleet_after_the_rollback_window(workdir):
+    Release(engine_for(workdir, "gc", window=2)).run("v1")
+    Release(engine_for(workdir, "gc", window=2)).run("v2")
+    assert gc(engine_for(workdir, "gc", window=3600), None) == []  # still inside the window
+    time.sleep(2.5)
+    retired = gc(engine_for(workdir, "gc", window=2), None)
+    assert len(retired) == 1 and "-v1-" in retired[0]
+    assert [f["version"] for f in status(engine_for(workdir, "gc"))["fleets"]] == ["v2"]

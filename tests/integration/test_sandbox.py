@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 
+from deployer.aws.elbv2 import forward_action
 from deployer.aws.poller import Poll, Poller
 from deployer.sandbox import control, patches
 from deployer.sandbox.layout import Layout
@@ -159,35 +160,16 @@ def test_the_load_balancer_front_forwards_by_listener_weights(sandbox, sandbox_a
         return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
 
     assert served() == {"hello from blue"}
-    elb.modify_listener(
-        ListenerArn=listener["ListenerArn"],
-        DefaultActions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {"TargetGroupArn": blue_group, "Weight": 0},
-                        {"TargetGroupArn": green_group, "Weight": 100},
-                    ]
-                },
-            }
-        ],
-    )
+
+    def weigh(blue_weight, green_weight):
+        elb.modify_listener(
+            ListenerArn=listener["ListenerArn"],
+            DefaultActions=[forward_action({blue_group: blue_weight, green_group: green_weight})],
+        )
+
+    weigh(0, 100)
     assert served() == {"hello from green"}
-    elb.modify_listener(
-        ListenerArn=listener["ListenerArn"],
-        DefaultActions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {"TargetGroupArn": blue_group, "Weight": 50},
-                        {"TargetGroupArn": green_group, "Weight": 50},
-                    ]
-                },
-            }
-        ],
-    )
+    weigh(50, 50)
     assert served(60) == {"hello from blue", "hello from green"}
 
 
