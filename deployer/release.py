@@ -91,10 +91,9 @@ class Release:
     ) -> ReleaseResult:
         """With the lock held: release `version` (baked from `artifact`, or from `image_id`)."""
         e = self.e
-        live = e.observe(infra)
         url = e.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
         record = self._resume_or_supersede(version, digest, infra)
-        live = e.observe(infra)
+        live = e.observe(infra)  # after any resume or supersede has changed it
         green_name = e.names.fleet_stack(version, digest)
         if record is None:
             plan = plan_release(live, version.text, digest, green_name, e.spec.capacity.desired)
