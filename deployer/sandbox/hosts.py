@@ -42,6 +42,15 @@ def loopback_aliases_work() -> bool:
         return False
 
 
+def address_free(ip: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     values = {}
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -76,14 +85,23 @@ class HostManager:
             host = self._hosts.get(instance_id)
             return (host.ip, host.port) if host else None
 
-    def _allocate(self) -> tuple[str, int]:
-        n = self._next
-        self._next += 1
-        if self._aliases:
-            return f"127.{self._net}.{n // 250}.{n % 250 + 2}", 0
-        with socket.socket() as probe:  # one port of its own on 127.0.0.1
-            probe.bind(("127.0.0.1", 0))
-            return "127.0.0.1", probe.getsockname()[1]
+    def _allocate(self, app_port: int) -> tuple[str, int]:
+        """A loopback address (and port) where nothing listens yet.
+
+        Another sandbox on this machine may use the same addresses: probing its app instead
+        of ours would report the wrong health, so an address in use is skipped.
+        """
+        if not self._aliases:
+            with socket.socket() as probe:  # one port of its own on 127.0.0.1
+                probe.bind(("127.0.0.1", 0))
+                return "127.0.0.1", probe.getsockname()[1]
+        for _ in range(10_000):
+            n = self._next
+            self._next += 1
+            ip = f"127.{self._net}.{n // 250}.{n % 250 + 2}"
+            if address_free(ip, app_port):
+                return ip, 0
+        raise RuntimeError("no free loopback address for a sandbox host")
 
     def reconcile(self, running: dict[str, str]) -> None:
         """`running` maps instance id -> image id for every instance in state running."""
@@ -103,11 +121,12 @@ class HostManager:
             shutil.copytree(image, root, symlinks=True, dirs_exist_ok=True)
         else:
             root.mkdir(parents=True, exist_ok=True)
-        ip, port = self._allocate()
-        host = Host(instance_id, ip, port)
         env_file = root / ENV_FILE
-        if env_file.is_file():
-            host = self._start_app(host, root, read_env_file(env_file))
+        app_env = read_env_file(env_file) if env_file.is_file() else {}
+        ip, port = self._allocate(int(app_env.get("PORT", "8080")))
+        host = Host(instance_id, ip, port)
+        if app_env:
+            host = self._start_app(host, root, app_env)
         with self._lock:
             self._hosts[instance_id] = host
         write_json(

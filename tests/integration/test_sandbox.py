@@ -4,6 +4,7 @@ what was installed on the builder, and the ALB forwards real requests by listene
 """
 
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
@@ -216,3 +217,16 @@ def test_down_stops_every_process_it_started(tmp_path):
     assert not _alive(state.pid)
     assert control.status(layout) is None
     assert not control.down(layout)
+
+
+def test_a_host_never_shares_an_address_with_another_sandboxs_app(tmp_path):
+    """Two sandboxes on one machine: an address already served is skipped, not probed."""
+    from deployer.sandbox.hosts import HostManager
+
+    hosts = HostManager(Layout.for_workdir(tmp_path))
+    taken = f"127.{hosts._net}.0.2"
+    with socket.socket() as squatter:
+        squatter.bind((taken, 8080))
+        squatter.listen()
+        ip, _ = hosts._allocate(8080)
+    assert ip != taken
