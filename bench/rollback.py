@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -53,8 +54,12 @@ def engine_for(workdir: Path) -> Engine:
     return Engine(loaded, runtime, poller, lambda _line: None, workdir)
 
 
-def break_green_later(engine: Engine, layout: Layout, broke_at: list[float]) -> None:
-    """Once green takes traffic, wait a random part of a second, then break its instances."""
+def break_green_later(
+    engine: Engine, layout: Layout, broke_at: list[float], interval: float
+) -> None:
+    """Once green takes traffic, wait a random time (so the break lands anywhere within the
+    gate interval), then break its instances.
+    """
 
     def on_phase(record: object) -> None:
         if getattr(record, "phase", None) is Phase.STEP and getattr(record, "phase_done", False):
@@ -62,7 +67,7 @@ def break_green_later(engine: Engine, layout: Layout, broke_at: list[float]) -> 
             ids = [t.target_id for t in group]
 
             def breaker() -> None:
-                time.sleep(1.3)
+                time.sleep(0.5 + random.random() * interval)
                 for instance_id in ids:
                     root = control.host_of(layout, instance_id)
                     if root:
@@ -92,7 +97,7 @@ def main() -> None:
         for trial in range(args.trials):
             engine = engine_for(workdir)
             broke_at: list[float] = []
-            break_green_later(engine, layout, broke_at)
+            break_green_later(engine, layout, broke_at, args.interval)
             try:
                 Release(engine).run("v2")
                 print(f"trial {trial + 1}: v2 was not rejected")
