@@ -13,9 +13,9 @@ from deployer.aws.session import unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.bake.baker import BakeRequest
 from deployer.bake.runner import syntax_check
-from deployer.core.decide import fleets_to_retire, plan_release
+from deployer.core.decide import fleets_to_retire, green_capacity, plan_release
 from deployer.core.gates import GateKind, Observation, judge
-from deployer.core.model import Fleet, Kind, LiveState, Outcome, Phase, ReleaseRecord
+from deployer.core.model import Fleet, Kind, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.rollout import Step, plan_steps, restore_weights, step_weights
 from deployer.engine import Engine
@@ -122,8 +122,8 @@ class Release:
                     reason=note,
                 ).at(Phase.BAKE)
             )
-        capacity = self._capacity(live, record)
         blue = live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
+        capacity = green_capacity(blue, e.spec.capacity.desired)
         green: Fleet | None = (
             live.fleet_by_stack(record.fleet_stack) if record.fleet_stack else None
         )
@@ -190,12 +190,6 @@ class Release:
         return inflight
 
     # ---- steps ---------------------------------------------------------------------------
-
-    def _capacity(self, live: LiveState, record: ReleaseRecord) -> int:
-        blue = live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
-        if blue is not None and blue.desired > 0:
-            return blue.desired  # sized like the live fleet, which may have scaled since
-        return self.e.spec.capacity.desired
 
     def _bake_request(
         self, version: Version, artifact: Artifact, infra: Infra, record: ReleaseRecord

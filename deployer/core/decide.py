@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from deployer.core.model import Fleet, Kind, LiveState, Outcome, ReleaseRecord
 from deployer.errors import BadInput
 
-FULL_WEIGHT = 100
 WARM_STACK_STATES = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE"})
 
 
@@ -37,10 +36,7 @@ def plan_release(
             reuse_fleet=current,
             reason=f"{version} ({digest[:12]}) is already live on {current.stack_name}",
         )
-    # Size green like the live fleet, which may have been scaled since it was released.
-    capacity = (
-        current.desired if current is not None and current.desired > 0 else configured_desired
-    )
+    capacity = green_capacity(current, configured_desired)
     existing = live.fleet_by_stack(green_stack)
     reuse = (
         existing if existing is not None and existing.stack_status in WARM_STACK_STATES else None
@@ -55,12 +51,9 @@ def plan_release(
     )
 
 
-def switch_weights(green: Fleet, blue: Fleet | None) -> dict[str, int]:
-    """All traffic to green; blue stays registered at weight 0 so a rollback is one change."""
-    weights = {green.target_group_arn: FULL_WEIGHT}
-    if blue is not None and blue.target_group_arn != green.target_group_arn:
-        weights[blue.target_group_arn] = 0
-    return weights
+def green_capacity(blue: Fleet | None, configured_desired: int) -> int:
+    """Size green like the live fleet, which may have been scaled since it was released."""
+    return blue.desired if blue is not None and blue.desired > 0 else configured_desired
 
 
 def fleets_to_retire(live: LiveState, keep: Sequence[str]) -> list[Fleet]:

@@ -11,7 +11,6 @@ class Phase(StrEnum):
     """Where a release is. Written to the journal before and after each step."""
 
     PREFLIGHT = "preflight"
-    INFRA = "infra"
     BAKE = "bake"
     FLEET = "fleet"
     GATE = "gate"

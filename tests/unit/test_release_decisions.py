@@ -7,9 +7,9 @@ from deployer.core.decide import (
     choose_rollback_target,
     fleets_to_retire,
     plan_release,
-    switch_weights,
 )
 from deployer.core.model import Actor, Fleet, Kind, LiveState, Outcome, ReleaseRecord
+from deployer.core.rollout import plan_steps, step_weights
 
 ACTOR = Actor("ci", "runner-1")
 
@@ -77,8 +77,9 @@ def test_a_fleet_left_by_a_killed_run_is_reused_not_duplicated():
 
 
 def test_switch_sends_all_traffic_to_green_and_keeps_blue_registered_at_zero():
-    assert switch_weights(fleet("v2"), fleet("v1")) == {"tg/v2": 100, "tg/v1": 0}
-    assert switch_weights(fleet("v2"), None) == {"tg/v2": 100}
+    [step] = plan_steps("all_at_once", (10, 50, 100), 0, has_blue=True)
+    assert step_weights(step, "tg/v2", "tg/v1") == {"tg/v2": 100, "tg/v1": 0}
+    assert step_weights(step, "tg/v2", None) == {"tg/v2": 100}
 
 
 def test_everything_but_green_and_blue_is_retired():
