@@ -9,15 +9,22 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
+from rich.text import Text
 
-from deployer.aws.poller import Poller
+from deployer.aws.poller import Poller, PollTimeout
 from deployer.config import LoadedConfig, json_schema, load_config
-from deployer.errors import EXIT_CODE_MEANINGS, DeployerError, ExitCode
+from deployer.errors import (
+    EXIT_CODE_MEANINGS,
+    DeployerError,
+    ExitCode,
+    NeedsHuman,
+    Unreachable,
+)
 from deployer.sandbox.layout import Layout
 
 T = TypeVar("T")
@@ -49,6 +56,7 @@ class Context:
         self.config_path = config_path
         self.workdir = Path.cwd()
         self.strategy: str | None = None
+        self.aws: Any = None  # the AwsContext of the engine, once made: did changes begin?
 
     def report(self, line: str) -> None:
         print(f"· {line}", file=sys.stderr, flush=True)
@@ -69,7 +77,25 @@ class Context:
         loaded = self.config()
         poller = Poller(report=self.report)
         runtime = open_target(loaded, self.workdir, poller, self.report, start_sandbox)
+        self.aws = runtime.aws
         return Engine(loaded, runtime, poller, self.report, self.workdir)
+
+    @property
+    def changes_begun(self) -> bool:
+        return bool(self.aws is not None and self.aws.changes_begun)
+
+
+CONTEXT: Context | None = None  # set by the `cli` group; run_command reads it
+
+
+def _aws_failure(exc: Exception) -> DeployerError:
+    """An AWS error nothing mapped: exit 5 before any change, exit 4 after."""
+    if CONTEXT is not None and CONTEXT.changes_begun:
+        return NeedsHuman(
+            f"AWS: {exc}. Changes had begun; the journal records where this run stopped: "
+            "run `deployer status`, then rerun the command (it converges) or `deployer abort`."
+        )
+    return Unreachable(f"AWS: {exc}. Nothing was changed.")
 
 
 def run_command(action: Callable[[], T]) -> T:
@@ -77,16 +103,20 @@ def run_command(action: Callable[[], T]) -> T:
     try:
         return action()
     except DeployerError as exc:
-        stderr.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
-        stderr.print(f"[dim]exit {int(exc.exit_code)}: {EXIT_CODE_MEANINGS[exc.exit_code]}[/dim]")
-        sys.exit(int(exc.exit_code))
-    except (ClientError, BotoCoreError) as exc:
-        stderr.print(f"[bold red]error:[/bold red] AWS: {exc}")
-        stderr.print("[dim]the state may be half-changed; run `deployer status`[/dim]")
-        sys.exit(int(ExitCode.NEEDS_HUMAN))
+        fail(exc)
+    except (ClientError, BotoCoreError, PollTimeout) as exc:
+        fail(_aws_failure(exc))
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted[/yellow]")
         sys.exit(130)
+
+
+def fail(exc: DeployerError) -> NoReturn:
+    stderr.print(Text.assemble(("error: ", "bold red"), exc.message))
+    stderr.print(
+        Text(f"exit {int(exc.exit_code)}: {EXIT_CODE_MEANINGS[exc.exit_code]}", style="dim")
+    )
+    sys.exit(int(exc.exit_code))
 
 
 def emit(output: str, data: Any, text: str) -> None:
@@ -110,7 +140,8 @@ def emit(output: str, data: Any, text: str) -> None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path) -> None:
     """Bake, release and roll back an EC2 web app behind an ALB."""
-    ctx.obj = Context(config_path)
+    global CONTEXT
+    ctx.obj = CONTEXT = Context(config_path)
 
 
 @cli.command()
@@ -146,6 +177,31 @@ def release(
         "phase_seconds": result.phase_seconds,
     }
     emit(output, data, f"{record.version} is live: {result.url}")
+
+
+@cli.command()
+@click.argument("version")
+@WAIT
+@OUTPUT
+@click.pass_obj
+def bake(obj: Context, version: str, wait_s: float | None, output: str) -> None:
+    """Bake (or reuse) VERSION's image without releasing it."""
+    from deployer.baking import bake as bake_image
+    from deployer.core.names import Version
+
+    run_command(lambda: (Version.parse(version), obj.config()))  # bad input: before any start
+    engine = run_command(obj.engine)
+    result = run_command(lambda: bake_image(engine, version, wait_s))
+    data = {
+        "version": result.version,
+        "digest": result.digest,
+        "image_id": result.image_id,
+        "reused": result.reused,
+        "images": result.images,
+        "mutating_calls": result.mutating_calls,
+    }
+    verb = "reused" if result.reused else "baked"
+    emit(output, data, f"{result.version}: {verb} image {result.image_id}")
 
 
 @cli.command()

@@ -17,39 +17,29 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from deployer.aws.autoscaling import AutoScaling
-from deployer.aws.cloudformation import CloudFormation, Stack, StackFailed
+from deployer.aws.cloudformation import CloudFormation, Stack
 from deployer.aws.cloudwatch import CloudWatch
 from deployer.aws.dynamodb import Fence, Journal, LeaseLock
 from deployer.aws.ec2 import Ec2
 from deployer.aws.elbv2 import Elbv2
-from deployer.aws.poller import Poller, PollTimeout
+from deployer.aws.poller import Poller, PollTimeout, WaitStats
 from deployer.aws.s3 import S3
-from deployer.aws.session import error_code
+from deployer.aws.session import is_transient
 from deployer.aws.ssm import Ssm
 from deployer.bake.baker import Baker
 from deployer.config import LoadedConfig
 from deployer.core.model import Actor, Fleet, Kind, LiveState, Outcome, ReleaseRecord
 from deployer.core.names import Names
-from deployer.errors import NeedsHuman
+from deployer.errors import NeedsHuman, StackFailed
 from deployer.infra import STACK_DEADLINE_S, Infra, Templates, ensure_stack
 from deployer.locking import LeaseLost, LockClient
 from deployer.target import Runtime
 
 Report = Callable[[str], None]
-TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "InternalError",
-    }
-)
 
 
 def actor_from_env() -> Actor:
@@ -70,15 +60,6 @@ def actor_from_env() -> Actor:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, ConnectionError):
-        return True
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error_code(exc) in TRANSIENT_CODES or int(status) >= 500
-    return False
 
 
 class Engine:
@@ -119,6 +100,10 @@ class Engine:
         self.baker = Baker(self.ec2, Ssm(aws), self.s3, runtime.access_for, report)
         self.templates_dir = loaded.base_dir / "cloudformation"
         self.phase_seconds: dict[str, float] = {}
+        self.phase_spans: dict[str, tuple[float, float]] = {}  # epoch start/end (bench/)
+        self.waits: list[WaitStats] = []
+        poller.on_wait = self.waits.append
+        poller.count_calls = lambda: sum(aws.calls.values())
         self.fence: Fence | None = None
         self.account = ""
         self.gate_failed_at: float | None = None  # when a gate failure was detected (bench)
@@ -308,8 +293,9 @@ class Engine:
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
         try:
             yield
         finally:
             self.phase_seconds[phase] = round(time.monotonic() - started, 3)
+            self.phase_spans[phase] = (wall, time.time())

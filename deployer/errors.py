@@ -6,6 +6,7 @@
     ├── BadInput            2   config, version, template, playbook, argument; nothing changed
     ├── LockHeld            3   another release holds the lock
     ├── NeedsHuman          4   a rollback or cleanup step failed; the journal says what to do
+    │   └── StackFailed     4   a stack did not reach its goal; names the failed resource
     └── Unreachable         5   AWS, credentials or the endpoint failed before any change
 
 Library errors (botocore, ansible-runner, pydantic) are mapped to these at the boundary
@@ -80,6 +81,18 @@ class LockHeld(DeployerError):
 
 class NeedsHuman(DeployerError):
     exit_code = ExitCode.NEEDS_HUMAN
+
+
+class StackFailed(NeedsHuman):
+    """A stack did not reach its goal. Raised by the CloudFormation adapter; a use case that
+    can say more (a fleet stack: the release failed before traffic moved) re-raises it.
+    """
+
+    def __init__(self, stack: str, status: str, reason: str) -> None:
+        super().__init__(f"stack {stack} is {status}: {reason}")
+        self.stack = stack
+        self.status = status
+        self.reason = reason
 
 
 class Unreachable(DeployerError):

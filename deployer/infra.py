@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,10 @@ def ensure_stack(
     print_ = fingerprint(body, parameters)
     tags = {**tags, "deployer:fingerprint": print_}
     stack = cfn.describe(name)
+    if stack is not None and stack.status == "DELETE_IN_PROGRESS":
+        report(f"infra: {name} is being deleted (an earlier create failed); waiting")
+        cfn.wait_deleted(stack.stack_id, STACK_DEADLINE_S)
+        stack = None
     if stack is not None and stack.status in UNRECOVERABLE:
         report(f"infra: {name} is {stack.status}; deleting it to create it again")
         cfn.delete(stack.stack_id)
@@ -108,14 +113,22 @@ def ensure_stack(
         stack = None
     if stack is None:
         report(f"infra: creating {name}")
-        cfn.create(name, body, parameters, tags, token=f"{name}-{print_}")
-        return cfn.wait_for(name, "CREATE_COMPLETE", STACK_DEADLINE_S)
+        stack_id = cfn.create(name, body, parameters, tags, token=request_token(name))
+        return cfn.wait_for(stack_id, "CREATE_COMPLETE", STACK_DEADLINE_S)
     if stack.status.endswith("_IN_PROGRESS"):
         goal = "CREATE_COMPLETE" if stack.status.startswith("CREATE") else "UPDATE_COMPLETE"
-        stack = cfn.wait_for(name, goal, STACK_DEADLINE_S)
+        stack = cfn.wait_for(stack.stack_id, goal, STACK_DEADLINE_S)
     if stack.tags.get("deployer:fingerprint") == print_:
         return stack
     report(f"infra: updating {name}")
     if not cfn.update(name, body, parameters, tags):
         return stack
-    return cfn.wait_for(name, "UPDATE_COMPLETE", STACK_DEADLINE_S)
+    return cfn.wait_for(stack.stack_id, "UPDATE_COMPLETE", STACK_DEADLINE_S)
+
+
+def request_token(name: str) -> str:
+    """A ClientRequestToken for one attempt: botocore's retries of the call reuse it, a rerun
+    gets a new one (a token names one request, not the stack: reusing it after the stack
+    failed and deleted itself would point at the deleted stack).
+    """
+    return f"{name}-{secrets.token_hex(6)}"[:128]

@@ -7,21 +7,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deployer.aws.cloudformation import StackFailed
 from deployer.aws.poller import Poll, PollTimeout
 from deployer.aws.session import unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.bake.baker import BakeRequest
-from deployer.bake.runner import syntax_check
+from deployer.checks import CheckCache, check_playbook, check_templates
 from deployer.core.decide import fleets_to_retire, green_capacity, plan_release
 from deployer.core.gates import GateKind, Observation, judge
 from deployer.core.model import Fleet, Kind, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.rollout import Step, plan_steps, restore_weights, step_weights
 from deployer.engine import Engine
-from deployer.errors import BadInput, DeployerError, GateFailed, NeedsHuman, ReleaseFailed
+from deployer.errors import (
+    BadInput,
+    DeployerError,
+    GateFailed,
+    NeedsHuman,
+    ReleaseFailed,
+    StackFailed,
+)
 from deployer.gates import observe_alarms, observe_http, observe_targets
-from deployer.infra import STACK_DEADLINE_S, Infra, Templates, lint_templates
+from deployer.infra import STACK_DEADLINE_S, Infra, Templates, request_token
 
 
 @dataclass
@@ -34,8 +40,9 @@ class ReleaseResult:
 
 def preflight(engine: Engine) -> Artifact:
     """Everything that can be checked without changing anything: bad input exits 2 here."""
-    lint_templates(engine.templates_dir, engine.runtime.aws.region)
-    syntax_check(engine.loaded.resolve(engine.spec.bake.playbook))
+    cache = CheckCache(engine.workdir / ".deployer" / "checks.json")
+    check_templates(cache, engine.templates_dir, engine.runtime.aws.region)
+    check_playbook(cache, engine.loaded.resolve(engine.spec.bake.playbook))
     artifact = package_artifact(engine)
     with unreachable_as_error(f"reach AWS ({engine.runtime.description})"):
         engine.account = engine.runtime.aws.account_id()
@@ -47,6 +54,27 @@ def preflight(engine: Engine) -> Artifact:
     if missing:
         raise BadInput(f"gates.alarms: no CloudWatch alarm named {', '.join(missing)}")
     return artifact
+
+
+def bake_request(
+    engine: Engine, version: Version, artifact: Artifact, infra: Infra, run_id: str
+) -> BakeRequest:
+    """What to bake for `version`, from the config; `run_id` names the builder's run."""
+    bake = engine.spec.bake
+    return BakeRequest(
+        names=engine.names,
+        version=version,
+        artifact=artifact,
+        bucket=f"deployer-artifacts-{engine.account}-{engine.runtime.aws.region}",
+        playbook=engine.loaded.resolve(bake.playbook),
+        base_ami=bake.base_ami,
+        instance_type=bake.instance_type,
+        subnet_id=infra.builder_subnet_id,
+        security_group_id=infra.builder_security_group_id,
+        key_name=bake.ssh.key_pair if bake.ssh else None,
+        app_port=engine.spec.instance.port,
+        release_id=run_id,
+    )
 
 
 def package_artifact(engine: Engine) -> Artifact:
@@ -134,7 +162,7 @@ class Release:
                     with e.timed("bake"):
                         assert artifact is not None
                         baked = e.baker.bake_or_reuse(
-                            self._bake_request(version, artifact, infra, record)
+                            bake_request(e, version, artifact, infra, record.release_id)
                         )
                     image_id, reused = baked.image_id, baked.reused
                 record = e.record(record.at(Phase.FLEET, images={e.runtime.aws.region: image_id}))
@@ -191,26 +219,6 @@ class Release:
 
     # ---- steps ---------------------------------------------------------------------------
 
-    def _bake_request(
-        self, version: Version, artifact: Artifact, infra: Infra, record: ReleaseRecord
-    ) -> BakeRequest:
-        e = self.e
-        bake = e.spec.bake
-        return BakeRequest(
-            names=e.names,
-            version=version,
-            artifact=artifact,
-            bucket=f"deployer-artifacts-{e.account}-{e.runtime.aws.region}",
-            playbook=e.loaded.resolve(bake.playbook),
-            base_ami=bake.base_ami,
-            instance_type=bake.instance_type,
-            subnet_id=infra.builder_subnet_id,
-            security_group_id=infra.builder_security_group_id,
-            key_name=bake.ssh.key_pair if bake.ssh else None,
-            app_port=e.spec.instance.port,
-            release_id=record.release_id,
-        )
-
     def _ensure_fleet(
         self,
         name: str,
@@ -223,8 +231,14 @@ class Release:
     ) -> Fleet:
         e = self.e
         existing = e.cfn.describe(name)
+        if existing is not None and existing.status == "DELETE_IN_PROGRESS":
+            e.cfn.wait_deleted(existing.stack_id, STACK_DEADLINE_S)
+            existing = None
         if existing is not None and existing.status == "CREATE_IN_PROGRESS":
-            existing = e.cfn.wait_for(name, "CREATE_COMPLETE", STACK_DEADLINE_S)
+            try:
+                existing = e.cfn.wait_for(existing.stack_id, "CREATE_COMPLETE", STACK_DEADLINE_S)
+            except StackFailed:
+                existing = None  # it failed and deleted itself: make it again
         if existing is not None:
             fleet = e.fleet_of(existing)
             if (
@@ -267,15 +281,15 @@ class Release:
             "deployer:release-id": record.release_id,
         }
         e.report(f"fleet: creating {name} ({capacity} x {spec.instance.type}, {image_id})")
-        e.cfn.create(
+        stack_id = e.cfn.create(
             name,
             Templates.load(e.templates_dir)["fleet"],
             parameters,
             tags,
-            token=f"{name}-{record.release_id}"[:128],
+            token=request_token(name),
         )
         try:
-            stack = e.cfn.wait_for(name, "CREATE_COMPLETE", STACK_DEADLINE_S)
+            stack = e.cfn.wait_for(stack_id, "CREATE_COMPLETE", STACK_DEADLINE_S)
         except StackFailed as exc:
             raise ReleaseFailed(f"fleet stack {name} failed: {exc.reason}") from None
         return e.fleet_of(stack)

@@ -66,6 +66,7 @@ def _aws(loaded: LoadedConfig, target: AwsTarget, poller: Poller) -> Runtime:
 
 
 def _sandbox(workdir: Path, poller: Poller, report: Callable[[str], None], start: bool) -> Runtime:
+    """The sandbox; `start` starts it with the profile DEPLOYER_SANDBOX_PROFILE names."""
     from deployer.sandbox import control  # only the sandbox target needs moto installed
     from deployer.sandbox.layout import CREDENTIALS, Layout
 
@@ -73,7 +74,10 @@ def _sandbox(workdir: Path, poller: Poller, report: Callable[[str], None], start
     if start:
         state, started = control.up(layout)
         if started:
-            report(f"sandbox: started at {state.endpoint} (state in {layout.root})")
+            report(
+                f"sandbox: started at {state.endpoint}, profile {state.profile} "
+                f"(state in {layout.root})"
+            )
     else:
         found = control.status(layout)
         if found is None:
@@ -95,7 +99,8 @@ def _sandbox(workdir: Path, poller: Poller, report: Callable[[str], None], start
             host = control.host_of(layout, instance_id)
             return Poll(host is not None, "host not booted", host)
 
-        host = poller.until(f"sandbox host {instance_id}", check, 30)
+        # A host boots for as long as an instance does on AWS (scaled): wait like for SSH.
+        host = poller.until(f"sandbox host {instance_id} to boot", check, 600)
         return BuilderAccess(host=instance_id, connection="local", root=host["root"], sandbox=True)
 
     return Runtime(
@@ -103,5 +108,5 @@ def _sandbox(workdir: Path, poller: Poller, report: Callable[[str], None], start
         aws=aws,
         url_for=url_for,
         access_for=access_for,
-        description=f"sandbox at {state.endpoint}",
+        description=f"sandbox at {state.endpoint} (profile {state.profile})",
     )

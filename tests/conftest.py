@@ -19,6 +19,12 @@ from deployer.aws.session import AwsContext, make_context
 REPO = Path(__file__).resolve().parents[1]
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
+# Every sandbox the tests start behaves like AWS (latency, eventual consistency, client tokens,
+# SigV4-only S3, ...), at 1/20 of AWS's timing so that a stack takes seconds, not minutes.
+# Subprocesses (the CLI under test) inherit these.
+os.environ.setdefault("DEPLOYER_SANDBOX_PROFILE", "aws")
+os.environ.setdefault("DEPLOYER_SANDBOX_TIME_SCALE", "0.05")
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -86,7 +92,6 @@ def sandbox(tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("sandbox")
     layout = Layout.for_workdir(workdir)
-    os.environ.setdefault("DEPLOYER_SANDBOX_TIME_SCALE", "0.2")
     state, _ = control.up(layout)
     try:
         yield layout, state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from deployer.aws.session import AwsContext
 
@@ -17,7 +18,11 @@ class GroupState:
 
 class AutoScaling:
     def __init__(self, aws: AwsContext) -> None:
-        self._asg = aws.client("autoscaling")
+        self._aws = aws
+
+    @property
+    def _asg(self) -> Any:
+        return self._aws.client("autoscaling")
 
     def describe(self, name: str) -> GroupState | None:
         groups = self._asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[

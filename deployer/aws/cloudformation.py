@@ -1,4 +1,9 @@
-"""CloudFormation adapter: stacks created, updated, deleted and awaited with our poller."""
+"""CloudFormation adapter: stacks created, updated, deleted and awaited with our poller.
+
+Stacks are awaited by stack id, not name: deployer creates them with OnFailure=DELETE, and a
+failed create then deletes itself and is gone by name. By id, DescribeStacks and
+DescribeStackEvents still answer, so the failed resource and its reason can be read.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, error_code
+from deployer.errors import StackFailed
 
 FAILED_STATES = frozenset(
     {
@@ -24,14 +30,6 @@ FAILED_STATES = frozenset(
         "UPDATE_FAILED",
     }
 )
-
-
-class StackFailed(Exception):
-    def __init__(self, stack: str, status: str, reason: str) -> None:
-        super().__init__(f"stack {stack} is {status}: {reason}")
-        self.stack = stack
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -70,8 +68,12 @@ def _tags(values: Mapping[str, str]) -> list[dict[str, str]]:
 
 class CloudFormation:
     def __init__(self, aws: AwsContext, poller: Poller) -> None:
-        self._cfn = aws.client("cloudformation")
+        self._aws = aws
         self._poller = poller
+
+    @property
+    def _cfn(self) -> Any:
+        return self._aws.client("cloudformation")
 
     def describe(self, name: str) -> Stack | None:
         try:
@@ -97,8 +99,9 @@ class CloudFormation:
         parameters: Mapping[str, str],
         tags: Mapping[str, str],
         token: str,
-    ) -> None:
-        self._cfn.create_stack(
+    ) -> str:
+        """Create the stack; returns its id. `token` makes retries of this call idempotent."""
+        response = self._cfn.create_stack(
             StackName=name,
             TemplateBody=template,
             Parameters=_params(parameters),
@@ -106,6 +109,7 @@ class CloudFormation:
             ClientRequestToken=token,
             OnFailure="DELETE",
         )
+        return str(response["StackId"])
 
     def update(
         self, name: str, template: str, parameters: Mapping[str, str], tags: Mapping[str, str]
@@ -127,22 +131,27 @@ class CloudFormation:
     def delete(self, name: str) -> None:
         self._cfn.delete_stack(StackName=name)
 
-    def wait_for(self, name: str, goal: str, deadline_s: float) -> Stack:
-        """Wait until the stack reaches `goal`; raise StackFailed if it fails instead."""
+    def wait_for(self, stack_id: str, goal: str, deadline_s: float) -> Stack:
+        """Wait until the stack (by id) reaches `goal`; raise StackFailed if it fails instead.
+
+        A create that fails with OnFailure=DELETE goes CREATE_FAILED -> DELETE_IN_PROGRESS ->
+        DELETE_COMPLETE; we wait for the delete to end, so a rerun can create it again.
+        """
 
         def check() -> Poll[Stack]:
-            stack = self.describe(name)
+            stack = self.describe(stack_id)
             if stack is None:
-                raise StackFailed(
-                    name, "GONE", "the stack disappeared (creation failed and was deleted)"
-                )
+                raise StackFailed(stack_id, "GONE", "the stack does not exist")
             if stack.status == goal:
                 return Poll(True, stack.status, stack)
-            if stack.status in FAILED_STATES:
-                raise StackFailed(name, stack.status, self.failure_reason(name) or stack.reason)
+            if goal != "DELETE_COMPLETE" and stack.status == "DELETE_IN_PROGRESS":
+                return Poll(False, f"{stack.status} (it failed and deletes itself)")
+            if stack.status in FAILED_STATES or stack.status == "DELETE_COMPLETE":
+                reason = self.failure_reason(stack.stack_id) or stack.reason
+                raise StackFailed(stack.name, stack.status, reason)
             return Poll(False, stack.status)
 
-        return self._poller.until(f"stack {name} to reach {goal}", check, deadline_s)
+        return self._poller.until(f"stack {_short(stack_id)} to reach {goal}", check, deadline_s)
 
     def wait_deleted(self, stack_id: str, deadline_s: float) -> None:
         """Wait by stack id: a deleted stack's name no longer resolves, its id does."""
@@ -157,20 +166,34 @@ class CloudFormation:
                 )
             return Poll(False, stack.status)
 
-        self._poller.until(
-            f"stack {stack_id.split('/')[-2] if '/' in stack_id else stack_id} to be deleted",
-            check,
-            deadline_s,
-        )
+        self._poller.until(f"stack {_short(stack_id)} to be deleted", check, deadline_s)
 
-    def failure_reason(self, name: str) -> str:
-        """The first failed resource's reason, which is what a human needs to read."""
+    def failure_reason(self, stack_id: str) -> str:
+        """The first resource that failed and why: what a human needs to read.
+
+        Events come newest first. Resources cancelled because another one failed, and the
+        stack's own summary, are the fallback, not the answer.
+        """
         try:
-            events = self._cfn.describe_stack_events(StackName=name)["StackEvents"]
+            pages = self._cfn.get_paginator("describe_stack_events").paginate(
+                StackName=stack_id, PaginationConfig={"MaxItems": 1000}
+            )
+            events = [e for page in pages for e in page["StackEvents"]]
         except ClientError:
             return ""
         failed = [e for e in events if str(e.get("ResourceStatus", "")).endswith("FAILED")]
-        if not failed:
+        resources = [
+            e
+            for e in failed
+            if e.get("ResourceType") != "AWS::CloudFormation::Stack"
+            and "cancelled" not in str(e.get("ResourceStatusReason", ""))
+        ]
+        first = (resources or failed or [{}])[-1]
+        if not first:
             return ""
-        first = failed[-1]
         return f"{first.get('LogicalResourceId')}: {first.get('ResourceStatusReason', '')}"
+
+
+def _short(stack_ref: str) -> str:
+    """A stack's name from its id (arn:...:stack/NAME/uuid), or the name itself."""
+    return stack_ref.split("/")[-2] if stack_ref.startswith("arn:") else stack_ref

@@ -43,10 +43,14 @@ class Journal:
     """Release records for one app/environment (the DynamoDB partition `scope`)."""
 
     def __init__(self, aws: AwsContext, poller: Poller, scope: str, table: str = TABLE) -> None:
-        self._ddb = aws.client("dynamodb")
+        self._aws = aws
         self._poller = poller
         self.scope = scope
         self.table = table
+
+    @property
+    def _ddb(self) -> Any:
+        return self._aws.client("dynamodb")
 
     def ensure_table(self) -> None:
         try:
@@ -180,9 +184,13 @@ class LeaseLock:
     """
 
     def __init__(self, aws: AwsContext, scope: str, table: str = TABLE) -> None:
-        self._ddb = aws.client("dynamodb")
+        self._aws = aws
         self.scope = scope
         self.table = table
+
+    @property
+    def _ddb(self) -> Any:
+        return self._aws.client("dynamodb")
 
     @property
     def _key(self) -> dict[str, Any]:

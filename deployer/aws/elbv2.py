@@ -45,7 +45,11 @@ def forward_action(weights: Mapping[str, int]) -> dict[str, Any]:
 
 class Elbv2:
     def __init__(self, aws: AwsContext) -> None:
-        self._elb = aws.client("elbv2")
+        self._aws = aws
+
+    @property
+    def _elb(self) -> Any:
+        return self._aws.client("elbv2")
 
     def listener_weights(self, listener_arn: str) -> dict[str, int]:
         listeners = self._elb.describe_listeners(ListenerArns=[listener_arn])["Listeners"]

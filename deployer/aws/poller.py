@@ -1,6 +1,13 @@
-"""Our poller: short jittered intervals, a deadline per phase, and it says what it waits on.
+"""Our poller: intervals that grow with the wait, a deadline per phase, and it says what it
+waits on.
 
-boto3 waiters poll every 15-30 s, which is too slow for a release that should take a minute.
+boto3 waiters poll every 15-30 s, which is too slow for a release that should take a minute;
+polling every second for a ten-minute image wait is wasteful. So the interval is a fixed share
+(`share`, 5 %) of the time waited so far, between `first_interval` and `max_interval`: a wait
+ends at most about 5 % after what it waited for, whatever its length, and a long wait costs
+few calls. A check that meets a transient AWS error (throttling, 5xx, no connection) counts as
+"not yet", so waits ride out brief outages until their deadline.
+
 Clock and sleep are injected, so scenario tests of long waits run in milliseconds.
 """
 
@@ -11,6 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deployer.aws.session import error_code, is_transient
 
 T = TypeVar("T")
 
@@ -30,7 +41,20 @@ class PollTimeout(Exception):
             f"gave up waiting for {what} after {waited:.0f}s; last seen: {last_status}"
         )
         self.what = what
+        self.waited = waited
         self.last_status = last_status
+
+
+@dataclass(frozen=True)
+class WaitStats:
+    """What one wait cost: for benchmarks and the event stream."""
+
+    what: str
+    seconds: float
+    polls: int
+    api_calls: int  # all AWS calls made meanwhile (the checks', and any other thread's)
+    transient_errors: int
+    outcome: str  # "done", "timeout" or "error"
 
 
 @dataclass
@@ -39,24 +63,55 @@ class Poller:
     sleep: Callable[[float], None] = time.sleep
     report: Callable[[str], None] = lambda _line: None
     first_interval: float = 0.25
-    max_interval: float = 2.0
+    max_interval: float = 15.0
+    share: float = 0.05
     rng: random.Random = field(default_factory=random.Random)
+    on_wait: Callable[[WaitStats], None] = lambda _stats: None
+    count_calls: Callable[[], int] = lambda: 0
 
-    def until(self, what: str, check: Callable[[], Poll[T]], deadline_s: float) -> T:
-        """Call `check` until it is done; raise PollTimeout after `deadline_s` seconds."""
+    def next_interval(self, waited: float, floor: float | None = None) -> float:
+        base = max(floor if floor is not None else self.first_interval, waited * self.share)
+        return min(base, self.max_interval) * self.rng.uniform(0.9, 1.1)
+
+    def until(
+        self,
+        what: str,
+        check: Callable[[], Poll[T]],
+        deadline_s: float,
+        interval: float | None = None,
+    ) -> T:
+        """Call `check` until it is done; raise PollTimeout after `deadline_s` seconds.
+
+        `interval` fixes the pause between checks (gates are evaluated at their own rhythm);
+        by default it grows with the time waited.
+        """
         start = self.clock()
-        interval = self.first_interval
+        calls_before = self.count_calls()
         last = ""
-        while True:
-            observed = check()
-            if observed.done:
-                return observed.value  # type: ignore[return-value]
-            if observed.status != last:
-                self.report(f"waiting for {what}: {observed.status}")
-                last = observed.status
-            waited = self.clock() - start
-            if waited >= deadline_s:
-                raise PollTimeout(what, waited, observed.status)
-            pause = min(interval * self.rng.uniform(0.8, 1.2), max(deadline_s - waited, 0.01))
-            self.sleep(pause)
-            interval = min(interval * 1.5, self.max_interval)
+        polls = transient = 0
+        outcome = "error"
+        try:
+            while True:
+                polls += 1
+                try:
+                    observed = check()
+                except (ClientError, BotoCoreError) as exc:
+                    if not is_transient(exc):
+                        raise
+                    transient += 1
+                    observed = Poll(False, f"AWS did not answer ({error_code(exc) or exc})")
+                if observed.done:
+                    outcome = "done"
+                    return observed.value  # type: ignore[return-value]
+                if observed.status != last:
+                    self.report(f"waiting for {what}: {observed.status}")
+                    last = observed.status
+                waited = self.clock() - start
+                if waited >= deadline_s:
+                    outcome = "timeout"
+                    raise PollTimeout(what, waited, observed.status)
+                pause = interval if interval is not None else self.next_interval(waited)
+                self.sleep(min(pause, max(deadline_s - waited, 0.01)))
+        finally:
+            calls = self.count_calls() - calls_before
+            self.on_wait(WaitStats(what, self.clock() - start, polls, calls, transient, outcome))

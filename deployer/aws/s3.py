@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -11,8 +12,12 @@ from deployer.aws.session import AwsContext, error_code
 
 class S3:
     def __init__(self, aws: AwsContext) -> None:
-        self._s3 = aws.client("s3")
+        self._aws = aws
         self._region = aws.region
+
+    @property
+    def _s3(self) -> Any:
+        return self._aws.client("s3")
 
     def ensure_bucket(self, bucket: str) -> None:
         try:

@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionError,
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
@@ -24,11 +25,77 @@ from botocore.exceptions import (
 
 from deployer.errors import Unreachable
 
+# botocore's standard mode retries throttling, 5xx and connection errors with jittered
+# exponential backoff (up to 20 s apart); 8 attempts ride out about half a minute of trouble.
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
+    retries={"mode": "standard", "max_attempts": 8},
     connect_timeout=5,
     read_timeout=60,
 )
+# The first call of a run only asks "does AWS answer at all": it should fail fast (exit 5).
+PROBE_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 3}))
+
+
+def s3_config(custom_endpoint: bool) -> Config:
+    """SigV4 on the regional endpoint: S3 refuses SigV2 for buckets made after 2020-06-24,
+    and botocore still presigns with SigV2 by default in most regions (us-east-1 included).
+    A custom endpoint (the sandbox) is addressed by path; AWS by virtual host.
+    """
+    return RETRY_CONFIG.merge(
+        Config(
+            signature_version="s3v4",
+            s3={
+                "addressing_style": "path" if custom_endpoint else "virtual",
+                "us_east_1_regional_endpoint": "regional",
+            },
+        )
+    )
+
+
+# Operation names that only read. Anything else changes something in AWS.
+READ_PREFIXES = (
+    "Describe",
+    "Get",
+    "List",
+    "Head",
+    "Query",
+    "Scan",
+    "Validate",
+    "Estimate",
+    "Lookup",
+    "Search",
+    "Simulate",
+    "BatchGet",
+    "TransactGet",
+)
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "ServiceUnavailable",
+        "Unavailable",
+        "InternalFailure",
+        "InternalError",
+        "InternalServerError",
+        "RequestTimeout",
+    }
+)
+
+
+def is_mutating(operation: str) -> bool:
+    return not operation.startswith(READ_PREFIXES)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth asking again: throttling, a 5xx, or AWS not answering at all."""
+    if isinstance(exc, ConnectionError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(exc) in TRANSIENT_CODES or int(status or 0) >= 500
+    return False
 
 
 @dataclass
@@ -39,29 +106,42 @@ class AwsContext:
     endpoint_url: str | None = None
     calls: Counter[str] = field(default_factory=Counter)
     operations: Counter[str] = field(default_factory=Counter)
+    mutations: Counter[str] = field(default_factory=Counter)
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.session.events.register("before-call", self._count)
 
     def _count(self, model: Any, **_: Any) -> None:
-        self.calls[model.service_model.service_name] += 1
-        self.operations[f"{model.service_model.service_name}.{model.name}"] += 1
+        service = model.service_model.service_name
+        self.calls[service] += 1
+        self.operations[f"{service}.{model.name}"] += 1
+        if is_mutating(model.name):
+            self.mutations[f"{service}.{model.name}"] += 1
+
+    @property
+    def changes_begun(self) -> bool:
+        """Whether this run has changed anything in AWS besides its own lock and journal."""
+        return any(not op.startswith("dynamodb.") for op in self.mutations)
 
     @property
     def region(self) -> str:
         return str(self.session.region_name)
 
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service, endpoint_url=self.endpoint_url, config=RETRY_CONFIG
+    def client(self, service: str, config: Config | None = None) -> Any:
+        """The shared client of `service`, created on first use."""
+        key = service if config is None else f"{service}:{id(config)}"
+        if key not in self._clients:
+            if config is None:
+                config = s3_config(self.endpoint_url is not None) if service == "s3" else None
+            self._clients[key] = self.session.client(
+                service, endpoint_url=self.endpoint_url, config=config or RETRY_CONFIG
             )
-        return self._clients[service]
+        return self._clients[key]
 
     def account_id(self) -> str:
         with unreachable_as_error("check credentials"):
-            return str(self.client("sts").get_caller_identity()["Account"])
+            return str(self.client("sts", PROBE_CONFIG).get_caller_identity()["Account"])
 
 
 def make_context(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ClientError
 
 from deployer.aws.session import AwsContext, error_code
@@ -12,7 +14,11 @@ SSM_PREFIX = "resolve:ssm:"
 
 class Ssm:
     def __init__(self, aws: AwsContext) -> None:
-        self._ssm = aws.client("ssm")
+        self._aws = aws
+
+    @property
+    def _ssm(self) -> Any:
+        return self._aws.client("ssm")
 
     def resolve_image(self, base_ami: str) -> str:
         """An AMI id as given, or the value of the SSM parameter after `resolve:ssm:`."""

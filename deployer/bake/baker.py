@@ -6,10 +6,13 @@ left by a killed earlier run is found by its tags and terminated before a new on
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer.aws.ec2 import Ec2
 from deployer.aws.s3 import S3
@@ -83,7 +86,11 @@ class Baker:
     def bake_or_reuse(self, request: BakeRequest) -> BakedImage:
         existing = self._ec2.find_image(request.image_tags)
         if existing is not None:
-            self._ec2.wait_image(existing["ImageId"], self._deadline_s)
+            if existing.get("State") == "pending":
+                # A killed run left it being made: wait for it, then end its builder.
+                self._report(f"bake: image {existing['ImageId']} is still being made; waiting")
+                self._ec2.wait_image(existing["ImageId"], self._deadline_s)
+                self._terminate_leftovers(request)
             self._report(
                 f"bake: reusing image {existing['ImageId']} for {request.version} "
                 f"({request.artifact.digest[:12]})"
@@ -94,12 +101,7 @@ class Baker:
         if not self._s3.exists(request.bucket, key):
             self._s3.upload(request.artifact.path, request.bucket, key, request.artifact.digest)
         base = self._ssm.resolve_image(request.base_ami)
-        leftovers = [i["InstanceId"] for i in self._ec2.find_instances(request.builder_tags)]
-        if leftovers:
-            self._report(
-                f"bake: terminating builders left by an earlier run: {', '.join(leftovers)}"
-            )
-            self._ec2.terminate(leftovers)
+        self._terminate_leftovers(request)
         builder = self._ec2.run_builder(
             image_id=base,
             instance_type=request.instance_type,
@@ -111,15 +113,32 @@ class Baker:
                 "Name": f"deployer-builder-{request.names.app}",
                 "deployer:release-id": request.release_id,
             },
-            token=f"bake-{request.release_id}"[:64],
+            # New for every builder: EC2 answers a reused token with the first instance, even
+            # a terminated one, so a rerun of the same release must not reuse it.
+            token=f"bake-{request.release_id}-{secrets.token_hex(4)}"[:64],
         )
         self._report(f"bake: builder {builder} from {base}")
         try:
             return BakedImage(self._build(builder, request, key), reused=False)
         finally:
-            # Always, also on failure and Ctrl-C: a forgotten builder costs money.
-            self._ec2.terminate([builder])
-            self._report(f"bake: builder {builder} terminated")
+            # Always, also on failure and Ctrl-C: a forgotten builder costs money. A failure
+            # to terminate must not hide why the bake ended; the next run retries it.
+            try:
+                self._ec2.terminate([builder])
+                self._report(f"bake: builder {builder} terminated")
+            except (ClientError, BotoCoreError) as exc:
+                self._report(
+                    f"bake: terminating builder {builder} failed ({exc}); "
+                    "the next run terminates it"
+                )
+
+    def _terminate_leftovers(self, request: BakeRequest) -> None:
+        leftovers = [i["InstanceId"] for i in self._ec2.find_instances(request.builder_tags)]
+        if leftovers:
+            self._report(
+                f"bake: terminating builders left by an earlier run: {', '.join(leftovers)}"
+            )
+            self._ec2.terminate(leftovers)
 
     def _build(self, builder: str, request: BakeRequest, key: str) -> str:
         instance = self._ec2.wait_running(builder, self._deadline_s)

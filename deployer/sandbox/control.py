@@ -14,9 +14,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployer.errors import Unreachable
+from deployer.errors import BadInput, Unreachable
 from deployer.sandbox.hosts import stop_process_group
 from deployer.sandbox.layout import Layout, read_json
+from deployer.sandbox.profile import BEHAVIOURS_ENV, PROFILES, behaviours_for, profile_from_env
 
 TIME_SCALE_ENV = "DEPLOYER_SANDBOX_TIME_SCALE"
 
@@ -27,6 +28,7 @@ class SandboxState:
     endpoint: str
     region: str
     time_scale: float
+    profile: str = "fast"
 
 
 def _alive(pid: int) -> bool:
@@ -54,7 +56,13 @@ def status(layout: Layout) -> SandboxState | None:
     raw = read_json(layout.state_file)
     if not raw or not _alive(int(raw["pid"])) or not _answers(raw["endpoint"]):
         return None
-    return SandboxState(int(raw["pid"]), raw["endpoint"], raw["region"], float(raw["time_scale"]))
+    return SandboxState(
+        int(raw["pid"]),
+        raw["endpoint"],
+        raw["region"],
+        float(raw["time_scale"]),
+        str(raw.get("profile", "fast")),
+    )
 
 
 def _free_port() -> int:
@@ -63,14 +71,45 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def up(layout: Layout, deadline_s: float = 30.0) -> tuple[SandboxState, bool]:
-    """Start the sandbox unless it runs; returns its state and whether it was started now."""
+def _time_scale() -> str:
+    raw = os.environ.get(TIME_SCALE_ENV, "1.0")
+    try:
+        if not 0 < float(raw) <= 100:
+            raise ValueError
+    except ValueError:
+        raise BadInput(
+            f"{TIME_SCALE_ENV}: '{raw}' is not a number above 0 (1.0 is AWS's timing)"
+        ) from None
+    return raw
+
+
+def up(
+    layout: Layout, profile: str | None = None, deadline_s: float = 30.0
+) -> tuple[SandboxState, bool]:
+    """Start the sandbox unless it runs; returns its state and whether it was started now.
+
+    `profile` defaults to DEPLOYER_SANDBOX_PROFILE, else "fast". Asking explicitly for another
+    profile than the running sandbox has is an error: its state would not be what was asked.
+    """
+    wanted = profile or profile_from_env()
+    if wanted not in PROFILES:
+        raise BadInput(f"sandbox profile '{wanted}': choose from {', '.join(PROFILES)}")
+    overrides = os.environ.get(BEHAVIOURS_ENV, "")
+    try:
+        behaviours_for(wanted, overrides or None)
+    except (ValueError, OSError, TypeError) as exc:
+        raise BadInput(f"{BEHAVIOURS_ENV}: {exc}") from None
     running = status(layout)
     if running is not None:
+        if profile is not None and running.profile != profile:
+            raise BadInput(
+                f"the sandbox runs with profile '{running.profile}', not '{profile}'; "
+                "stop it first with `deployer sandbox down` (its state is forgotten)"
+            )
         return running, False
     _clean(layout)
     layout.root.mkdir(parents=True, exist_ok=True)
-    scale = os.environ.get(TIME_SCALE_ENV, "1.0")
+    scale = _time_scale()
     command = [
         sys.executable,
         "-m",
@@ -81,6 +120,10 @@ def up(layout: Layout, deadline_s: float = 30.0) -> tuple[SandboxState, bool]:
         str(_free_port()),
         "--time-scale",
         scale,
+        "--profile",
+        wanted,
+        "--behaviours",
+        overrides,
     ]
     with open(layout.log_file, "ab") as log:
         process = subprocess.Popen(

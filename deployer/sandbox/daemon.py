@@ -15,27 +15,31 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from moto.server import ThreadedMotoServer
+from moto.ec2.models import ec2_backends
+from moto.server import DomainDispatcherApplication, create_backend_app
 
-from deployer.sandbox import patches
+from deployer.sandbox import api_rules, latency, lifecycle, patches
 from deployer.sandbox.front import Fronts
+from deployer.sandbox.gateway import Gateway, Listener
 from deployer.sandbox.hosts import HostManager
-from deployer.sandbox.layout import CREDENTIALS, REGION, Layout, write_json
+from deployer.sandbox.layout import ACCOUNT_ID, REGION, Layout, write_json
 from deployer.sandbox.prober import Prober
+from deployer.sandbox.profile import behaviours_for
+from deployer.sandbox.world import WORLD
 
 log = logging.getLogger("deployer.sandbox")
 TICK_S = 0.1
 
 
-def running_instances(ec2: Any) -> dict[str, str]:
+def running_instances() -> dict[str, str]:
+    """Instance id -> image id of every running instance, read from moto's model directly:
+    the data plane keeps working through API throttling and outages, as on AWS.
+    """
     found: dict[str, str] = {}
-    filters = [{"Name": "instance-state-name", "Values": ["running"]}]
-    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
-        for reservation in page["Reservations"]:
-            for instance in reservation["Instances"]:
-                found[instance["InstanceId"]] = instance["ImageId"]
+    with WORLD.lock:
+        for instance in list(ec2_backends[ACCOUNT_ID][REGION].all_instances()):
+            if instance.state == "running":
+                found[instance.id] = instance.image_id
     return found
 
 
@@ -51,27 +55,42 @@ def wait_until_serving(endpoint: str, deadline_s: float = 15.0) -> None:
             time.sleep(0.05)
 
 
-def serve(layout: Layout, port: int, time_scale: float) -> None:
+def _latency(seconds: float) -> Any:
+    return lambda: WORLD.scaled(seconds) if WORLD.behaviours.latency else 0.0
+
+
+def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
-    hosts = HostManager(layout)
-    prober = Prober(hosts.endpoint_of, time_scale)
+    WORLD.time_scale = time_scale
+    WORLD.profile = profile
+    WORLD.configure(behaviours_for(profile, overrides or None))
+    hosts = HostManager(
+        layout,
+        boot_delay=_latency(latency.BOOT_S),
+        on_boot=lambda i, start, end: WORLD.span("boot", i, start, end),
+    )
+    prober = Prober(
+        hosts.endpoint_of,
+        time_scale,
+        registration_delay=_latency(latency.TARGET_REGISTRATION_S),
+        on_healthy=lambda i, start, end: WORLD.span(
+            "target-healthy", i, time.time() - (end - start), time.time()
+        ),
+    )
     patches.apply(prober.lookup, hosts.capture)
+    lifecycle.apply()
+    api_rules.apply()
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    gateway = Gateway(DomainDispatcherApplication(create_backend_app), WORLD, profile)
+    listener = Listener(gateway, "127.0.0.1", port, WORLD)
+    gateway.on_outage = listener.outage
+    listener.start()
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_serving(endpoint)
-    ec2 = boto3.client(
-        "ec2",
-        region_name=REGION,
-        endpoint_url=endpoint,
-        config=Config(retries={"mode": "standard"}),
-        **CREDENTIALS,
-    )
     write_json(
         layout.state_file,
         {
@@ -79,14 +98,16 @@ def serve(layout: Layout, port: int, time_scale: float) -> None:
             "endpoint": endpoint,
             "region": REGION,
             "time_scale": time_scale,
+            "profile": profile,
             "started_at": time.time(),
         },
     )
-    log.info("sandbox serving on %s (time scale %s)", endpoint, time_scale)
+    log.info("sandbox serving on %s (profile %s, time scale %s)", endpoint, profile, time_scale)
     try:
         while not stop.is_set():
             try:
-                hosts.reconcile(running_instances(ec2))
+                WORLD.tick()
+                hosts.reconcile(running_instances())
                 prober.tick()
                 fronts.reconcile()
             except Exception:  # keep serving; the log says what went wrong
@@ -98,7 +119,7 @@ def serve(layout: Layout, port: int, time_scale: float) -> None:
         fronts.close()
         prober.close()
         hosts.shut_down_all()
-        server.stop()
+        listener.stop()
         log.info("sandbox stopped")
 
 
@@ -107,7 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--profile", default="fast")
+    parser.add_argument("--behaviours", default="", help="JSON text or a JSON file")
     args = parser.parse_args(argv)
+    # moto's 1,300 public AMIs make every DescribeImages scan them (about a second each):
+    # the sandbox serves the images its users make. Base AMIs resolve through SSM as on AWS.
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     layout = Layout(root=Path(args.dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -115,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    serve(layout, args.port, args.time_scale)
+    serve(layout, args.port, args.time_scale, args.profile, args.behaviours)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +73,16 @@ class Host:
 class HostManager:
     """Reconciles local hosts with the instances moto reports running."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        boot_delay: Callable[[], float] = lambda: 0.0,
+        on_boot: Callable[[str, float, float], None] = lambda _id, _start, _end: None,
+    ) -> None:
         self.layout = layout
+        self._boot_delay = boot_delay  # how long an instance boots before its app starts
+        self._on_boot = on_boot
+        self._running_since: dict[str, float] = {}
         self._hosts: dict[str, Host] = {}
         self._lock = threading.Lock()
         self._aliases = loopback_aliases_work()
@@ -107,9 +116,15 @@ class HostManager:
         """`running` maps instance id -> image id for every instance in state running."""
         with self._lock:
             known = set(self._hosts)
+        now = time.time()
+        delay = self._boot_delay()
         for instance_id, image_id in running.items():
-            if instance_id not in known:
+            since = self._running_since.setdefault(instance_id, now)
+            if instance_id not in known and now - since >= delay:
                 self._boot(instance_id, image_id)
+                self._on_boot(instance_id, since, now)
+        for instance_id in set(self._running_since) - set(running):
+            del self._running_since[instance_id]
         for instance_id in known - set(running):
             self._shut_down(instance_id)
 

@@ -46,6 +46,7 @@ class Track:
     failures: int = 0
     next_due: float = 0.0
     in_flight: bool = False
+    registered_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class Check:
 def check_of(group: Any, scale: float) -> Check:
     return Check(
         path=group.health_check_path or "/",
-        timeout=max(0.2, float(group.health_check_timeout_seconds) * scale),
+        # At least a second: a scaled-down timeout would fail a healthy app on a busy machine.
+        timeout=max(1.0, float(group.health_check_timeout_seconds) * scale),
         interval=max(0.1, float(group.health_check_interval_seconds) * scale),
         healthy_threshold=int(group.healthy_threshold_count),
         unhealthy_threshold=int(group.unhealthy_threshold_count),
@@ -93,9 +95,17 @@ def probe(endpoint: tuple[str, int] | None, check: Check) -> tuple[bool, str, st
 
 
 class Prober:
-    def __init__(self, endpoint_of: EndpointOf, time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        endpoint_of: EndpointOf,
+        time_scale: float = 1.0,
+        registration_delay: Callable[[], float] = lambda: 0.0,
+        on_healthy: Callable[[str, float, float], None] = lambda _id, _start, _end: None,
+    ) -> None:
         self._endpoint_of = endpoint_of
         self._scale = time_scale
+        self._registration_delay = registration_delay  # before the first check, real seconds
+        self._on_healthy = on_healthy
         self._tracks: dict[tuple[str, str], Track] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
@@ -114,7 +124,11 @@ class Prober:
                 key = (group.arn, target_id)
                 registered.add(key)
                 with self._lock:
-                    track = self._tracks.setdefault(key, Track(next_due=now))
+                    track = self._tracks.get(key)
+                    if track is None:
+                        track = self._tracks[key] = Track(
+                            next_due=now + self._registration_delay(), registered_at=now
+                        )
                     if track.in_flight or track.next_due > now:
                         continue
                     track.in_flight = True
@@ -133,11 +147,19 @@ class Prober:
             track.in_flight = False
             if passed:
                 track.successes, track.failures = track.successes + 1, 0
-                if track.state != "healthy" and track.successes >= check.healthy_threshold:
+                # ELBv2: a newly registered target must pass one check to be healthy; one
+                # that was unhealthy needs the healthy threshold.
+                needed = 1 if track.state == "initial" else check.healthy_threshold
+                if track.state != "healthy" and track.successes >= needed:
+                    if track.state == "initial":
+                        self._on_healthy(key[1], track.registered_at, time.monotonic())
                     track.state, track.reason, track.description = "healthy", "", ""
                     log.info("%s is healthy in %s", key[1], key[0].rsplit("/", 2)[-2])
             else:
                 track.failures, track.successes = track.failures + 1, 0
+                if track.state == "initial":
+                    track.reason = "Elb.InitialHealthChecking"
+                    track.description = "Initial health checks in progress"
                 if track.state != "unhealthy" and track.failures >= check.unhealthy_threshold:
                     track.state = "unhealthy"
                     log.info("%s is unhealthy: %s", key[1], description)

@@ -36,7 +36,6 @@ def project(tmp_path_factory):
     copy_project(workdir)
     env = {
         **os.environ,
-        "DEPLOYER_SANDBOX_TIME_SCALE": "0.2",
         "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2]),
     }
     yield workdir, env

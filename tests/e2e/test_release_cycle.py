@@ -39,7 +39,7 @@ gates: {{interval_seconds: 0.5}}
 class Cli:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.env = {**os.environ, "DEPLOYER_SANDBOX_TIME_SCALE": "0.2"}
+        self.env = dict(os.environ)
 
     def __call__(self, *args: str, config: str = "deployer.yaml") -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -5,7 +5,6 @@ Faults are injected at the adapter edge of a real engine; AWS is the sandbox.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import urllib.request
@@ -44,7 +43,6 @@ gates:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    os.environ.setdefault("DEPLOYER_SANDBOX_TIME_SCALE", "0.2")  # probes every second
     workdir = tmp_path_factory.mktemp("scenarios")
     copy_project(workdir)
     yield workdir

@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 import pytest
+from botocore.exceptions import ClientError
 
 from deployer.aws.elbv2 import forward_action
 from deployer.aws.poller import Poll, Poller
@@ -55,7 +56,23 @@ def bake_by_hand(aws, layout, version, broken=False):
         handle.write(f"VERSION={version}\nPORT=8080\nAPP_DIR=/opt/app/current\n")
     image = ec2.create_image(InstanceId=builder["InstanceId"], Name=f"hello-{version}")["ImageId"]
     ec2.terminate_instances(InstanceIds=[builder["InstanceId"]])
+    POLL.until(f"{image} available", lambda: Poll(image_state(ec2, image) == "available", ""), 30)
     return image
+
+
+def image_state(ec2, image):
+    try:
+        return ec2.describe_images(ImageIds=[image])["Images"][0]["State"]
+    except ClientError:  # not visible yet: EC2 is eventually consistent
+        return "unknown"
+
+
+def instance_states(ec2, ids):
+    try:
+        reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
+    except ClientError:
+        return ["unknown"]
+    return [i["State"]["Name"] for r in reservations for i in r["Instances"]]
 
 
 def fleet_behind_target_group(aws, image, vpc, subnet, count=2):
@@ -77,6 +94,8 @@ def fleet_behind_target_group(aws, image, vpc, subnet, count=2):
             "Instances"
         ]
     ]
+    # As on AWS, only a running instance can be registered.
+    POLL.until("running", lambda: Poll(set(instance_states(ec2, ids)) == {"running"}, ""), 30)
     elb.register_targets(TargetGroupArn=group, Targets=[{"Id": i} for i in ids])
     return group, ids
 

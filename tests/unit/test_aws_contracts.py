@@ -138,42 +138,82 @@ def test_update_with_nothing_to_change_is_not_an_error():
         assert cfn.update("svc", "{}", {}, {}) is False
 
 
-def test_a_failed_create_names_the_resource_that_failed():
+def event(stack_id, n, logical, status, reason="", kind="AWS::AutoScaling::AutoScalingGroup"):
+    return {
+        "StackId": stack_id,
+        "EventId": str(n),
+        "StackName": "fleet",
+        "Timestamp": f"2026-01-01T00:0{n}:00Z",
+        "LogicalResourceId": logical,
+        "ResourceType": kind,
+        "ResourceStatus": status,
+        **({"ResourceStatusReason": reason} if reason else {}),
+    }
+
+
+def test_a_create_that_failed_and_deleted_itself_names_the_resource_that_failed():
+    """OnFailure=DELETE, as deployer creates stacks: CREATE_FAILED -> DELETE_IN_PROGRESS ->
+    DELETE_COMPLETE, after which the name no longer resolves. The wait goes by stack id, sees
+    the delete through, and reads the first failed resource from the events (newest first),
+    not the resources cancelled because of it nor the stack's summary.
+    """
     aws = context()
     cfn = CloudFormation(aws, InstantPoller())
-    stack = {
-        "StackName": "fleet",
-        "StackId": "arn:aws:cloudformation:eu-west-1:1:stack/fleet/1",
-        "StackStatus": "ROLLBACK_COMPLETE",
-        "CreationTime": "2026-01-01T00:00:00Z",
-    }
+    stack_id = "arn:aws:cloudformation:eu-west-1:1:stack/fleet/1"
+    described = {"StackName": "fleet", "StackId": stack_id, "CreationTime": "2026-01-01T00:00:00Z"}
+    stack_kind = "AWS::CloudFormation::Stack"
+    summary = "The following resource(s) failed to create: [AutoScalingGroup]. "
     with Stubber(aws.client("cloudformation")) as stub:
-        stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": "fleet"})
+        for status in ("CREATE_IN_PROGRESS", "DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
+            stub.add_response(
+                "describe_stacks",
+                {"Stacks": [{**described, "StackStatus": status}]},
+                {"StackName": stack_id},
+            )
         stub.add_response(
             "describe_stack_events",
             {
                 "StackEvents": [
-                    {
-                        "StackId": stack["StackId"],
-                        "EventId": "3",
-                        "StackName": "fleet",
-                        "Timestamp": "2026-01-01T00:02:00Z",
-                        "LogicalResourceId": "fleet",
-                        "ResourceStatus": "ROLLBACK_COMPLETE",
-                    },
-                    {
-                        "StackId": stack["StackId"],
-                        "EventId": "2",
-                        "StackName": "fleet",
-                        "Timestamp": "2026-01-01T00:01:00Z",
-                        "LogicalResourceId": "AutoScalingGroup",
-                        "ResourceStatus": "CREATE_FAILED",
-                        "ResourceStatusReason": "You have requested more instances than your limit",
-                    },
+                    event(stack_id, 5, "fleet", "DELETE_COMPLETE", kind=stack_kind),
+                    event(stack_id, 4, "fleet", "DELETE_IN_PROGRESS", summary, stack_kind),
+                    event(stack_id, 3, "fleet", "CREATE_FAILED", summary, stack_kind),
+                    event(
+                        stack_id,
+                        2,
+                        "LaunchTemplate",
+                        "CREATE_FAILED",
+                        "Resource creation cancelled",
+                        "AWS::EC2::LaunchTemplate",
+                    ),
+                    event(
+                        stack_id,
+                        1,
+                        "AutoScalingGroup",
+                        "CREATE_FAILED",
+                        "You have requested more instances than your limit",
+                    ),
                 ]
             },
-            {"StackName": "fleet"},
+            {"StackName": stack_id},
         )
         with pytest.raises(StackFailed) as caught:
-            cfn.wait_for("fleet", "CREATE_COMPLETE", 60)
-    assert "AutoScalingGroup: You have requested more instances" in caught.value.reason
+            cfn.wait_for(stack_id, "CREATE_COMPLETE", 60)
+        stub.assert_no_pending_responses()
+    assert caught.value.status == "DELETE_COMPLETE"
+    assert caught.value.reason == (
+        "AutoScalingGroup: You have requested more instances than your limit"
+    )
+
+
+def test_a_deleted_stack_is_unknown_by_name():
+    """After a delete, DescribeStacks by name answers ValidationError 'does not exist'."""
+    aws = context()
+    cfn = CloudFormation(aws, InstantPoller())
+    with Stubber(aws.client("cloudformation")) as stub:
+        stub.add_client_error(
+            "describe_stacks",
+            service_error_code="ValidationError",
+            service_message="Stack with id fleet does not exist",
+            http_status_code=400,
+        )
+        assert cfn.describe("fleet") is None
