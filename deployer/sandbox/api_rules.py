@@ -210,6 +210,19 @@ def describe_alarms(self: CloudWatchResponse) -> Any:
     return ActionResult(listing)
 
 
+def check_internals() -> list[str]:
+    """What moves in moto that these rules rely on (empty when nothing did)."""
+    moved = []
+    for attribute in ("call_action", "serialized", "_get_action", "_get_param"):
+        if not hasattr(BaseResponse, attribute):
+            moved.append(f"BaseResponse.{attribute}")
+    if "querystring" not in BaseResponse.setup_class.__code__.co_names:
+        moved.append("BaseResponse.querystring")
+    if hasattr(_ORIGINAL_CALL_ACTION, "__wrapped__"):
+        moved.append("BaseResponse.call_action is wrapped already")
+    return moved
+
+
 def apply() -> None:
     BaseResponse.call_action = call_action  # type: ignore[method-assign]
     CloudWatchResponse.describe_alarms = describe_alarms  # type: ignore[method-assign]

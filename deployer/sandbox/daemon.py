@@ -18,7 +18,7 @@ from typing import Any
 from moto.ec2.models import ec2_backends
 from moto.server import DomainDispatcherApplication, create_backend_app
 
-from deployer.sandbox import api_rules, latency, lifecycle, patches
+from deployer.sandbox import api_rules, latency, lifecycle, patches, stacks
 from deployer.sandbox.front import Fronts
 from deployer.sandbox.gateway import Gateway, Listener
 from deployer.sandbox.hosts import HostManager
@@ -82,6 +82,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     )
     patches.apply(prober.lookup, hosts.capture)
     lifecycle.apply()
+    stacks.apply()
     api_rules.apply()
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)
 

@@ -9,7 +9,9 @@
    atomic; we serialize moto's writes so the release lock means what it says.
 
 moto is pinned to a minor version; `check_internals` fails loudly if what we patch moves, and
-tests/integration/test_sandbox_patches.py calls it.
+tests/integration/test_sandbox.py calls it. The `aws` profile's behaviours live beside
+this module, one file per kind (lifecycle.py, stacks.py, api_rules.py, gateway.py, faults.py), and
+their internals are checked here too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models.amis import AmiBackend
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+
+from deployer.sandbox import api_rules, lifecycle, stacks
 
 HealthLookup = Callable[[str, str], tuple[str, str, str] | None]
 ImageCapture = Callable[[str, str], None]
@@ -57,6 +61,9 @@ def check_internals() -> None:
         "description",
     ]:
         raise MotoInternalsChanged(f"FakeHealthStatus{status_params}")
+    moved = lifecycle.check_internals() + stacks.check_internals() + api_rules.check_internals()
+    if moved:
+        raise MotoInternalsChanged(", ".join(moved))
     for attribute in (
         "targets",
         "health_check_path",
