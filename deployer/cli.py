@@ -346,13 +346,23 @@ def sandbox() -> None:
 
 
 @sandbox.command("up")
+@click.option(
+    "--profile",
+    type=click.Choice(["fast", "aws"]),
+    default=None,
+    help="fast: answers at once (default, or DEPLOYER_SANDBOX_PROFILE). aws: behaves like AWS "
+    "(latency, eventual consistency, client tokens, SigV4-only S3, ...).",
+)
 @click.pass_obj
-def sandbox_up(obj: Context) -> None:
+def sandbox_up(obj: Context, profile: str | None) -> None:
     """Start the sandbox in the background (release does this itself)."""
     from deployer.sandbox import control
 
-    state, started = run_command(lambda: control.up(Layout.for_workdir(obj.workdir)))
-    click.echo(f"sandbox {'started' if started else 'already running'} at {state.endpoint}")
+    state, started = run_command(lambda: control.up(Layout.for_workdir(obj.workdir), profile))
+    click.echo(
+        f"sandbox {'started' if started else 'already running'} at {state.endpoint} "
+        f"(profile {state.profile}, time scale {state.time_scale})"
+    )
 
 
 @sandbox.command("down")
@@ -369,12 +379,23 @@ def sandbox_down(obj: Context) -> None:
 @OUTPUT
 @click.pass_obj
 def sandbox_status(obj: Context, output: str) -> None:
-    """Whether the sandbox runs, and where."""
+    """Whether the sandbox runs, where, and with which profile."""
     from deployer.sandbox import control
 
     state = control.status(Layout.for_workdir(obj.workdir))
-    data = {"running": state is not None, "endpoint": state.endpoint if state else None}
-    emit(output, data, f"sandbox running at {state.endpoint}" if state else "sandbox not running")
+    data = {
+        "running": state is not None,
+        "endpoint": state.endpoint if state else None,
+        "profile": state.profile if state else None,
+        "time_scale": state.time_scale if state else None,
+        "answering": control.answers(state.endpoint) if state else False,
+    }
+    text = "sandbox not running"
+    if state is not None:
+        text = f"sandbox running at {state.endpoint} (profile {state.profile})"
+        if not data["answering"]:
+            text += ", not answering (an outage?)"
+    emit(output, data, text)
 
 
 @cli.command("schema")

@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from deployer.errors import ConfigError
 
-NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+# Lower-case words joined by single hyphens: names of stacks and target groups derive from it,
+# and ELBv2 refuses "--" and a trailing "-" in a target group's name.
+NAME_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+NAME_MAX = 20
 DEFAULT_BASE_AMI = (
     "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 )
@@ -194,8 +197,12 @@ def parse_duration(value: int | str) -> int:
 
 
 class DeployConfig(Strict):
-    app: str = Field(pattern=NAME_PATTERN, description="Lower-case name used in stack names.")
-    environment: str = Field(default="default", pattern=NAME_PATTERN)
+    app: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=NAME_MAX,
+        description="Lower-case words joined by single hyphens; used in stack names.",
+    )
+    environment: str = Field(default="default", pattern=NAME_PATTERN, max_length=NAME_MAX)
     target: Target = Field(default_factory=SandboxTarget)
     artifact: Artifact
     instance: Instance = Field(default_factory=Instance)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deployer.aws.poller import Poll, PollTimeout
-from deployer.aws.session import unreachable_as_error
+from deployer.aws.session import is_transient, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.bake.baker import BakeRequest
 from deployer.checks import CheckCache, check_playbook, check_templates
@@ -185,6 +185,11 @@ class Release:
             self._fail(record, infra, green, exc)
             if isinstance(exc, KeyboardInterrupt | DeployerError):
                 raise
+            if is_transient(exc) or isinstance(exc, PollTimeout):
+                raise NeedsHuman(
+                    f"AWS stopped answering during {record.phase.value}: {exc}. Traffic is where "
+                    f"it was; rerun `deployer release {version}` once AWS answers."
+                ) from exc
             raise ReleaseFailed(f"release failed: {exc}; traffic was not moved") from exc
         assert green is not None
         return self._finish(record, green, blue, infra, url, reused)

@@ -26,14 +26,14 @@ from botocore.exceptions import (
 from deployer.errors import Unreachable
 
 # botocore's standard mode retries throttling, 5xx and connection errors with jittered
-# exponential backoff (up to 20 s apart); 8 attempts ride out about half a minute of trouble.
+# exponential backoff (up to 20 s apart); 10 attempts ride out about a minute of trouble.
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 8},
+    retries={"mode": "standard", "total_max_attempts": 10},
     connect_timeout=5,
     read_timeout=60,
 )
 # The first call of a run only asks "does AWS answer at all": it should fail fast (exit 5).
-PROBE_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 3}))
+PROBE_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 4}))
 
 
 def s3_config(custom_endpoint: bool) -> Config:
@@ -107,10 +107,15 @@ class AwsContext:
     calls: Counter[str] = field(default_factory=Counter)
     operations: Counter[str] = field(default_factory=Counter)
     mutations: Counter[str] = field(default_factory=Counter)
+    requests: int = 0  # HTTP requests sent: calls plus botocore's retries of them
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.session.events.register("before-call", self._count)
+        self.session.events.register("before-send", self._count_request)
+
+    def _count_request(self, **_: Any) -> None:
+        self.requests += 1
 
     def _count(self, model: Any, **_: Any) -> None:
         service = model.service_model.service_name

@@ -44,7 +44,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _answers(endpoint: str) -> bool:
+def answers(endpoint: str) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
             return True
@@ -52,9 +52,23 @@ def _answers(endpoint: str) -> bool:
         return False
 
 
+def _is_daemon(pid: int) -> bool:
+    """The pid is alive and is our daemon (not a process that reused a stale pid)."""
+    if not _alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc here: trust the pid
+    return b"deployer.sandbox.daemon" in cmdline
+
+
 def status(layout: Layout) -> SandboxState | None:
+    """The running sandbox, or None. It counts as running while its process lives, also
+    when it does not answer (an outage it models): starting a second one would wreck it.
+    """
     raw = read_json(layout.state_file)
-    if not raw or not _alive(int(raw["pid"])) or not _answers(raw["endpoint"]):
+    if not raw or not _is_daemon(int(raw["pid"])):
         return None
     return SandboxState(
         int(raw["pid"]),

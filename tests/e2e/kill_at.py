@@ -1,7 +1,9 @@
 """Run `deployer release VERSION` exactly as the CLI wires it, and SIGKILL this process at a
-phase boundary (right after the journal records it), as a CI runner that dies would.
+given moment, as a CI runner that dies would:
 
-    python -m tests.e2e.kill_at PHASE[:done] VERSION
+    python -m tests.e2e.kill_at PHASE[:done] VERSION   right after the journal records PHASE
+    python -m tests.e2e.kill_at wait:TEXT VERSION       while it waits on something naming TEXT
+                                                        (e.g. wait:image, wait:-fleet-)
 """
 
 import os
@@ -13,18 +15,34 @@ from deployer.cli import Context
 from deployer.release import Release
 
 
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def main() -> None:
-    boundary, version = sys.argv[1], sys.argv[2]
-    phase, _, done = boundary.partition(":")
-    engine = Context(Path("deployer.yaml")).engine()
+    moment, version = sys.argv[1], sys.argv[2]
+    context = Context(Path("deployer.yaml"))
+    engine = context.engine()
+    if moment.startswith("wait:"):
+        text = moment.removeprefix("wait:")
+        report = engine.poller.report
 
-    def die_at_boundary(record):
-        if record.phase.value == phase and record.phase_done == bool(done):
-            os.kill(os.getpid(), signal.SIGKILL)
+        def die_while_waiting(line: str) -> None:
+            report(line)
+            if line.startswith("waiting for") and text in line.split(":")[0]:
+                die()
 
-    engine.on_phase = die_at_boundary
+        engine.poller.report = die_while_waiting
+    else:
+        phase, _, done = moment.partition(":")
+
+        def die_at_boundary(record):
+            if record.phase.value == phase and record.phase_done == bool(done):
+                die()
+
+        engine.on_phase = die_at_boundary
     Release(engine).run(version)
-    sys.exit("the release finished before reaching the boundary")
+    sys.exit("the release finished before reaching the moment")
 
 
 if __name__ == "__main__":

@@ -99,10 +99,17 @@ def served(url, n=10):
     return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
 
 
-@pytest.mark.parametrize("boundary", ["bake", "fleet", "gate", "step:done", "retire"])
+@pytest.mark.parametrize(
+    "boundary",
+    ["bake", "fleet", "gate", "step:done", "retire", "wait:image", "wait:-fleet-"],
+)
 def test_a_run_killed_at_a_phase_boundary_converges_when_rerun(project, boundary):
+    """Killed at a phase boundary, or in the middle of a wait on AWS (the image becoming
+    available, the fleet stack being created): one rerun finishes the release, with nothing
+    duplicated and no builder left running.
+    """
     workdir, env = project
-    env_name = "kill-" + boundary.replace(":", "-")
+    env_name = "kill-" + "-".join(part for part in boundary.replace(":", "-").split("-") if part)
     configure(workdir, env_name)
     first = cli(workdir, env, "release", "v1", "--output", "json")
     assert first.returncode == 0, first.stderr
@@ -130,6 +137,28 @@ def test_a_run_killed_at_a_phase_boundary_converges_when_rerun(project, boundary
     assert not any(r["outcome"] == "in_progress" for r in history)
     if boundary != "bake":
         assert "resume:" in rerun.stderr
+    if boundary == "wait:image":
+        assert "still being made; waiting" in rerun.stderr
+
+
+def test_a_first_release_killed_while_its_network_is_created_converges(project):
+    workdir, env = project
+    configure(workdir, "kill-infra")
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.kill_at", "wait:-network", "v1"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr
+    rerun = cli(workdir, env, "release", "v1", "--output", "json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert served(json.loads(rerun.stdout)["url"]) == {"hello from v1"}
+    stacks = aws(workdir)("cloudformation").describe_stacks()["Stacks"]
+    networks = [s for s in stacks if s["StackName"] == "shop-kill-infra-network"]
+    assert [s["StackStatus"] for s in networks] == ["CREATE_COMPLETE"]
 
 
 @pytest.mark.parametrize("racers", [2, 5, 20])
