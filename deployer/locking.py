@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deployer.aws.dynamodb import Fence, LeaseLock, LockHolder
 from deployer.errors import BadInput, LockHeld
 
@@ -117,7 +119,13 @@ class LockClient:
         finally:
             stop.set()
             beat.join(timeout=5)
-            self.lock.release(fence.lock_id)
+            try:
+                self.lock.release(fence.lock_id)
+            except (ClientError, BotoCoreError) as exc:  # must not hide why the run ended
+                self.report(
+                    f"lock: could not release {fence.lock_id} ({exc}); its lease ends in "
+                    f"{self.lease_s:.0f}s, and a rerun on this host takes it over at once"
+                )
 
     def _heartbeat(self, fence: Fence, stop: threading.Event) -> None:
         while not stop.wait(self.lease_s / 3):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deployer.aws.poller import Poll, PollTimeout
 from deployer.aws.session import is_transient, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
@@ -414,6 +416,26 @@ class Release:
         e = self.e
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
         e.report(f"release failed: {reason}")
+        try:
+            record, problems = self._put_back(record, infra, green)
+            e.record(record.finished(Outcome.FAILED, e.stamp(), reason + problems))
+        except (ClientError, BotoCoreError, PollTimeout) as aws_failed:
+            raise NeedsHuman(
+                f"{reason}; then AWS failed while rolling back ({aws_failed}). The journal "
+                f"still shows release {record.release_id} at {record.phase.value}: run "
+                f"`deployer status`, then rerun `deployer release {record.version}` (it resumes) "
+                "or `deployer abort` once AWS answers."
+            ) from exc
+        if problems:
+            raise NeedsHuman(
+                f"{reason}{problems}. Traffic is on the previous fleet; clean up "
+                "by hand or run `deployer gc`."
+            ) from exc
+
+    def _put_back(
+        self, record: ReleaseRecord, infra: Infra, green: Fleet | None
+    ) -> tuple[ReleaseRecord, str]:
+        e = self.e
         moved = green is not None and green.target_group_arn in e.elb.listener_weights(
             infra.listener_arn
         )
@@ -426,12 +448,7 @@ class Release:
         problems = reset_test_listener(e, infra)
         if green is not None:
             problems += e.put_aside(green)
-        e.record(record.finished(Outcome.FAILED, e.stamp(), reason + problems))
-        if problems:
-            raise NeedsHuman(
-                f"{reason}{problems}. Traffic is on the previous fleet; clean up "
-                "by hand or run `deployer gc`."
-            ) from exc
+        return record, problems
 
     def _finish(
         self,

@@ -6,7 +6,8 @@ polling every second for a ten-minute image wait is wasteful. So the interval is
 (`share`, 5 %) of the time waited so far, between `first_interval` and `max_interval`: a wait
 ends at most about 5 % after what it waited for, whatever its length, and a long wait costs
 few calls. A check that meets a transient AWS error (throttling, 5xx, no connection) counts as
-"not yet", so waits ride out brief outages until their deadline.
+"not yet", so waits ride out brief outages; when AWS has not answered for `patience_s` in a
+row, the error is raised.
 
 Clock and sleep are injected, so scenario tests of long waits run in milliseconds.
 """
@@ -65,6 +66,7 @@ class Poller:
     first_interval: float = 0.25
     max_interval: float = 15.0
     share: float = 0.05
+    patience_s: float = 120.0
     rng: random.Random = field(default_factory=random.Random)
     on_wait: Callable[[WaitStats], None] = lambda _stats: None
     count_calls: Callable[[], int] = lambda: 0
@@ -89,14 +91,18 @@ class Poller:
         calls_before = self.count_calls()
         last = ""
         polls = transient = 0
+        failing_since: float | None = None
         outcome = "error"
         try:
             while True:
                 polls += 1
                 try:
                     observed = check()
+                    failing_since = None
                 except (ClientError, BotoCoreError) as exc:
-                    if not is_transient(exc):
+                    now = self.clock()
+                    failing_since = now if failing_since is None else failing_since
+                    if not is_transient(exc) or now - failing_since >= self.patience_s:
                         raise
                     transient += 1
                     observed = Poll(False, f"AWS did not answer ({error_code(exc) or exc})")

@@ -5,6 +5,7 @@ The same code talks to AWS and to the sandbox; only the endpoint and credentials
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,15 +26,23 @@ from botocore.exceptions import (
 
 from deployer.errors import Unreachable
 
-# botocore's standard mode retries throttling, 5xx and connection errors with jittered
-# exponential backoff (up to 20 s apart); 10 attempts ride out about a minute of trouble.
-RETRY_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 10},
-    connect_timeout=5,
-    read_timeout=60,
-)
-# The first call of a run only asks "does AWS answer at all": it should fail fast (exit 5).
-PROBE_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 4}))
+
+def retry_config(max_attempts: int | None = None) -> Config:
+    """botocore's standard mode retries throttling, 5xx and connection errors with jittered
+    exponential backoff (up to 20 s apart); 10 attempts ride out about a minute of trouble.
+    AWS_MAX_ATTEMPTS, the SDKs' own setting, overrides that.
+    """
+    attempts = max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or 10)
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": max(1, attempts)},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+
+
+def probe_config() -> Config:
+    """The first call of a run only asks "does AWS answer at all": it fails fast (exit 5)."""
+    return retry_config(min(4, int(os.environ.get("AWS_MAX_ATTEMPTS") or 4)))
 
 
 def s3_config(custom_endpoint: bool) -> Config:
@@ -41,7 +50,7 @@ def s3_config(custom_endpoint: bool) -> Config:
     and botocore still presigns with SigV2 by default in most regions (us-east-1 included).
     A custom endpoint (the sandbox) is addressed by path; AWS by virtual host.
     """
-    return RETRY_CONFIG.merge(
+    return retry_config().merge(
         Config(
             signature_version="s3v4",
             s3={
@@ -133,20 +142,26 @@ class AwsContext:
     def region(self) -> str:
         return str(self.session.region_name)
 
-    def client(self, service: str, config: Config | None = None) -> Any:
-        """The shared client of `service`, created on first use."""
-        key = service if config is None else f"{service}:{id(config)}"
+    def client(self, service: str, probe: bool = False) -> Any:
+        """The shared client of `service`, created on first use. A `probe` client retries
+        little: it asks whether AWS answers at all.
+        """
+        key = f"{service}:probe" if probe else service
         if key not in self._clients:
-            if config is None:
-                config = s3_config(self.endpoint_url is not None) if service == "s3" else None
+            if probe:
+                config = probe_config()
+            elif service == "s3":
+                config = s3_config(self.endpoint_url is not None)
+            else:
+                config = retry_config()
             self._clients[key] = self.session.client(
-                service, endpoint_url=self.endpoint_url, config=config or RETRY_CONFIG
+                service, endpoint_url=self.endpoint_url, config=config
             )
         return self._clients[key]
 
     def account_id(self) -> str:
         with unreachable_as_error("check credentials"):
-            return str(self.client("sts", PROBE_CONFIG).get_caller_identity()["Account"])
+            return str(self.client("sts", probe=True).get_caller_identity()["Account"])
 
 
 def make_context(

@@ -15,10 +15,10 @@ from botocore.exceptions import ClientError
 from deployer.aws.poller import Poller
 from deployer.config import load_config
 from deployer.engine import Engine
-from deployer.errors import BadInput, ExitCode, GateFailed, NeedsHuman
-from deployer.operations import gc, rollback, status
+from deployer.errors import BadInput, ExitCode, GateFailed, NeedsHuman, Unreachable
+from deployer.operations import gc, rollback, status, unlock_scope
 from deployer.release import Release
-from deployer.sandbox import control
+from deployer.sandbox import client, control
 from deployer.sandbox.layout import Layout
 from deployer.target import open_target
 from tests.conftest import copy_project
@@ -228,3 +228,50 @@ def test_gc_retires_the_previous_fleet_after_the_rollback_window(workdir):
     retired = gc(engine_for(workdir, "gc", window=2), None)
     assert len(retired) == 1 and "-v1-" in retired[0]
     assert [f["version"] for f in status(engine_for(workdir, "gc"))["fleets"]] == ["v2"]
+
+
+def test_an_aws_outage_after_changes_began_needs_a_human_and_a_rerun_converges(
+    workdir, monkeypatch
+):
+    """AWS stops answering once the fleet stack is being created. deployer retries (here twice,
+    and rides out 1 s of silence in waits), then stops with exit 4 saying where; once AWS
+    answers again, the same release converges.
+    """
+    first = Release(engine_for(workdir, "outage")).run("v1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    engine = engine_for(workdir, "outage", source=app_variant(workdir, "app-v2", NOTE="2"))
+    engine.poller.patience_s = 1.0
+    endpoint = engine.runtime.aws.endpoint_url
+
+    def outage_once_the_fleet_starts(record):
+        if record.phase.value == "fleet" and not record.phase_done:
+            client.outage(endpoint, seconds=8)
+            time.sleep(0.7)  # the port is closed now
+
+    engine.on_phase = outage_once_the_fleet_starts
+    with pytest.raises(NeedsHuman) as caught:
+        Release(engine).run("v2")
+    assert caught.value.exit_code == ExitCode.NEEDS_HUMAN
+    assert "deployer release v2" in caught.value.message
+    time.sleep(8)
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS")
+    assert served(first.url) == {"hello from v1"}
+    rerun = engine_for(workdir, "outage", source="app-v2")
+    # The lock could not be released during the outage; a CLI rerun (a new process on this
+    # host) takes it over at once, this test's process is still alive, so it unlocks by id.
+    held = rerun.lock.lock.current()
+    assert held is not None
+    unlock_scope(rerun, held.lock_id)
+    Release(rerun).run("v2")
+    assert served(first.url) == {"hello from v2"}
+
+
+def test_an_aws_outage_before_any_change_is_exit_5_and_changes_nothing(workdir):
+    engine = engine_for(workdir, "outage-early")
+    client.outage(engine.runtime.aws.endpoint_url, seconds=3)
+    time.sleep(0.7)
+    with pytest.raises(Unreachable) as caught:
+        Release(engine).run("v1")
+    assert caught.value.exit_code == ExitCode.UNREACHABLE
+    time.sleep(3)
+    assert engine_for(workdir, "outage-early").existing_infra() is None
