@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -47,7 +48,7 @@ environment: e1
 artifact: {{source: app}}
 capacity: {{min: 1, desired: 2, max: 4}}
 health_check: {{interval_seconds: 5, timeout_seconds: 3, deadline_seconds: 600}}
-strategy: {{kind: all_at_once, bake_seconds: 0}}
+strategy: {{kind: all_at_once, bake_seconds: {hold}}}
 gates: {{interval_seconds: {gate_interval}}}
 rollback_window: 0
 """
@@ -152,7 +153,9 @@ def main() -> None:
         shutil.copytree(REPO / name, workdir / name)
     shutil.copytree(REPO / "examples" / "hello", workdir / "app")
     gate_interval = max(0.1, round(2 * args.time_scale, 2))
-    (workdir / "deployer.yaml").write_text(CONFIG.format(gate_interval=gate_interval))
+    (workdir / "deployer.yaml").write_text(
+        CONFIG.format(gate_interval=gate_interval, hold=math.ceil(gate_interval))
+    )
     layout = Layout.for_workdir(workdir)
     report: dict[str, Any] = {"time_scale": args.time_scale}
     try:

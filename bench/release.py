@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -46,7 +47,7 @@ artifact: {{source: app}}
 capacity: {{min: 2, desired: 2, max: 4}}
 health_check: {{interval_seconds: 5, timeout_seconds: 3, healthy_threshold: 2,
                unhealthy_threshold: 2, deadline_seconds: 600}}
-strategy: {{kind: all_at_once, bake_seconds: 0}}
+strategy: {{kind: all_at_once, bake_seconds: {hold}}}
 gates: {{interval_seconds: {gate_interval}}}
 rollback_window: 1h
 """
@@ -76,7 +77,7 @@ def measure(engine: Engine, endpoint: str, scale: float, hold_s: float) -> dict[
     wall_total = inherent_total = 0.0
     for phase, (start, end) in engine.phase_spans.items():
         wall = end - start
-        if phase == "steps":
+        if phase == "step":
             wall = max(0.0, wall - hold_s)  # the configured holds are not overhead
         inherent = union_within(spans, start, end)
         wall_total += wall
@@ -143,12 +144,14 @@ def main() -> None:
     for name in ("cloudformation", "playbooks"):
         shutil.copytree(REPO / name, workdir / name)
     shutil.copytree(REPO / "examples" / "hello", workdir / "app")
-    (workdir / "deployer.yaml").write_text(CONFIG.format(gate_interval=gate_interval))
+    (workdir / "deployer.yaml").write_text(
+        CONFIG.format(gate_interval=gate_interval, hold=math.ceil(gate_interval))
+    )
     layout = Layout.for_workdir(workdir)
     report: dict[str, Any] = {"profile": args.profile, "time_scale": scale, "releases": {}}
     try:
         state, _ = control.up(layout, args.profile)
-        hold = gate_interval  # one final hold of one gate interval at most
+        hold = math.ceil(gate_interval)  # the final step holds for this: not overhead
         engine = engine_for(workdir)
         Release(engine).run("bench-1")
         report["releases"]["first"] = measure(engine, state.endpoint, scale, hold)

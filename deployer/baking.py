@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from deployer.core.names import Version
 from deployer.engine import Engine
-from deployer.release import bake_request, preflight
+from deployer.preflight import preflight
+from deployer.release_steps import bake_request
 
 
 @dataclass(frozen=True)

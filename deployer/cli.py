@@ -1,44 +1,32 @@
 """The CLI: parse -> wire -> call a use case -> render -> exit code. Nothing else lives here.
 
-Human progress goes to stderr; with --output json, stdout holds exactly one JSON document.
+Human progress goes to stderr; the result goes to stdout, and with --output json stdout holds
+exactly one JSON document on every exit (deployer.outcome). Heavy modules are imported inside
+the commands that need them, so `status` starts fast.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
-from rich.text import Text
 
-from deployer.aws.poller import Poller, PollTimeout
 from deployer.config import LoadedConfig, json_schema, load_config
-from deployer.errors import (
-    EXIT_CODE_MEANINGS,
-    DeployerError,
-    ExitCode,
-    NeedsHuman,
-    Unreachable,
-)
+from deployer.errors import BadInput
+from deployer.outcome import ENDING
 from deployer.sandbox.layout import Layout
 
-T = TypeVar("T")
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 OUTPUT = click.option(
     "--output",
     "-o",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="json: one JSON document on stdout, for CI.",
+    help="json: one JSON document on stdout, on every exit, for CI.",
 )
-
-
 WAIT = click.option(
     "--wait",
     "wait_s",
@@ -49,6 +37,11 @@ WAIT = click.option(
     metavar="[SECONDS]",
     help="Queue behind a held lock (default 1800 s) instead of exiting 3.",
 )
+STRATEGY = click.option(
+    "--strategy",
+    type=click.Choice(["all_at_once", "canary"]),
+    help="Override deployer.yaml's strategy.kind for this run.",
+)
 
 
 class Context:
@@ -57,6 +50,11 @@ class Context:
         self.workdir = Path.cwd()
         self.strategy: str | None = None
         self.aws: Any = None  # the AwsContext of the engine, once made: did changes begin?
+        ENDING.changes_begun = lambda: bool(self.aws is not None and self.aws.changes_begun)
+        ENDING.error_log = self.workdir / ".deployer" / "last-error.log"
+
+    def output(self, mode: str) -> None:
+        ENDING.json = mode == "json"
 
     def report(self, line: str) -> None:
         print(f"· {line}", file=sys.stderr, flush=True)
@@ -70,60 +68,38 @@ class Context:
             path=loaded.path, spec=loaded.spec.model_copy(update={"strategy": strategy})
         )
 
+    def checked(self, version: str | None = None) -> LoadedConfig:
+        """The config, the version and every local check (templates, playbook, artifact):
+        bad input exits 2 here, before anything (the sandbox included) is started.
+        """
+        from deployer.core.names import Version
+        from deployer.preflight import check_local
+
+        if version is not None:
+            ENDING.run(lambda: Version.parse(version))
+        loaded = ENDING.run(self.config)
+        ENDING.run(lambda: check_local(loaded, self.workdir))
+        return loaded
+
     def engine(self, start_sandbox: bool = True) -> Any:
+        from deployer.aws.poller import Poller
         from deployer.engine import Engine
         from deployer.target import open_target
 
-        loaded = self.config()
-        poller = Poller(report=self.report)
-        runtime = open_target(loaded, self.workdir, poller, self.report, start_sandbox)
-        self.aws = runtime.aws
-        return Engine(loaded, runtime, poller, self.report, self.workdir)
+        def make() -> Engine:
+            loaded = self.config()
+            poller = Poller(report=self.report)
+            runtime = open_target(loaded, self.workdir, poller, self.report, start_sandbox)
+            self.aws = runtime.aws
+            return Engine(loaded, runtime, poller, self.report, self.workdir)
 
-    @property
-    def changes_begun(self) -> bool:
-        return bool(self.aws is not None and self.aws.changes_begun)
-
-
-CONTEXT: Context | None = None  # set by the `cli` group; run_command reads it
+        return ENDING.run(make)
 
 
-def _aws_failure(exc: Exception) -> DeployerError:
-    """An AWS error nothing mapped: exit 5 before any change, exit 4 after."""
-    if CONTEXT is not None and CONTEXT.changes_begun:
-        return NeedsHuman(
-            f"AWS: {exc}. Changes had begun; the journal records where this run stopped: "
-            "run `deployer status`, then rerun the command (it converges) or `deployer abort`."
-        )
-    return Unreachable(f"AWS: {exc}. Nothing was changed.")
+def record_data(record: Any) -> dict[str, Any]:
+    from deployer.operations import record_json
 
-
-def run_command(action: Callable[[], T]) -> T:
-    """The one place errors become exit codes."""
-    try:
-        return action()
-    except DeployerError as exc:
-        fail(exc)
-    except (ClientError, BotoCoreError, PollTimeout) as exc:
-        fail(_aws_failure(exc))
-    except KeyboardInterrupt:
-        stderr.print("[yellow]interrupted[/yellow]")
-        sys.exit(130)
-
-
-def fail(exc: DeployerError) -> NoReturn:
-    stderr.print(Text.assemble(("error: ", "bold red"), exc.message))
-    stderr.print(
-        Text(f"exit {int(exc.exit_code)}: {EXIT_CODE_MEANINGS[exc.exit_code]}", style="dim")
-    )
-    sys.exit(int(exc.exit_code))
-
-
-def emit(output: str, data: Any, text: str) -> None:
-    if output == "json":
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-    else:
-        click.echo(text)
+    return record_json(record)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -140,17 +116,12 @@ def emit(output: str, data: Any, text: str) -> None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path) -> None:
     """Bake, release and roll back an EC2 web app behind an ALB."""
-    global CONTEXT
-    ctx.obj = CONTEXT = Context(config_path)
+    ctx.obj = Context(config_path)
 
 
 @cli.command()
 @click.argument("version")
-@click.option(
-    "--strategy",
-    type=click.Choice(["all_at_once", "canary"]),
-    help="Override deployer.yaml's strategy.kind for this release.",
-)
+@STRATEGY
 @WAIT
 @OUTPUT
 @click.pass_obj
@@ -158,13 +129,13 @@ def release(
     obj: Context, version: str, strategy: str | None, wait_s: float | None, output: str
 ) -> None:
     """Bake (or reuse) VERSION's image, start its fleet, gate it, and move traffic to it."""
-    from deployer.core.names import Version
     from deployer.release import Release
 
+    obj.output(output)
     obj.strategy = strategy
-    run_command(lambda: (Version.parse(version), obj.config()))  # bad input: before any start
-    engine = run_command(obj.engine)
-    result = run_command(lambda: Release(engine).run(version, wait_s))
+    obj.checked(version)
+    engine = obj.engine()
+    result = ENDING.run(lambda: Release(engine).run(version, wait_s))
     record = result.record
     data = {
         "release_id": record.release_id,
@@ -176,7 +147,8 @@ def release(
         "reused_image": result.reused_image,
         "phase_seconds": result.phase_seconds,
     }
-    emit(output, data, f"{record.version} is live: {result.url}")
+    live = "already live" if record.outcome.value == "noop" else "live"
+    ENDING.emit(data, f"{record.version} is {live}: {result.url}")
 
 
 @cli.command()
@@ -187,11 +159,11 @@ def release(
 def bake(obj: Context, version: str, wait_s: float | None, output: str) -> None:
     """Bake (or reuse) VERSION's image without releasing it."""
     from deployer.baking import bake as bake_image
-    from deployer.core.names import Version
 
-    run_command(lambda: (Version.parse(version), obj.config()))  # bad input: before any start
-    engine = run_command(obj.engine)
-    result = run_command(lambda: bake_image(engine, version, wait_s))
+    obj.output(output)
+    obj.checked(version)
+    engine = obj.engine()
+    result = ENDING.run(lambda: bake_image(engine, version, wait_s))
     data = {
         "version": result.version,
         "digest": result.digest,
@@ -201,26 +173,31 @@ def bake(obj: Context, version: str, wait_s: float | None, output: str) -> None:
         "mutating_calls": result.mutating_calls,
     }
     verb = "reused" if result.reused else "baked"
-    emit(output, data, f"{result.version}: {verb} image {result.image_id}")
+    ENDING.emit(data, f"{result.version}: {verb} image {result.image_id}")
 
 
 @cli.command()
 @click.option("--to", "to_version", metavar="VERSION", help="The version to go back to.")
+@click.option("--force", is_flag=True, help="Switch even to a fleet that is not healthy.")
 @WAIT
 @OUTPUT
 @click.pass_obj
-def rollback(obj: Context, to_version: str | None, wait_s: float | None, output: str) -> None:
+def rollback(
+    obj: Context, to_version: str | None, force: bool, wait_s: float | None, output: str
+) -> None:
     """Traffic back to the previous fleet: one listener change while it is warm."""
-    from deployer.operations import record_json
-    from deployer.operations import rollback as roll_back
+    from deployer.rollback import rollback as roll_back
 
-    engine = run_command(obj.engine)
-    record = run_command(lambda: roll_back(engine, to_version, wait_s))
+    obj.output(output)
+    engine = obj.engine()
+    done = ENDING.run(lambda: roll_back(engine, to_version, wait_s, force))
     data = {
-        **record_json(record),
-        "switch_seconds": round(engine.phase_seconds.get("switch", 0.0), 3),
+        **(record_data(done.record) if done.record else {}),
+        "changed": done.changed,
+        "message": done.message,
+        "switch_seconds": done.switch_seconds,
     }
-    emit(output, data, f"rolled back: {record.version} is live ({record.fleet_stack})")
+    ENDING.emit(data, f"rollback: {done.message}")
 
 
 @cli.command()
@@ -229,12 +206,17 @@ def rollback(obj: Context, to_version: str | None, wait_s: float | None, output:
 @click.pass_obj
 def abort(obj: Context, wait_s: float | None, output: str) -> None:
     """Roll the in-flight release back on purpose (traffic to where it was before it)."""
-    from deployer.operations import abort as abort_release
-    from deployer.operations import record_json
+    from deployer.rollback import abort as abort_release
 
-    engine = run_command(obj.engine)
-    record = run_command(lambda: abort_release(engine, wait_s))
-    emit(output, record_json(record), f"aborted release {record.release_id} of {record.version}")
+    obj.output(output)
+    engine = obj.engine()
+    done = ENDING.run(lambda: abort_release(engine, wait_s))
+    data = {
+        **(record_data(done.record) if done.record else {}),
+        "changed": done.changed,
+        "message": done.message,
+    }
+    ENDING.emit(data, f"abort: {done.message}")
 
 
 @cli.command()
@@ -245,38 +227,41 @@ def gc(obj: Context, wait_s: float | None, output: str) -> None:
     """Delete fleets that left service more than rollback_window ago."""
     from deployer.operations import gc as collect
 
-    engine = run_command(obj.engine)
-    retired = run_command(lambda: collect(engine, wait_s))
-    emit(
-        output,
-        {"retired": retired},
-        "\n".join(f"retired {s}" for s in retired) or "nothing to retire",
-    )
+    obj.output(output)
+    engine = obj.engine()
+    retired = ENDING.run(lambda: collect(engine, wait_s))
+    text = "\n".join(f"retired {s}" for s in retired) or "gc: nothing to retire"
+    ENDING.emit({"retired": retired, "changed": bool(retired)}, text)
 
 
 @cli.command()
 @click.argument("lock_id")
+@OUTPUT
 @click.pass_obj
-def unlock(obj: Context, lock_id: str) -> None:
+def unlock(obj: Context, lock_id: str, output: str) -> None:
     """Release the lock, only when given the id that holds it (see the exit-3 message)."""
     from deployer.operations import unlock_scope
 
-    engine = run_command(obj.engine)
-    click.echo(run_command(lambda: unlock_scope(engine, lock_id)))
+    obj.output(output)
+    engine = obj.engine()
+    message = ENDING.run(lambda: unlock_scope(engine, lock_id))
+    ENDING.emit({"message": message}, message)
 
 
 @cli.command()
 @click.argument("version")
-@click.option("--strategy", type=click.Choice(["all_at_once", "canary"]))
+@STRATEGY
 @OUTPUT
 @click.pass_obj
 def plan(obj: Context, version: str, strategy: str | None, output: str) -> None:
     """What `release VERSION` would do now. Changes nothing."""
     from deployer.operations import plan as plan_release
 
+    obj.output(output)
     obj.strategy = strategy
-    engine = run_command(obj.engine)
-    data = run_command(lambda: plan_release(engine, version))
+    obj.checked(version)
+    engine = obj.engine()
+    data = ENDING.run(lambda: plan_release(engine, version))
     if data["noop"]:
         text = f"nothing to do: {data['reason']}"
     else:
@@ -286,10 +271,11 @@ def plan(obj: Context, version: str, strategy: str | None, output: str) -> None:
             f"  image: {'bake a new one' if data['bake'] else 'reuse ' + str(data['image'])}",
             f"  fleet: {data['fleet_stack']} x{data['capacity']}",
             *[f"  {s['name']}, held {s['hold_seconds']}s" for s in data["steps"]],
+            f"  watch {data['watch_seconds']}s" if data["watch_seconds"] else "",
             *[f"  retire {stack}" for stack in data["retire"]],
         ]
         text = "\n".join(line for line in lines if line)
-    emit(output, data, text)
+    ENDING.emit(data, text)
 
 
 @cli.command()
@@ -299,7 +285,9 @@ def status(obj: Context, output: str) -> None:
     """What is live, which fleets exist, the load balancer URL, and what to do if stuck."""
     from deployer.operations import status as read_status
 
-    data = run_command(lambda: read_status(obj.engine(start_sandbox=False)))
+    obj.output(output)
+    engine = obj.engine(start_sandbox=False)
+    data = ENDING.run(lambda: read_status(engine))
     lines = [
         f"{data['app']}/{data['environment']} on {data['target']}",
         f"live: {data['live_version'] or 'nothing'}",
@@ -318,9 +306,10 @@ def status(obj: Context, output: str) -> None:
         )
     if data["lock"]:
         lines.append(f"lock: {data['lock']}")
+    lines += [f"warn: {warning}" for warning in data["warnings"]]
     if data["advice"]:
         lines.append(f"todo: {data['advice']}")
-    emit(output, data, "\n".join(lines))
+    ENDING.emit(data, "\n".join(lines))
 
 
 @cli.command()
@@ -331,13 +320,62 @@ def history(obj: Context, limit: int, output: str) -> None:
     """The recorded releases and rollbacks, newest first."""
     from deployer.operations import history as read_history
 
-    records = run_command(lambda: read_history(obj.engine(start_sandbox=False), limit))
+    obj.output(output)
+    engine = obj.engine(start_sandbox=False)
+    records = ENDING.run(lambda: read_history(engine, limit))
     lines = [
         f"{r['started_at']}  {r['kind']:8} {r['version']:<12} {r['outcome']:<11} "
         f"{r['actor']}  {r['reason']}".rstrip()
         for r in records
     ]
-    emit(output, {"releases": records}, "\n".join(lines) or "no releases recorded")
+    ENDING.emit({"releases": records}, "\n".join(lines) or "no releases recorded")
+
+
+@cli.command("check")
+@OUTPUT
+@click.pass_obj
+def check(obj: Context, output: str) -> None:
+    """Run every check that changes nothing: config, templates, playbook, artifact, and the
+    gate alarms and an s3:// artifact when AWS (or a running sandbox) answers. Exit 2 if bad.
+    """
+    from deployer.preflight import check_aws
+
+    obj.output(output)
+    loaded = obj.checked()
+    engine = obj.engine(start_sandbox=False) if _reachable_without_starting(obj) else None
+    checked = ["config", "templates", "playbook", "artifact"]
+    skipped = ""
+    if engine is not None:
+        from deployer.preflight import check_local
+
+        ENDING.run(lambda: check_aws(engine, check_local(loaded, obj.workdir)))
+        checked.append("aws (alarms, artifact, credentials)")
+    else:
+        skipped = "the sandbox is not running: the AWS checks were skipped"
+    data = {
+        "config": str(loaded.path),
+        "app": loaded.spec.app,
+        "environment": loaded.spec.environment,
+        "checked": checked,
+        "skipped": skipped,
+    }
+    text = f"{loaded.path}: ok ({loaded.spec.app}/{loaded.spec.environment}; {', '.join(checked)})"
+    ENDING.emit(data, text + (f"\n{skipped}" if skipped else ""))
+
+
+def _reachable_without_starting(obj: Context) -> bool:
+    from deployer.config import AwsTarget
+    from deployer.sandbox import control
+
+    if isinstance(obj.config().spec.target, AwsTarget):
+        return True
+    return control.status(Layout.for_workdir(obj.workdir)) is not None
+
+
+@cli.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of deployer.yaml."""
+    click.echo(json.dumps(json_schema(), indent=2))
 
 
 @cli.group()
@@ -353,26 +391,37 @@ def sandbox() -> None:
     help="fast: answers at once (default, or DEPLOYER_SANDBOX_PROFILE). aws: behaves like AWS "
     "(latency, eventual consistency, client tokens, SigV4-only S3, ...).",
 )
+@OUTPUT
 @click.pass_obj
-def sandbox_up(obj: Context, profile: str | None) -> None:
+def sandbox_up(obj: Context, profile: str | None, output: str) -> None:
     """Start the sandbox in the background (release does this itself)."""
     from deployer.sandbox import control
 
-    state, started = run_command(lambda: control.up(Layout.for_workdir(obj.workdir), profile))
-    click.echo(
+    obj.output(output)
+    state, started = ENDING.run(lambda: control.up(Layout.for_workdir(obj.workdir), profile))
+    data = {
+        "started": started,
+        "endpoint": state.endpoint,
+        "profile": state.profile,
+        "time_scale": state.time_scale,
+    }
+    ENDING.emit(
+        data,
         f"sandbox {'started' if started else 'already running'} at {state.endpoint} "
-        f"(profile {state.profile}, time scale {state.time_scale})"
+        f"(profile {state.profile}, time scale {state.time_scale})",
     )
 
 
 @sandbox.command("down")
+@OUTPUT
 @click.pass_obj
-def sandbox_down(obj: Context) -> None:
+def sandbox_down(obj: Context, output: str) -> None:
     """Stop the sandbox and every process it started; its state is forgotten."""
     from deployer.sandbox import control
 
-    was_up = control.down(Layout.for_workdir(obj.workdir))
-    click.echo("sandbox stopped" if was_up else "sandbox was not running")
+    obj.output(output)
+    was_up = ENDING.run(lambda: control.down(Layout.for_workdir(obj.workdir)))
+    ENDING.emit({"stopped": was_up}, "sandbox stopped" if was_up else "sandbox was not running")
 
 
 @sandbox.command("status")
@@ -382,6 +431,7 @@ def sandbox_status(obj: Context, output: str) -> None:
     """Whether the sandbox runs, where, and with which profile."""
     from deployer.sandbox import control
 
+    obj.output(output)
     state = control.status(Layout.for_workdir(obj.workdir))
     data = {
         "running": state is not None,
@@ -395,30 +445,22 @@ def sandbox_status(obj: Context, output: str) -> None:
         text = f"sandbox running at {state.endpoint} (profile {state.profile})"
         if not data["answering"]:
             text += ", not answering (an outage?)"
-    emit(output, data, text)
-
-
-@cli.command("schema")
-def schema() -> None:
-    """Print the JSON Schema of deployer.yaml."""
-    click.echo(json.dumps(json_schema(), indent=2))
-
-
-@cli.command("check")
-@click.pass_obj
-def check(obj: Context) -> None:
-    """Validate deployer.yaml and exit (2 if it is bad)."""
-    loaded = run_command(obj.config)
-    click.echo(f"{loaded.path}: ok ({loaded.spec.app}/{loaded.spec.environment})")
+    ENDING.emit(data, text)
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    ENDING.json = any(
+        a in ("--output=json", "-ojson") or (a in ("--output", "-o") and nxt == "json")
+        for a, nxt in zip(argv, [*argv[1:], ""], strict=False)
+    )
     try:
         cli.main(prog_name="deployer", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(int(ExitCode.BAD_INPUT))
+        ENDING.fail(BadInput(exc.format_message()), usage=True)
     except click.exceptions.Abort:
-        sys.exit(130)
+        ENDING.interrupted()
+    except KeyboardInterrupt:
+        ENDING.interrupted()

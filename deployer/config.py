@@ -126,7 +126,16 @@ class Strategy(Strict):
         default=8081, ge=1, le=65535, description="Carries no user traffic; green is checked here."
     )
     on_failure: Literal["scale_to_zero", "delete"] = Field(
-        default="scale_to_zero", description="What happens to a green fleet that failed a gate."
+        default="scale_to_zero",
+        description="What happens at once to a green fleet that failed a gate; the next "
+        "release or `deployer gc` deletes it either way.",
+    )
+    watch_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=86400,
+        description="After all traffic moved, keep evaluating every gate this long with the "
+        "previous fleet warm at weight 0; a failure sends traffic back, as during a step.",
     )
 
     @field_validator("steps")
@@ -225,6 +234,16 @@ class DeployConfig(Strict):
         return parse_duration(value)
 
     @model_validator(mode="after")
+    def _final_hold_sees_a_gate(self) -> DeployConfig:
+        if self.strategy.bake_seconds < self.gates.interval_seconds:
+            raise ValueError(
+                f"strategy.bake_seconds ({self.strategy.bake_seconds}) is shorter than one gate "
+                f"interval (gates.interval_seconds {self.gates.interval_seconds:g}): the final "
+                "step would take all traffic before a gate has looked at it"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _aws_needs_ssh(self) -> DeployConfig:
         if isinstance(self.target, AwsTarget) and self.bake.ssh is None:
             raise ValueError("target kind 'aws' needs bake.ssh (key pair, key file, allowed CIDR)")
@@ -255,13 +274,39 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(key, seen[key], line)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, again: int) -> None:
+        super().__init__(f"{key!r} on lines {first} and {again}")
+        self.key, self.first, self.again = key, first, again
+
+
 def load_config(path: Path) -> LoadedConfig:
     """Read and validate deployer.yaml; every failure is a ConfigError naming file, field, why."""
     name = str(path)
     if not path.is_file():
         raise ConfigError(name, "", "file not found (pass -c PATH or run where deployer.yaml is)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+    except _DuplicateKey as dup:
+        raise ConfigError(
+            name,
+            f"lines {dup.first} and {dup.again}",
+            f"the key '{dup.key}' is given twice (YAML would silently keep the last one)",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""

@@ -255,15 +255,17 @@ class Engine:
             self.cfn.wait_deleted(stack.stack_id, STACK_DEADLINE_S)
 
     def put_aside(self, fleet: Fleet) -> str:
-        """A green fleet that failed: scale it to zero (kept for debugging) or delete it."""
+        """A green fleet that failed: scale it to zero (its stack kept to look at until the
+        next release or `deployer gc` deletes it) or delete it now (strategy.on_failure).
+        """
         try:
             if self.spec.strategy.on_failure == "delete":
                 self.report(f"cleanup: deleting {fleet.stack_name}")
                 self.delete_fleet(fleet.stack_name)
             elif fleet.asg_name:
                 self.report(
-                    f"cleanup: scaling {fleet.stack_name} to zero (kept for debugging "
-                    "until the rollback window ends)"
+                    f"cleanup: scaling {fleet.stack_name} to zero; its stack stays to look at "
+                    "until the next release or `deployer gc` deletes it"
                 )
                 self.asg.scale_to_zero(fleet.asg_name)
         except (ClientError, BotoCoreError, StackFailed, PollTimeout) as exc:
@@ -285,6 +287,10 @@ class Engine:
 
     # ---- helpers -------------------------------------------------------------------------
 
+    def alarm_names(self) -> list[str]:
+        """The CloudWatch alarms every gate evaluation reads."""
+        return list(self.spec.gates.alarms)
+
     def tags(self) -> dict[str, str]:
         return {"deployer:app": self.names.app, "deployer:environment": self.names.environment}
 
@@ -293,9 +299,12 @@ class Engine:
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
+        """Time a phase; a phase run several times (traffic steps) adds up."""
         started, wall = time.monotonic(), time.time()
         try:
             yield
         finally:
-            self.phase_seconds[phase] = round(time.monotonic() - started, 3)
-            self.phase_spans[phase] = (wall, time.time())
+            took = time.monotonic() - started
+            self.phase_seconds[phase] = round(self.phase_seconds.get(phase, 0.0) + took, 3)
+            first = self.phase_spans.get(phase, (wall, wall))[0]
+            self.phase_spans[phase] = (first, time.time())

@@ -62,6 +62,25 @@ class LockClient:
     pid: int = os.getpid()
     is_gone: Callable[[int], bool] = process_is_gone
 
+    def refuse_if_held(self, stamp: str) -> None:
+        """One consistent read: if another live run holds the lock, raise LockHeld now, before
+        the preflight's work. Taking the lock (`acquire`) stays where it is.
+        """
+        current = self.lock.peek()
+        now = self.clock()
+        if current is None or current.expires < now:
+            return
+        if current.host == self.host and (current.pid == self.pid or self.is_gone(current.pid)):
+            return  # ours, or left by a dead run on this host: acquire takes it over
+        raise LockHeld(self._held_message(current, now))
+
+    def _held_message(self, current: LockHolder, now: float) -> str:
+        return (
+            f"{self.lock.scope} is locked by {describe_holder(current, now)}. "
+            "Queue behind it with --wait, or, if that run is gone for good, "
+            f"`deployer unlock {current.lock_id}`"
+        )
+
     def acquire(self, stamp: str, wait_s: float | None) -> Fence:
         """Take the lock, or raise LockHeld naming the holder (after `wait_s` seconds)."""
         lock_id = new_lock_id()
@@ -96,11 +115,7 @@ class LockClient:
                     return fence
             waited = now - started
             if wait_s is None or waited >= wait_s:
-                raise LockHeld(
-                    f"{self.lock.scope} is locked by {describe_holder(current, now)}. "
-                    "Queue behind it with --wait, or, if that run is gone for good, "
-                    f"`deployer unlock {current.lock_id}`"
-                )
+                raise LockHeld(self._held_message(current, now))
             if not announced:
                 self.report(f"lock: waiting for {describe_holder(current, now)}")
                 announced = True

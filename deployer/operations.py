@@ -1,154 +1,20 @@
-"""Rollback, abort, gc, status, history, plan and unlock: the use cases besides release."""
+"""gc, status, history, plan and unlock: the use cases besides release, rollback and abort."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from deployer.aws.session import unreachable_as_error
-from deployer.core.decide import (
-    WARM_STACK_STATES,
-    NothingToRollBackTo,
-    choose_rollback_target,
-    plan_release,
-)
-from deployer.core.model import Fleet, Kind, LiveState, Outcome, Phase, ReleaseRecord, TargetState
+from deployer.core.decide import WARM_STACK_STATES, plan_release
+from deployer.core.health import assess_target_health
+from deployer.core.model import Fleet, LiveState, Outcome, ReleaseRecord, TargetState
 from deployer.core.names import Version
 from deployer.core.rollout import plan_steps
 from deployer.engine import Engine
-from deployer.errors import BadInput, NeedsHuman
-from deployer.infra import Infra
+from deployer.errors import NeedsHuman
 from deployer.locking import describe_holder, unlock
-from deployer.release import Release, ReleaseResult, abandon, package_artifact
-
-
-def _check_reachable(engine: Engine) -> None:
-    with unreachable_as_error(f"reach AWS ({engine.runtime.description})"):
-        engine.account = engine.runtime.aws.account_id()
-
-
-def _infra_or_nothing(engine: Engine) -> Infra:
-    infra = engine.existing_infra()
-    if infra is None:
-        raise NothingToRollBackTo("nothing has been released here yet")
-    return infra
-
-
-def rollback(engine: Engine, to_version: str | None, wait_s: float | None) -> ReleaseRecord:
-    """Traffic to the previous warm fleet in one listener change, or, when that fleet was
-    retired, a re-release from the image the journal recorded for it (no bake).
-    """
-    if to_version is not None:
-        Version.parse(to_version)
-    _check_reachable(engine)
-    with engine.locked(wait_s):
-        infra = _infra_or_nothing(engine)
-        inflight = engine.inflight()
-        if inflight is not None:
-            engine.report(
-                f"rollback: release {inflight.release_id} of {inflight.version} is in "
-                "flight; rolling it back is the rollback"
-            )
-            return abandon(engine, inflight, infra, "rolled back by `deployer rollback`")
-        live = engine.observe(infra)
-        history = engine.journal.history(limit=200)
-        try:
-            target = choose_rollback_target(live, history, to_version)
-        except NothingToRollBackTo:
-            return _rerelease(engine, infra, live, history, to_version).record
-        return _switch_to(engine, infra, live, target)
-
-
-def _switch_to(engine: Engine, infra: Infra, live: LiveState, target: Fleet) -> ReleaseRecord:
-    current = live.live_fleet
-    healthy = [
-        t
-        for t in engine.elb.target_health(target.target_group_arn)
-        if t.state is TargetState.HEALTHY
-    ]
-    if not healthy:
-        raise NeedsHuman(
-            f"{target.version} ({target.stack_name}) has no healthy targets; "
-            "traffic stays where it is. Release a version instead."
-        )
-    record = engine.record(
-        engine.new_record(
-            Kind.ROLLBACK,
-            target.version,
-            digest=target.digest,
-            images={engine.runtime.aws.region: target.image_id},
-            fleet_stack=target.stack_name,
-            target_group_arn=target.target_group_arn,
-            prior_weights=dict(live.weights),
-            previous_fleet=current.stack_name if current else "",
-        ).at(Phase.SWITCH)
-    )
-    weights = {arn: 0 for arn in live.weights}
-    weights[target.target_group_arn] = 100
-    started = engine.clock()
-    engine.switch_or_escalate(infra, weights, record, "the rollback's listener change")
-    engine.phase_seconds["switch"] = round(engine.clock() - started, 3)
-    engine.report(
-        f"rollback: traffic is on {target.version} ({target.stack_name}), one listener change"
-    )
-    return engine.record(
-        record.at(Phase.DONE, weights=weights)
-        .done()
-        .finished(
-            Outcome.SUCCEEDED, engine.stamp(), f"from {current.version if current else 'nothing'}"
-        )
-    )
-
-
-def _rerelease(
-    engine: Engine,
-    infra: Infra,
-    live: LiveState,
-    history: list[ReleaseRecord],
-    to_version: str | None,
-) -> ReleaseResult:
-    region = engine.runtime.aws.region
-    current = live.live_fleet
-    released = [r for r in history if r.outcome is Outcome.SUCCEEDED and r.images.get(region)]
-    if to_version is None:
-        later = [r.fleet_stack for r in released]
-        start = (
-            later.index(current.stack_name) + 1 if current and current.stack_name in later else 0
-        )
-        candidates = [r for r in released[start:] if not current or r.version != current.version]
-    else:
-        candidates = [r for r in released if r.version == to_version]
-    for record in candidates:
-        image = record.images[region]
-        if engine.ec2.image_exists(image):
-            engine.report(
-                f"rollback: the {record.version} fleet was retired; re-releasing it "
-                f"from its recorded image {image} (no bake)"
-            )
-            return Release(engine).release(
-                Version.parse(record.version),
-                record.digest,
-                infra,
-                image_id=image,
-                kind=Kind.ROLLBACK,
-                note=f"re-released from {image}; its fleet had been retired",
-            )
-    wanted = to_version or "the previous version"
-    raise NothingToRollBackTo(
-        f"no warm fleet and no recorded image for {wanted}; "
-        "release it with `deployer release VERSION`"
-    )
-
-
-def abort(engine: Engine, wait_s: float | None) -> ReleaseRecord:
-    """Roll the in-flight release back on purpose."""
-    _check_reachable(engine)
-    with engine.locked(wait_s):
-        inflight = engine.inflight()
-        infra = engine.existing_infra()
-        if inflight is None or infra is None:
-            raise BadInput("no release is in flight; nothing was changed")
-        return abandon(engine, inflight, infra, "aborted by `deployer abort`")
+from deployer.preflight import check_local, download_artifact
+from deployer.rollback import check_reachable as _check_reachable
 
 
 def _retired_since(fleet: Fleet, history: list[ReleaseRecord]) -> str:
@@ -217,6 +83,7 @@ def status(engine: Engine) -> dict[str, Any]:
         "in_flight": record_json(inflight) if inflight else None,
         "lock": describe_holder(holder, engine.lock.clock()) if holder else None,
         "advice": _advice(last, inflight),
+        "warnings": [],
     }
     if infra is None:
         return result
@@ -224,10 +91,19 @@ def status(engine: Engine) -> dict[str, Any]:
     current = live.live_fleet
     result["live_version"] = current.version if current else None
     result["url"] = engine.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
+    warnings: list[str] = []
     for fleet in sorted(live.fleets, key=lambda f: -f.weight):
         health = engine.elb.target_health(fleet.target_group_arn) if fleet.target_group_arn else []
+        healthy = assess_target_health(health, fleet.desired).passed
         is_live = current is not None and fleet.stack_name == current.stack_name
-        warm = fleet.stack_status in WARM_STACK_STATES and fleet.desired > 0
+        up = fleet.stack_status in WARM_STACK_STATES and fleet.desired > 0
+        role = "live" if is_live else ("warm" if up and healthy else "cold" if not up else "sick")
+        if is_live and not healthy:
+            warnings.append(
+                f"the live fleet {fleet.version} is not healthy "
+                f"({_healthy_count(health)}/{fleet.desired} healthy): check the app; "
+                "`deployer rollback` switches to the previous fleet if it is warm"
+            )
         result["fleets"].append(
             {
                 "version": fleet.version,
@@ -236,11 +112,16 @@ def status(engine: Engine) -> dict[str, Any]:
                 "desired": fleet.desired,
                 "image": fleet.image_id,
                 "status": fleet.stack_status,
-                "healthy": sum(1 for t in health if t.state is TargetState.HEALTHY),
-                "role": "live" if is_live else ("warm" if warm else "cold"),
+                "healthy": _healthy_count(health),
+                "role": role,
             }
         )
+    result["warnings"] = warnings
     return result
+
+
+def _healthy_count(health: list[Any]) -> int:
+    return sum(1 for t in health if t.state is TargetState.HEALTHY)
 
 
 def _advice(last: ReleaseRecord | None, inflight: ReleaseRecord | None) -> str:
@@ -262,8 +143,10 @@ def history(engine: Engine, limit: int) -> list[dict[str, Any]]:
 def plan(engine: Engine, version_text: str) -> dict[str, Any]:
     """What `deployer release VERSION` would do now. Reads only; changes nothing."""
     version = Version.parse(version_text)
-    artifact = package_artifact(engine)
+    artifact = check_local(engine.loaded, engine.workdir)
     _check_reachable(engine)
+    if artifact is None:
+        artifact = download_artifact(engine)
     infra = engine.existing_infra()
     live = engine.observe(infra) if infra else LiveState()
     decided = plan_release(
@@ -284,6 +167,7 @@ def plan(engine: Engine, version_text: str) -> dict[str, Any]:
     steps = plan_steps(
         strategy.kind, strategy.steps, strategy.bake_seconds, has_blue=decided.blue is not None
     )
+    watch = strategy.watch_seconds
     retire = [
         f.stack_name
         for f in live.fleets
@@ -312,6 +196,7 @@ def plan(engine: Engine, version_text: str) -> dict[str, Any]:
             }
             for s in steps
         ],
+        "watch_seconds": 0 if decided.noop else watch,
         "retire": [] if decided.noop else retire,
         "in_flight": record_json(inflight) if (inflight := engine.inflight()) else None,
     }
@@ -340,4 +225,5 @@ def record_json(record: ReleaseRecord) -> dict[str, Any]:
         "weights": dict(record.weights),
         "step": record.step,
         "reason": record.reason,
+        "cleanup": record.cleanup,
     }

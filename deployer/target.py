@@ -12,7 +12,6 @@ from typing import Any
 from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, make_context
 from deployer.bake.runner import BuilderAccess
-from deployer.bake.ssh import wait_for_ssh
 from deployer.config import AwsTarget, LoadedConfig
 from deployer.errors import Unreachable
 
@@ -45,6 +44,8 @@ def _aws(loaded: LoadedConfig, target: AwsTarget, poller: Poller) -> Runtime:
     assert ssh is not None  # the config model requires it for target kind aws
 
     def access_for(instance: dict[str, Any]) -> BuilderAccess:
+        from deployer.bake.ssh import wait_for_ssh  # Fabric and paramiko: only for a bake
+
         address = instance.get("PublicIpAddress") or instance.get("PrivateIpAddress", "")
         access = BuilderAccess(
             host=address,

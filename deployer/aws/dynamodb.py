@@ -196,6 +196,15 @@ class LeaseLock:
     def _key(self) -> dict[str, Any]:
         return {"pk": {"S": self.scope}, "sk": {"S": LOCK_KEY}}
 
+    def peek(self) -> LockHolder | None:
+        """The holder, if any; None also when the journal table does not exist yet."""
+        try:
+            return self.current()
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+
     def current(self) -> LockHolder | None:
         item = self._ddb.get_item(TableName=self.table, Key=self._key, ConsistentRead=True)
         found = item.get("Item")

@@ -90,7 +90,9 @@ class Baker:
                 # A killed run left it being made: wait for it, then end its builder.
                 self._report(f"bake: image {existing['ImageId']} is still being made; waiting")
                 self._ec2.wait_image(existing["ImageId"], self._deadline_s)
-                self._terminate_leftovers(request)
+            # A run killed while imaging leaves its builder running, also once the image is
+            # done: end it.
+            self._terminate_leftovers(request)
             self._report(
                 f"bake: reusing image {existing['ImageId']} for {request.version} "
                 f"({request.artifact.digest[:12]})"

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
-
 from deployer.errors import BadInput, ReleaseFailed
 
 
@@ -104,6 +102,8 @@ def run_playbook(
             message = failure_message(data.get("res", {}))
             failures.append(f"task '{data.get('task', '?')}': {str(message).strip()[:500]}")
         return True
+
+    import ansible_runner  # imported here: it takes a while, and only a bake needs it
 
     with tempfile.TemporaryDirectory(prefix="deployer-bake-") as workdir:
         # The private data dir holds the extravars (a presigned URL among them): it is removed

@@ -70,37 +70,82 @@ class NothingToRollBackTo(BadInput):
     pass
 
 
-def choose_rollback_target(
-    live: LiveState, history: Sequence[ReleaseRecord], to_version: str | None
-) -> Fleet:
-    """The fleet a rollback moves traffic to. `history` is newest first.
+@dataclass(frozen=True)
+class RollbackDecision:
+    """What `deployer rollback` does: nothing (`noop`), switch the listener to a warm `fleet`,
+    or re-release a retired version from the image its `record` names.
+    """
 
-    Without --to: the release that was live before the current one, if its fleet is still warm.
+    reason: str
+    noop: bool = False
+    fleet: Fleet | None = None
+    record: ReleaseRecord | None = None
+
+
+def made_live_by(current: Fleet, history: Sequence[ReleaseRecord]) -> ReleaseRecord | None:
+    """The newest successful release or rollback that put `current` live."""
+    for record in history:
+        if record.outcome is Outcome.SUCCEEDED and record.fleet_stack == current.stack_name:
+            return record
+    return None
+
+
+def _released(history: Sequence[ReleaseRecord], stack: str, version: str) -> ReleaseRecord | None:
+    """The newest successful record of a fleet (by stack, else by version) with its image."""
+    for record in history:
+        if record.outcome is Outcome.SUCCEEDED and record.images and record.fleet_stack == stack:
+            return record
+    for record in history:
+        if record.outcome is Outcome.SUCCEEDED and record.images and record.version == version:
+            return record
+    return None
+
+
+def decide_rollback(
+    live: LiveState, history: Sequence[ReleaseRecord], to_version: str | None
+) -> RollbackDecision:
+    """Where `deployer rollback [--to VERSION]` sends traffic. `history` is newest first.
+
+    Without --to: back to the fleet that was live before the current one, as the journal
+    says. A rollback is not undone by another plain rollback: run twice, it changes nothing.
     """
     current = live.live_fleet
-    warm = [f for f in live.fleets if is_warm(f)]
-    warm = [f for f in warm if current is None or f.stack_name != current.stack_name]
+    current_stack = current.stack_name if current is not None else ""
+    warm = [f for f in live.fleets if is_warm(f) and f.stack_name != current_stack]
     if to_version is not None:
-        for fleet in warm:
+        if current is not None and current.version == to_version:
+            return RollbackDecision(f"{to_version} is live already; nothing to do", noop=True)
+        for fleet in sorted(warm, key=lambda f: f.release_id, reverse=True):
             if fleet.version == to_version:
-                return fleet
-        versions = ", ".join(sorted({f.version for f in warm})) or "none"
-        raise NothingToRollBackTo(
-            f"no warm fleet runs {to_version} (warm fleets: {versions}); "
-            f"release it again with `deployer release {to_version}`"
+                return RollbackDecision(f"to {to_version}, warm on {fleet.stack_name}", fleet=fleet)
+        record = _released(history, "", to_version)
+        if record is None:
+            raise NothingToRollBackTo(
+                f"no warm fleet runs {to_version} and no release of it is recorded; "
+                f"release it with `deployer release {to_version}`"
+            )
+        return RollbackDecision(f"to {to_version}, whose fleet was retired", record=record)
+    if current is None:
+        raise NothingToRollBackTo("nothing is live here; there is nothing to roll back")
+    cause = made_live_by(current, history)
+    if cause is not None and cause.kind is Kind.ROLLBACK:
+        return RollbackDecision(
+            f"{current.version} is live: it was rolled back to ({cause.release_id}); "
+            "run `deployer rollback --to VERSION` or release to go elsewhere",
+            noop=True,
         )
-    released = [
-        r
-        for r in history
-        if r.kind is Kind.RELEASE and r.outcome is Outcome.SUCCEEDED and r.fleet_stack
-    ]
-    order = [r.fleet_stack for r in released]
-    start = order.index(current.stack_name) + 1 if current and current.stack_name in order else 0
-    by_stack = {f.stack_name: f for f in warm}
-    for stack in order[start:]:
-        if stack in by_stack:
-            return by_stack[stack]
-    raise NothingToRollBackTo(
-        "no previous fleet is warm (it was retired after the rollback window); "
-        "release the version you want with `deployer release VERSION`"
-    )
+    previous = cause.previous_fleet if cause is not None else ""
+    if not previous:
+        raise NothingToRollBackTo(
+            f"{current.version} is the first release recorded here; there is nothing before it"
+        )
+    for fleet in warm:
+        if fleet.stack_name == previous:
+            return RollbackDecision(f"to {fleet.version}, warm on {fleet.stack_name}", fleet=fleet)
+    record = _released(history, previous, "")
+    if record is None:
+        raise NothingToRollBackTo(
+            f"the fleet before {current.version} ({previous}) is gone and no image is recorded "
+            "for it; release the version you want with `deployer release VERSION`"
+        )
+    return RollbackDecision(f"to {record.version}, whose fleet was retired", record=record)

@@ -16,6 +16,7 @@ class Phase(StrEnum):
     GATE = "gate"
     SWITCH = "switch"
     STEP = "step"
+    WATCH = "watch"
     RETIRE = "retire"
     ROLLBACK = "rollback"
     DONE = "done"
@@ -126,9 +127,12 @@ class ReleaseRecord:
     weights: Mapping[str, int] = field(default_factory=dict)
     prior_weights: Mapping[str, int] = field(default_factory=dict)
     step: int = -1
+    capacity: int = 0  # green's desired size, decided when the release started
+    image_reused: bool = False
     phase_done: bool = False
     finished_at: str = ""
     reason: str = ""
+    cleanup: str = ""  # what could not be cleaned up after the outcome (needs a human)
 
     def at(self, phase: Phase, **changes: object) -> ReleaseRecord:
         """Entering `phase`: written before the step acts."""

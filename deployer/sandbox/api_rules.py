@@ -162,6 +162,10 @@ def call_action(self: BaseResponse) -> Any:
     service, action = _service(self), self._get_action()
     if not service or not action:
         return _ORIGINAL_CALL_ACTION(self)
+    denied = WORLD.behaviours.denied.get(f"{service}:{action}")
+    if denied:
+        message = f"User is not authorized to perform: {service}:{action} (sandbox: denied)"
+        return _error(self, denied, message, 403)
     fault: Fault | None = _FAULTS.decide(service)
     if fault is not None:
         return _error(self, fault.code, fault.message, fault.status)

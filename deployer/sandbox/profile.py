@@ -19,6 +19,8 @@ be given at start-up as JSON (`DEPLOYER_SANDBOX_BEHAVIOURS`, a file path or inli
 | throttle_fraction    | {service or "*": fraction} of calls throttled at random              |
 | error_fraction       | {service or "*": fraction} of calls answered 500/503                 |
 | api_latency_ms       | added to every API call (scaled)                                     |
+| denied               | {"service:Action": code}: that call is refused (AccessDenied, ...),  |
+|                      | as a missing IAM permission would be                                 |
 | seed                 | seeds every random choice above                                      |
 
 An outage (connections refused for a while) is an action, not a setting:
@@ -67,6 +69,7 @@ class Behaviours:
     throttle_fraction: dict[str, float] = field(default_factory=dict)
     error_fraction: dict[str, float] = field(default_factory=dict)
     api_latency_ms: float = 0.0
+    denied: dict[str, str] = field(default_factory=dict)
     seed: int = 0
 
     def to_json(self) -> dict[str, Any]:

@@ -137,8 +137,7 @@ def test_a_run_killed_at_a_phase_boundary_converges_when_rerun(project, boundary
     assert not any(r["outcome"] == "in_progress" for r in history)
     if boundary != "bake":
         assert "resume:" in rerun.stderr
-    if boundary == "wait:image":
-        assert "still being made; waiting" in rerun.stderr
+
 
 
 def test_a_first_release_killed_while_its_network_is_created_converges(project):
@@ -223,4 +222,5 @@ def test_abort_rolls_an_interrupted_release_back(project):
     history = json.loads(cli(workdir, env, "history", "--output", "json").stdout)["releases"]
     assert (history[0]["version"], history[0]["outcome"]) == ("v2", "failed")
     assert "aborted" in history[0]["reason"]
-    assert cli(workdir, env, "abort").returncode == 2  # nothing in flight any more
+    again = cli(workdir, env, "abort")  # nothing in flight any more: a no-op, not an error
+    assert again.returncode == 0 and "nothing to abort" in again.stdout

@@ -4,7 +4,7 @@ import pytest
 
 from deployer.core.decide import (
     NothingToRollBackTo,
-    choose_rollback_target,
+    decide_rollback,
     fleets_to_retire,
     plan_release,
 )
@@ -88,33 +88,105 @@ def test_everything_but_green_and_blue_is_retired():
     assert [f.version for f in retired] == ["v1"]
 
 
-def test_rollback_goes_to_the_release_before_the_live_one():
+def record(version, n, previous="", kind=Kind.RELEASE, outcome=Outcome.SUCCEEDED):
+    """A journal entry: `version` made live at time `n`, replacing the fleet `previous`."""
+    return ReleaseRecord(
+        release_id=f"{n:03d}",
+        kind=kind,
+        version=version,
+        started_at=str(n),
+        actor=ACTOR,
+        outcome=outcome,
+        fleet_stack=f"app-env-fleet-{version}",
+        previous_fleet=f"app-env-fleet-{previous}" if previous else "",
+        images={"eu-west-1": f"ami-{version}"},
+    )
+
+
+def journal(*records):
+    return list(reversed(records))  # newest first, as the journal reads
+
+
+def test_rollback_goes_to_the_fleet_that_was_live_before_the_current_one():
     state = live(fleet("v1"), fleet("v2"), weights={"tg/v2": 100, "tg/v1": 0})
-    history = [released("v3", "3", Outcome.FAILED), released("v2", "2"), released("v1", "1")]
-    assert choose_rollback_target(state, history, None).version == "v1"
+    history = journal(record("v1", 1), record("v2", 2, "v1"))
+    decision = decide_rollback(state, history, None)
+    assert decision.fleet is not None and decision.fleet.version == "v1"
 
 
-def test_rollback_skips_fleets_that_were_retired():
-    state = live(fleet("v1"), fleet("v3"), weights={"tg/v3": 100})
-    history = [released("v3", "3"), released("v2", "2"), released("v1", "1")]
-    assert choose_rollback_target(state, history, None).version == "v1"
+def test_a_second_rollback_changes_nothing():
+    """release v1, release v2, rollback (v1 live), rollback: v1 stays live."""
+    state = live(fleet("v1"), fleet("v2"), weights={"tg/v1": 100, "tg/v2": 0})
+    history = journal(
+        record("v1", 1), record("v2", 2, "v1"), record("v1", 3, "v2", kind=Kind.ROLLBACK)
+    )
+    decision = decide_rollback(state, history, None)
+    assert decision.noop and "v1 is live" in decision.reason
+    assert decision.fleet is None and decision.record is None
 
 
-def test_rollback_to_a_named_version_needs_it_warm():
+def test_rollback_then_release_then_rollback_goes_back_again():
+    """release v1, v2; rollback (v1); release v2 again (its warm fleet); rollback: v1."""
+    state = live(fleet("v1"), fleet("v2"), weights={"tg/v2": 100, "tg/v1": 0})
+    history = journal(
+        record("v1", 1),
+        record("v2", 2, "v1"),
+        record("v1", 3, "v2", kind=Kind.ROLLBACK),
+        record("v2", 4, "v1"),
+    )
+    decision = decide_rollback(state, history, None)
+    assert decision.fleet is not None and decision.fleet.version == "v1"
+
+
+def test_a_rolled_back_release_is_never_the_target_of_a_plain_rollback():
+    """v1, v2, v3; rollback (to v2): a plain rollback does not go to v3, nor on to v1."""
+    state = live(fleet("v2"), fleet("v3"), weights={"tg/v2": 100, "tg/v3": 0})
+    history = journal(
+        record("v1", 1),
+        record("v2", 2, "v1"),
+        record("v3", 3, "v2"),
+        record("v2", 4, "v3", kind=Kind.ROLLBACK),
+    )
+    assert decide_rollback(state, history, None).noop
+
+
+def test_rollback_to_the_live_version_changes_nothing_twice_over():
+    state = live(fleet("v1"), fleet("v2"), weights={"tg/v1": 100, "tg/v2": 0})
+    history = journal(record("v1", 1), record("v2", 2, "v1"), record("v1", 3, "v2", Kind.ROLLBACK))
+    for _ in range(2):
+        decision = decide_rollback(state, history, "v1")
+        assert decision.noop and "v1 is live already" in decision.reason
+
+
+def test_rollback_to_a_named_warm_version_switches_to_it():
+    state = live(fleet("v1"), fleet("v2"), weights={"tg/v1": 100, "tg/v2": 0})
+    history = journal(record("v1", 1), record("v2", 2, "v1"), record("v1", 3, "v2", Kind.ROLLBACK))
+    decision = decide_rollback(state, history, "v2")
+    assert decision.fleet is not None and decision.fleet.version == "v2"
+
+
+def test_a_retired_previous_fleet_is_re_released_from_its_recorded_image():
+    state = live(fleet("v2"), weights={"tg/v2": 100})
+    history = journal(record("v1", 1), record("v2", 2, "v1"))
+    decision = decide_rollback(state, history, None)
+    assert decision.fleet is None and decision.record is not None
+    assert decision.record.version == "v1" and decision.record.images["eu-west-1"] == "ami-v1"
+
+
+def test_rollback_to_a_version_never_released_says_what_to_do():
     state = live(fleet("v1"), fleet("v2"), weights={"tg/v2": 100})
-    assert choose_rollback_target(state, [], "v1").version == "v1"
-    with pytest.raises(NothingToRollBackTo, match="no warm fleet runs v0"):
-        choose_rollback_target(state, [], "v0")
+    with pytest.raises(NothingToRollBackTo, match="deployer release v0"):
+        decide_rollback(state, journal(record("v1", 1), record("v2", 2, "v1")), "v0")
 
 
-def test_rollback_with_only_the_live_fleet_says_what_to_do():
+def test_rollback_with_only_the_first_release_live_says_what_to_do():
     state = live(fleet("v1"), weights={"tg/v1": 100})
-    with pytest.raises(NothingToRollBackTo, match="deployer release VERSION") as caught:
-        choose_rollback_target(state, [released("v1", "1")], None)
+    with pytest.raises(NothingToRollBackTo, match="first release") as caught:
+        decide_rollback(state, journal(record("v1", 1)), None)
     assert caught.value.exit_code == 2
 
 
-def test_a_fleet_whose_stack_failed_is_never_a_rollback_target():
+def test_a_fleet_whose_stack_failed_is_never_switched_to():
     state = live(fleet("v1", status="DELETE_FAILED"), fleet("v2"), weights={"tg/v2": 100})
-    with pytest.raises(NothingToRollBackTo):
-        choose_rollback_target(state, [released("v2", "2"), released("v1", "1")], None)
+    decision = decide_rollback(state, journal(record("v1", 1), record("v2", 2, "v1")), None)
+    assert decision.fleet is None and decision.record is not None  # re-released instead

@@ -1,0 +1,86 @@
+"""Fleet stacks: one CloudFormation stack per release (launch template + Auto Scaling group +
+target group), made once and reused by a rerun, never updated in place.
+"""
+
+from __future__ import annotations
+
+from deployer.core.model import Fleet, ReleaseRecord
+from deployer.engine import Engine
+from deployer.errors import ReleaseFailed, StackFailed
+from deployer.infra import STACK_DEADLINE_S, Infra, Templates, request_token
+
+
+def fleet_parameters(
+    engine: Engine, infra: Infra, record: ReleaseRecord, image_id: str
+) -> dict[str, str]:
+    spec = engine.spec
+    cap, hc = spec.capacity, spec.health_check
+    capacity = record.capacity
+    return {
+        "ImageId": image_id,
+        "InstanceType": spec.instance.type,
+        "VpcId": infra.vpc_id,
+        "SubnetIds": infra.subnet_ids,
+        "InstanceSecurityGroupId": infra.instance_security_group_id,
+        "AppPort": str(spec.instance.port),
+        "DesiredCapacity": str(capacity),
+        "MinSize": str(min(cap.min, capacity)),
+        "MaxSize": str(max(cap.max, capacity)),
+        "HealthCheckPath": hc.path,
+        "HealthCheckIntervalSeconds": str(hc.interval_seconds),
+        "HealthCheckTimeoutSeconds": str(hc.timeout_seconds),
+        "HealthyThresholdCount": str(hc.healthy_threshold),
+        "UnhealthyThresholdCount": str(hc.unhealthy_threshold),
+        "Version": record.version,
+        "Digest": record.digest,
+    }
+
+
+def ensure_fleet(engine: Engine, infra: Infra, record: ReleaseRecord) -> Fleet:
+    """The release's fleet stack: the one an earlier run made if it is complete and right,
+    else a new one. Its name is deterministic, so a rerun finds it.
+    """
+    e = engine
+    name = record.fleet_stack
+    image_id = record.images[e.runtime.aws.region]
+    existing = e.cfn.describe(name)
+    if existing is not None and existing.status == "DELETE_IN_PROGRESS":
+        e.cfn.wait_deleted(existing.stack_id, STACK_DEADLINE_S)
+        existing = None
+    if existing is not None and existing.status == "CREATE_IN_PROGRESS":
+        try:
+            existing = e.cfn.wait_for(existing.stack_id, "CREATE_COMPLETE", STACK_DEADLINE_S)
+        except StackFailed:
+            existing = None  # it failed and deleted itself: make it again
+    if existing is not None:
+        fleet = e.fleet_of(existing)
+        if (
+            existing.status == "CREATE_COMPLETE"
+            and fleet.image_id == image_id
+            and fleet.desired == record.capacity
+        ):
+            e.report(f"fleet: {name} exists already (an earlier run made it); reusing it")
+            return fleet
+        e.report(f"fleet: {name} is {existing.status} with {fleet.desired} instances; replacing it")
+        e.delete_fleet(name)
+    tags = {
+        **e.tags(),
+        "deployer:role": "fleet",
+        "deployer:version": record.version,
+        "deployer:digest": record.digest,
+        "deployer:image": image_id,
+        "deployer:release-id": record.release_id,
+    }
+    e.report(f"fleet: creating {name} ({record.capacity} x {e.spec.instance.type}, {image_id})")
+    stack_id = e.cfn.create(
+        name,
+        Templates.load(e.templates_dir)["fleet"],
+        fleet_parameters(e, infra, record, image_id),
+        tags,
+        token=request_token(name),
+    )
+    try:
+        stack = e.cfn.wait_for(stack_id, "CREATE_COMPLETE", STACK_DEADLINE_S)
+    except StackFailed as exc:
+        raise ReleaseFailed(f"fleet stack {name} failed: {exc.reason}") from None
+    return e.fleet_of(stack)

@@ -1,0 +1,105 @@
+"""Everything that can be checked before anything changes: bad input exits 2 here, and AWS
+that cannot be reached exits 5. The local checks (templates, playbooks, the artifact) need
+no AWS at all, so the CLI runs them before it starts the sandbox; their results are cached by
+content (deployer.checks), so running them again costs milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from deployer.aws.session import error_code, unreachable_as_error
+from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
+from deployer.checks import CheckCache, check_playbook, check_templates
+from deployer.config import AwsTarget, LoadedConfig
+from deployer.engine import Engine
+from deployer.errors import BadInput, Unreachable
+from deployer.sandbox.layout import REGION as SANDBOX_REGION
+
+
+def target_region(loaded: LoadedConfig) -> str:
+    target = loaded.spec.target
+    return target.region if isinstance(target, AwsTarget) else SANDBOX_REGION
+
+
+def check_local(loaded: LoadedConfig, workdir: Path) -> Artifact | None:
+    """Templates (cfn-lint), the playbook (syntax check) and a local artifact (the app
+    contract, packaged). Returns the packaged artifact, or None for an s3:// one.
+    """
+    cache = CheckCache(workdir / ".deployer" / "checks.json")
+    with _naming(loaded.path):
+        check_templates(cache, loaded.base_dir / "cloudformation", target_region(loaded))
+        check_playbook(cache, loaded.resolve(loaded.spec.bake.playbook))
+        source = loaded.spec.artifact.source
+        if source.startswith("s3://"):
+            S3Location.parse(source)  # a malformed URL is bad input before any call
+            return None
+        return package_directory(
+            loaded.resolve(source), workdir / ".deployer" / "artifacts", source
+        )
+
+
+@contextmanager
+def _naming(config: Path) -> Iterator[None]:
+    """Every error of a check names the config file it came from."""
+    try:
+        yield
+    except BadInput as exc:
+        if str(config) in exc.message:
+            raise
+        raise BadInput(f"{config}: {exc.message}") from None
+
+
+def check_aws(engine: Engine, artifact: Artifact | None) -> Artifact:
+    """AWS answers, the gate alarms exist, and an s3:// artifact is there (downloaded)."""
+    with unreachable_as_error(f"reach AWS ({engine.runtime.description})"):
+        engine.account = engine.runtime.aws.account_id()
+        names = engine.alarm_names()
+        found = engine.cloudwatch.alarm_states(names) if names else {}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise BadInput(
+            f"{engine.loaded.path}: gates.alarms: no CloudWatch alarm named {', '.join(missing)}"
+        )
+    return artifact if artifact is not None else download_artifact(engine)
+
+
+def download_artifact(engine: Engine) -> Artifact:
+    source = engine.spec.artifact.source
+    location = S3Location.parse(source)
+    cache = engine.workdir / ".deployer" / "artifacts"
+    cache.mkdir(parents=True, exist_ok=True)
+    download = cache / f"download-{location.key.replace('/', '_')[-60:]}.part"
+    try:
+        with unreachable_as_error(f"download {source}"):
+            engine.s3.download(location.bucket, location.key, download)
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+            raise BadInput(
+                f"{engine.loaded.path}: artifact.source: {source} does not exist"
+            ) from None
+        if error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+            raise Unreachable(
+                f"{engine.loaded.path}: artifact.source: access to {source} is denied"
+            ) from None
+        raise
+    finally:
+        if download.exists() and not download.stat().st_size:
+            download.unlink()
+    try:
+        check_tarball(download, source)
+        digest = sha256_of(download)
+    except BadInput:
+        download.unlink(missing_ok=True)
+        raise
+    final = cache / f"{digest}.tar.gz"
+    download.replace(final)
+    return Artifact(final, digest, source)
+
+
+def preflight(engine: Engine) -> Artifact:
+    return check_aws(engine, check_local(engine.loaded, engine.workdir))

@@ -1,0 +1,200 @@
+"""The operator's commands as CI and people at 3 a.m. run them: twice, with bad input, and
+against an AWS that refuses. Every run ends with its documented exit code, one JSON document
+with --output json, and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from deployer.sandbox import client, control
+from deployer.sandbox.layout import CREDENTIALS, Layout
+from tests.conftest import REPO, copy_project
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """\
+app: ops
+environment: {env}
+artifact: {{source: {source}}}
+capacity: {{min: 1, desired: 2, max: 4}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: {deadline}}}
+strategy: {{kind: all_at_once, bake_seconds: 1}}
+gates: {{interval_seconds: 0.5}}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("operator")
+    copy_project(workdir)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    yield workdir, env
+    control.down(Layout.for_workdir(workdir))
+
+
+def write_config(workdir: Path, env_name: str, source="app", deadline=30, name="deployer.yaml"):
+    (workdir / name).write_text(CONFIG.format(env=env_name, source=source, deadline=deadline))
+    return name
+
+
+def run(workdir, env, *args, config="deployer.yaml"):
+    """One CLI run with --output json: (exit code, its one JSON document, stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "deployer", "-c", config, *args, "--output", "json"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    document = json.loads(done.stdout)  # exactly one document, whatever the outcome
+    assert document["exit_code"] == done.returncode
+    assert document["ok"] is (done.returncode == 0)
+    return done.returncode, document, done.stderr
+
+
+def served(url, n=10):
+    return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
+
+
+def listener_actions(workdir):
+    state = control.status(Layout.for_workdir(workdir))
+    elb = boto3.client(
+        "elbv2", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
+    )
+    return [
+        listener["DefaultActions"]
+        for lb in elb.describe_load_balancers()["LoadBalancers"]
+        for listener in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        if listener["Port"] == 80
+    ]
+
+
+def test_rollback_and_abort_run_twice_change_nothing_the_second_time(project):
+    workdir, env = project
+    write_config(workdir, "twice")
+    code, first, _ = run(workdir, env, "release", "v1")
+    assert code == 0, first
+    url = first["url"]
+    assert run(workdir, env, "release", "v2")[0] == 0
+
+    code, back, _ = run(workdir, env, "rollback")
+    assert (code, back["changed"], back["version"]) == (0, True, "v1")
+    assert served(url) == {"hello from v1"}
+    before = listener_actions(workdir)
+    code, again, stderr = run(workdir, env, "rollback")
+    assert (code, again["changed"]) == (0, False)
+    assert "v1 is live" in again["message"]
+    assert listener_actions(workdir) == before  # no listener change
+    code, same, _ = run(workdir, env, "rollback", "--to", "v1")
+    assert (code, same["changed"]) == (0, False) and "v1 is live already" in same["message"]
+    assert served(url) == {"hello from v1"}
+
+    code, forward, _ = run(workdir, env, "rollback", "--to", "v2")
+    assert (code, forward["changed"]) == (0, True)
+    assert served(url) == {"hello from v2"}
+
+    for _ in range(2):
+        code, aborted, _ = run(workdir, env, "abort")
+        assert (code, aborted["changed"]) == (0, False)
+    code, collected, _ = run(workdir, env, "gc")
+    assert (code, collected["changed"]) == (0, False)
+
+
+@pytest.mark.parametrize(
+    ("args", "config_text", "expected"),
+    [
+        (["release", "v[/x]"], None, "version 'v[/x]'"),
+        (["release", "[bold]v1"], None, "version '[bold]v1'"),
+        (["release", "v1", "--strategy", "sideways"], None, "sideways"),
+        (
+            ["release", "v1"],
+            "app: ops\nenvironment: dup\napp: other\nartifact: {source: app}\n",
+            "the key 'app' is given twice",
+        ),
+        (
+            ["check"],
+            "app: ops\nenvironment: a--b\nartifact: {source: app}\n",
+            "environment",
+        ),
+        (
+            ["release", "v1"],
+            "app: ops\nenvironment: nohold\nartifact: {source: app}\n"
+            "strategy: {bake_seconds: 1}\ngates: {interval_seconds: 5}\n",
+            "shorter than one gate interval",
+        ),
+        (
+            ["release", "v1"],
+            "app: ops\nenvironment: noapp\nartifact: {source: missing-dir}\n",
+            "artifact.source",
+        ),
+    ],
+)
+def test_bad_input_exits_2_naming_it_and_starts_nothing(tmp_path, args, config_text, expected):
+    copy_project(tmp_path)
+    config = "deployer.yaml"
+    if config_text is None:
+        write_config(tmp_path, "bad")
+    else:
+        (tmp_path / config).write_text(config_text)
+    code, document, stderr = run(tmp_path, {**os.environ, "PYTHONPATH": str(REPO)}, *args)
+    assert code == 2, document
+    assert expected in document["error"]["message"] and expected in stderr
+    assert not (tmp_path / ".deployer" / "sandbox" / "state.json").exists()
+
+
+def test_an_s3_artifact_that_does_not_exist_is_bad_input_naming_it(project):
+    workdir, env = project
+    config = write_config(
+        workdir, "s3missing", source="s3://no-such-bucket-xyz/app.tar.gz", name="s3.yaml"
+    )
+    code, document, _ = run(workdir, env, "release", "v1", config=config)
+    assert code == 2, document
+    assert "artifact.source" in document["error"]["message"]
+    assert "does not exist" in document["error"]["message"]
+
+
+def test_each_failure_class_ends_with_its_exit_code(project):
+    """Refused before any change: 5. A stack that fails: 4. Refused once the fleet exists:
+    the release fails and traffic stays (1). A build that fails its gate: 1, fast.
+    """
+    workdir, env = project
+    endpoint = control.status(Layout.for_workdir(workdir)).endpoint
+    write_config(workdir, "classes")
+
+    client.set_behaviours(endpoint, denied={"sts:GetCallerIdentity": "AccessDenied"})
+    code, document, _ = run(workdir, env, "release", "v1")
+    assert code == 5 and "AccessDenied" in document["error"]["message"]
+
+    client.set_behaviours(endpoint, denied={}, stack_failures={"Vpc": "VPC limit exceeded"})
+    code, document, _ = run(workdir, env, "release", "v1")
+    assert code == 4 and "Vpc: VPC limit exceeded" in document["error"]["message"]
+    client.set_behaviours(endpoint, stack_failures={})
+
+    assert run(workdir, env, "release", "v1")[0] == 0
+    client.set_behaviours(endpoint, denied={"elbv2:ModifyListener": "AccessDenied"})
+    code, document, _ = run(workdir, env, "release", "v2")
+    assert code in (1, 4) and "AccessDenied" in document["error"]["message"]
+    client.set_behaviours(endpoint, denied={})
+
+    broken = workdir / "app-broken"
+    if not broken.exists():
+        import shutil
+
+        shutil.copytree(workdir / "app", broken)
+        (broken / "BROKEN").write_text("1")
+    config = write_config(workdir, "classes", source="app-broken", deadline=600, name="b.yaml")
+    code, document, _ = run(workdir, env, "release", "v3", config=config)
+    assert code == 1
+    assert "every target fails its health check" in document["error"]["message"]
