@@ -139,7 +139,6 @@ def test_a_run_killed_at_a_phase_boundary_converges_when_rerun(project, boundary
         assert "resume:" in rerun.stderr
 
 
-
 def test_a_first_release_killed_while_its_network_is_created_converges(project):
     workdir, env = project
     configure(workdir, "kill-infra")

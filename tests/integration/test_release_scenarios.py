@@ -8,11 +8,12 @@ from __future__ import annotations
 import shutil
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from deployer.aws.poller import Poller
+from deployer.aws.poller import Poll, Poller
 from deployer.config import load_config
 from deployer.engine import Engine
 from deployer.errors import BadInput, ExitCode, GateFailed, NeedsHuman, Unreachable
@@ -32,7 +33,7 @@ environment: {env}
 artifact: {{source: {source}}}
 capacity: {{min: 1, desired: 2, max: 4}}
 health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 20}}
-strategy: {{kind: {kind}, steps: [10, 50, 100], bake_seconds: {bake}}}
+strategy: {{kind: {kind}, steps: [10, 50, 100], bake_seconds: {bake}, watch_seconds: {watch}}}
 rollback_window: {window}
 gates:
   http: [{{path: /healthz, expect_status: 200}}]
@@ -60,7 +61,15 @@ def app_variant(workdir, name, **files):
 
 
 def engine_for(
-    workdir, env, source="app", kind="all_at_once", bake=1, max_failures=0, window=3600, alarms="[]"
+    workdir,
+    env,
+    source="app",
+    kind="all_at_once",
+    bake=1,
+    max_failures=0,
+    window=3600,
+    alarms="[]",
+    watch=0,
 ):
     path = workdir / f"{env}-{source}.yaml"
     path.write_text(
@@ -72,6 +81,7 @@ def engine_for(
             window=window,
             alarms=alarms,
             max_failures=max_failures,
+            watch=watch,
         )
     )
     loaded = load_config(path)
@@ -276,3 +286,57 @@ def test_an_aws_outage_before_any_change_is_exit_5_and_changes_nothing(workdir):
     assert caught.value.exit_code == ExitCode.UNREACHABLE
     time.sleep(20)
     assert engine_for(workdir, "outage-early").existing_infra() is None
+
+
+def break_fleet(engine, version):
+    """Make every instance of `version`'s fleet answer its health check with 500."""
+    layout = Layout.for_workdir(engine.workdir)
+    infra = engine.existing_infra()
+    fleet = next(f for f in engine.observe(infra).fleets if f.version == version)
+    for instance in engine.asg.describe(fleet.asg_name).instance_ids:
+        host = control.host_of(layout, instance)
+        (Path(host["root"]) / "opt/app/current/BROKEN").write_text("1")
+    return fleet
+
+
+def wait_unhealthy(engine, fleet):
+    def check():
+        states = {t.state.value for t in engine.elb.target_health(fleet.target_group_arn)}
+        return Poll(states == {"unhealthy"}, str(states))
+
+    Poller(first_interval=0.1, max_interval=0.5).until("unhealthy", check, 30)
+
+
+def test_a_failure_during_the_watch_after_the_switch_sends_traffic_back(workdir):
+    first = Release(engine_for(workdir, "watch")).run("v1")
+    engine = engine_for(
+        workdir, "watch", source=app_variant(workdir, "app-w2", NOTE="w2"), watch=20
+    )
+
+    def break_once_watched(record):
+        if record.phase.value == "watch" and not record.phase_done:
+            break_fleet(engine, "v2")
+
+    engine.on_phase = break_once_watched
+    with pytest.raises(GateFailed) as caught:
+        Release(engine).run("v2")
+    assert caught.value.step.startswith("watch")
+    assert served(first.url) == {"hello from v1"}
+
+
+def test_an_unhealthy_fleet_is_not_a_rollback_target_without_force_and_status_says_so(workdir):
+    first = Release(engine_for(workdir, "sick")).run("v1")
+    Release(engine_for(workdir, "sick", source=app_variant(workdir, "app-s2", NOTE="s2"))).run("v2")
+    engine = engine_for(workdir, "sick")
+    wait_unhealthy(engine, break_fleet(engine, "v1"))
+    with pytest.raises(BadInput, match="not healthy") as caught:
+        rollback(engine, None, None)
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    assert served(first.url) == {"hello from v2"}  # nothing changed
+    roles = {f["version"]: f["role"] for f in status(engine)["fleets"]}
+    assert roles == {"v2": "live", "v1": "sick"}
+
+    wait_unhealthy(engine, break_fleet(engine, "v2"))
+    assert any("v2 is not healthy" in w for w in status(engine)["warnings"])
+    forced = rollback(engine_for(workdir, "sick"), None, None, force=True)
+    assert forced.changed and forced.record.version == "v1"
