@@ -81,19 +81,31 @@ class Context:
         ENDING.run(lambda: check_local(loaded, self.workdir))
         return loaded
 
+    def refuse_if_locked(self) -> None:
+        """Exit 3 at once if another run holds the lock: before the preflight, so that the
+        losers of a race hear it in a moment. Starts nothing (no sandbox: no lock either).
+        """
+        from deployer.errors import Unreachable
+
+        try:
+            engine = self._make_engine(start_sandbox=False)
+        except Unreachable:
+            return
+        ENDING.run(lambda: engine.lock.refuse_if_held(engine.stamp()))
+
     def engine(self, start_sandbox: bool = True) -> Any:
+        return ENDING.run(lambda: self._make_engine(start_sandbox))
+
+    def _make_engine(self, start_sandbox: bool) -> Any:
         from deployer.aws.poller import Poller
         from deployer.engine import Engine
         from deployer.target import open_target
 
-        def make() -> Engine:
-            loaded = self.config()
-            poller = Poller(report=self.report)
-            runtime = open_target(loaded, self.workdir, poller, self.report, start_sandbox)
-            self.aws = runtime.aws
-            return Engine(loaded, runtime, poller, self.report, self.workdir)
-
-        return ENDING.run(make)
+        loaded = self.config()
+        poller = Poller(report=self.report)
+        runtime = open_target(loaded, self.workdir, poller, self.report, start_sandbox)
+        self.aws = runtime.aws
+        return Engine(loaded, runtime, poller, self.report, self.workdir)
 
 
 def record_data(record: Any) -> dict[str, Any]:
@@ -133,6 +145,9 @@ def release(
 
     obj.output(output)
     obj.strategy = strategy
+    if wait_s is None:
+        ENDING.run(obj.config)
+        obj.refuse_if_locked()
     obj.checked(version)
     engine = obj.engine()
     result = ENDING.run(lambda: Release(engine).run(version, wait_s))

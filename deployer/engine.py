@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from deployer.aws.autoscaling import AutoScaling
 from deployer.aws.cloudformation import CloudFormation, Stack
@@ -28,7 +27,7 @@ from deployer.aws.ec2 import Ec2
 from deployer.aws.elbv2 import Elbv2
 from deployer.aws.poller import Poller, PollTimeout, WaitStats
 from deployer.aws.s3 import S3
-from deployer.aws.session import is_transient
+from deployer.aws.session import is_transient, unreachable_as_error
 from deployer.aws.ssm import Ssm
 from deployer.bake.baker import Baker
 from deployer.config import LoadedConfig
@@ -218,6 +217,7 @@ class Engine:
 
     def set_weights(self, listener_arn: str, weights: dict[str, int]) -> None:
         """One ModifyListener call; transient AWS errors are retried, anything else raised."""
+        from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
         @retry(
             retry=retry_if_exception(is_transient),
@@ -286,6 +286,11 @@ class Engine:
         return "; ".join(problems)
 
     # ---- helpers -------------------------------------------------------------------------
+
+    def check_reachable(self) -> None:
+        """AWS answers and takes our credentials (exit 5 if not); records the account."""
+        with unreachable_as_error(f"reach AWS ({self.runtime.description})"):
+            self.account = self.runtime.aws.account_id()
 
     def alarm_names(self) -> list[str]:
         """The CloudWatch alarms every gate evaluation reads."""

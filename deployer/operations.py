@@ -13,8 +13,6 @@ from deployer.core.rollout import plan_steps
 from deployer.engine import Engine
 from deployer.errors import NeedsHuman
 from deployer.locking import describe_holder, unlock
-from deployer.preflight import check_local, download_artifact
-from deployer.rollback import check_reachable as _check_reachable
 
 
 def _retired_since(fleet: Fleet, history: list[ReleaseRecord]) -> str:
@@ -33,7 +31,7 @@ def _retired_since(fleet: Fleet, history: list[ReleaseRecord]) -> str:
 
 def gc(engine: Engine, wait_s: float | None) -> list[str]:
     """Retire fleets that left service more than rollback_window ago. Returns their stacks."""
-    _check_reachable(engine)
+    engine.check_reachable()
     with engine.locked(wait_s):
         infra = engine.existing_infra()
         if infra is None:
@@ -142,9 +140,11 @@ def history(engine: Engine, limit: int) -> list[dict[str, Any]]:
 
 def plan(engine: Engine, version_text: str) -> dict[str, Any]:
     """What `deployer release VERSION` would do now. Reads only; changes nothing."""
+    from deployer.preflight import check_local, download_artifact
+
     version = Version.parse(version_text)
     artifact = check_local(engine.loaded, engine.workdir)
-    _check_reachable(engine)
+    engine.check_reachable()
     if artifact is None:
         artifact = download_artifact(engine)
     infra = engine.existing_infra()
@@ -203,7 +203,7 @@ def plan(engine: Engine, version_text: str) -> dict[str, Any]:
 
 
 def unlock_scope(engine: Engine, lock_id: str) -> str:
-    _check_reachable(engine)
+    engine.check_reachable()
     holder = unlock(engine.lock.lock, lock_id)
     return f"released {lock_id}, held by {holder.holder} since {holder.acquired_at}"
 

@@ -1,7 +1,7 @@
 """How a command ends: the one place errors become exit codes, and every exit prints what it
-must. Human text goes to stderr (or stdout for the result), escaped so that user input is
-never read as Rich markup. With --output json, stdout holds exactly one JSON document on
-every exit, failures included:
+must. Human text goes to stderr (or stdout for the result) as plain text: user input in a
+message is never read as markup. With --output json, stdout holds exactly one JSON document
+on every exit, failures included:
 
     {"ok": false, "exit_code": 2, "error": {"kind": "BadInput", "message": "..."}}
 """
@@ -16,15 +16,20 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
-from rich.text import Text
 
 from deployer.aws.poller import PollTimeout
 from deployer.errors import EXIT_CODE_MEANINGS, DeployerError, ExitCode, NeedsHuman, Unreachable
 
 T = TypeVar("T")
 INTERRUPTED = 130
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _color(code: str, text: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if sys.stderr.isatty() else text
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 class Ending:
@@ -43,13 +48,13 @@ class Ending:
 
     def fail(self, exc: DeployerError, **extra: Any) -> NoReturn:
         code = int(exc.exit_code)
-        stderr.print(Text.assemble(("error: ", "bold red"), exc.message))
-        stderr.print(Text(f"exit {code}: {EXIT_CODE_MEANINGS[exc.exit_code]}", style="dim"))
+        say(_color("1;31", "error: ") + exc.message)
+        say(_color("2", f"exit {code}: {EXIT_CODE_MEANINGS[exc.exit_code]}"))
         self._json_failure(code, type(exc).__name__, exc.message, extra)
         sys.exit(code)
 
     def interrupted(self) -> NoReturn:
-        stderr.print(Text("interrupted", style="yellow"))
+        say(_color("33", "interrupted"))
         self._json_failure(INTERRUPTED, "Interrupted", "interrupted by a signal", {})
         sys.exit(INTERRUPTED)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deployer.aws.session import unreachable_as_error
 from deployer.core.decide import NothingToRollBackTo, RollbackDecision, decide_rollback
 from deployer.core.health import assess_target_health
 from deployer.core.model import Fleet, Kind, LiveState, Outcome, Phase, ReleaseRecord
@@ -31,17 +30,12 @@ class OperatorResult:
     switch_seconds: float = 0.0
 
 
-def check_reachable(engine: Engine) -> None:
-    with unreachable_as_error(f"reach AWS ({engine.runtime.description})"):
-        engine.account = engine.runtime.aws.account_id()
-
-
 def rollback(
     engine: Engine, to_version: str | None, wait_s: float | None, force: bool = False
 ) -> OperatorResult:
     if to_version is not None:
         Version.parse(to_version)
-    check_reachable(engine)
+    engine.check_reachable()
     with engine.locked(wait_s):
         infra = engine.existing_infra()
         if infra is None:
@@ -149,7 +143,7 @@ def _rerelease(engine: Engine, infra: Infra, source: ReleaseRecord) -> OperatorR
 
 def abort(engine: Engine, wait_s: float | None) -> OperatorResult:
     """Roll the in-flight release back on purpose; with none in flight, change nothing."""
-    check_reachable(engine)
+    engine.check_reachable()
     with engine.locked(wait_s):
         inflight = engine.inflight()
         infra = engine.existing_infra()

@@ -12,12 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
-from tenacity import (
-    retry,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential,
-)
 
 from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, error_code
@@ -63,6 +57,8 @@ class Ec2:
 
     def _propagated(self, call: Callable[[], T]) -> T:
         """`call`, retried while it answers NotFound for an id that is still propagating."""
+        from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+
         attempt = retry(
             retry=retry_if_exception(is_not_found),
             stop=stop_after_delay(PROPAGATION_S),
