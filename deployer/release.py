@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deployer.aws.poller import PollTimeout
-from deployer.aws.session import is_transient
+from deployer.aws.session import is_transient, unreachable_as_error
 from deployer.bake.artifact import Artifact
 from deployer.core.decide import plan_release
 from deployer.core.model import Kind, Outcome, Phase, ReleaseRecord
@@ -37,8 +37,9 @@ class Release:
 
     def run(self, version_text: str, wait_s: float | None = None) -> ReleaseResult:
         version = Version.parse(version_text)
-        if wait_s is None:
-            self.e.lock.refuse_if_held(self.e.stamp())  # before the preflight: losers hear it now
+        if wait_s is None:  # before the preflight, so that the losers of a race hear it now
+            with unreachable_as_error(f"reach AWS ({self.e.runtime.description})"):
+                self.e.lock.refuse_if_held(self.e.stamp())
         with self.e.timed("preflight"):
             artifact = preflight(self.e)
         with self.e.locked(wait_s):

@@ -196,11 +196,15 @@ def unreachable_as_error(doing: str) -> Iterator[None]:
             "InvalidClientTokenId",
             "ExpiredToken",
             "AccessDenied",
+            "AccessDeniedException",
+            "UnauthorizedOperation",
             "UnrecognizedClientException",
             "SignatureDoesNotMatch",
             "AuthFailure",
         }:
             raise Unreachable(f"cannot {doing}: {code}: {exc}") from None
+        if is_transient(exc):
+            raise Unreachable(f"cannot {doing}: AWS kept failing: {exc}") from None
         raise
     except BotoCoreError as exc:
         raise Unreachable(f"cannot {doing}: {exc}") from None
