@@ -37,6 +37,9 @@ WAIT = click.option(
     metavar="[SECONDS]",
     help="Queue behind a held lock (default 1800 s) instead of exiting 3.",
 )
+REBAKE = click.option(
+    "--rebake", is_flag=True, help="Bake a new image even if one with the same bake key exists."
+)
 STRATEGY = click.option(
     "--strategy",
     type=click.Choice(["all_at_once", "canary"]),
@@ -134,11 +137,17 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 @cli.command()
 @click.argument("version")
 @STRATEGY
+@REBAKE
 @WAIT
 @OUTPUT
 @click.pass_obj
 def release(
-    obj: Context, version: str, strategy: str | None, wait_s: float | None, output: str
+    obj: Context,
+    version: str,
+    strategy: str | None,
+    rebake: bool,
+    wait_s: float | None,
+    output: str,
 ) -> None:
     """Bake (or reuse) VERSION's image, start its fleet, gate it, and move traffic to it."""
     from deployer.release import Release
@@ -150,7 +159,7 @@ def release(
         obj.refuse_if_locked()
     obj.checked(version)
     engine = obj.engine()
-    result = ENDING.run(lambda: Release(engine).run(version, wait_s))
+    result = ENDING.run(lambda: Release(engine).run(version, wait_s, rebake))
     record = result.record
     data = {
         "release_id": record.release_id,
@@ -168,22 +177,24 @@ def release(
 
 @cli.command()
 @click.argument("version")
+@REBAKE
 @WAIT
 @OUTPUT
 @click.pass_obj
-def bake(obj: Context, version: str, wait_s: float | None, output: str) -> None:
+def bake(obj: Context, version: str, rebake: bool, wait_s: float | None, output: str) -> None:
     """Bake (or reuse) VERSION's image without releasing it."""
     from deployer.baking import bake as bake_image
 
     obj.output(output)
     obj.checked(version)
     engine = obj.engine()
-    result = ENDING.run(lambda: bake_image(engine, version, wait_s))
+    result = ENDING.run(lambda: bake_image(engine, version, wait_s, rebake))
     data = {
         "version": result.version,
         "digest": result.digest,
         "image_id": result.image_id,
         "reused": result.reused,
+        "bake_key": result.bake_key,
         "images": result.images,
         "mutating_calls": result.mutating_calls,
     }
@@ -266,9 +277,10 @@ def unlock(obj: Context, lock_id: str, output: str) -> None:
 @cli.command()
 @click.argument("version")
 @STRATEGY
+@REBAKE
 @OUTPUT
 @click.pass_obj
-def plan(obj: Context, version: str, strategy: str | None, output: str) -> None:
+def plan(obj: Context, version: str, strategy: str | None, rebake: bool, output: str) -> None:
     """What `release VERSION` would do now. Changes nothing."""
     from deployer.operations import plan as plan_release
 
@@ -276,15 +288,22 @@ def plan(obj: Context, version: str, strategy: str | None, output: str) -> None:
     obj.strategy = strategy
     obj.checked(version)
     engine = obj.engine()
-    data = ENDING.run(lambda: plan_release(engine, version))
+    data = ENDING.run(lambda: plan_release(engine, version, rebake))
     if data["noop"]:
         text = f"nothing to do: {data['reason']}"
     else:
         lines = [
             f"release {data['version']} ({data['digest'][:12]})",
             "  create network and service stacks" if data["creates_infra"] else "",
-            f"  image: {'bake a new one' if data['bake'] else 'reuse ' + str(data['image'])}",
-            f"  fleet: {data['fleet_stack']} x{data['capacity']}",
+            "  image: "
+            + (
+                f"bake a new one ({', '.join(data['bake_changed'])} changed)"
+                if data["bake"]
+                else f"reuse {data['image']}"
+            ),
+            "  fleet: "
+            + (f"reuse {data['reuse_fleet']}" if data["reuse_fleet"] else "a new one")
+            + f" x{data['capacity']}",
             *[f"  {s['name']}, held {s['hold_seconds']}s" for s in data["steps"]],
             f"  watch {data['watch_seconds']}s" if data["watch_seconds"] else "",
             *[f"  retire {stack}" for stack in data["retire"]],

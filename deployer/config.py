@@ -34,9 +34,13 @@ class SandboxTarget(Strict):
     kind: Literal["sandbox"] = "sandbox"
 
 
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
+SANDBOX_REGION = "us-east-1"  # the sandbox's one region (deployer.sandbox.layout.REGION)
+
+
 class AwsTarget(Strict):
     kind: Literal["aws"]
-    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    region: str = Field(pattern=REGION_PATTERN)
     profile: str | None = None
 
 
@@ -91,11 +95,32 @@ class HealthCheck(Strict):
         return self
 
 
+CIDR_PATTERN = r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}/\d{1,2}$"
+
+
 class Ssh(Strict):
-    user: str = "ec2-user"
-    key_pair: str
-    private_key_file: str
-    allowed_cidr: str = Field(pattern=r"^\d+\.\d+\.\d+\.\d+/\d+$")
+    """How deployer reaches a builder on AWS: SSH with a key pair and a security group made
+    for that bake alone, and the builder's host key pinned from its console output.
+    """
+
+    user: str = Field(default="ec2-user", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    source_cidr: str = Field(
+        default="auto",
+        description="Who may reach the builder on port 22: a CIDR, or auto (this machine's "
+        "public address, asked of public_ip_url).",
+    )
+    public_ip_url: str = Field(
+        default="https://checkip.amazonaws.com",
+        pattern=r"^https?://",
+        description="Answers this machine's public IPv4 address (for source_cidr: auto).",
+    )
+
+    @field_validator("source_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        if value != "auto" and not re.match(CIDR_PATTERN, value):
+            raise ValueError(f"'{value}' is neither auto nor a CIDR like 203.0.113.7/32")
+        return value
 
 
 class Bake(Strict):
@@ -106,8 +131,22 @@ class Bake(Strict):
     )
     playbook: str = "playbooks/bake.yml"
     instance_type: str = Field(default="t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-    ssh: Ssh | None = Field(
-        default=None, description="How deployer reaches the builder on real AWS (not the sandbox)."
+    variables: dict[str, str | int | bool] = Field(
+        default_factory=dict,
+        description="Extra variables for the bake playbook; they are part of the bake key.",
+    )
+    ssh: Ssh = Field(default_factory=Ssh, description="How deployer reaches a builder on AWS.")
+    max_builder_minutes: int = Field(
+        default=60,
+        ge=10,
+        le=1440,
+        description="A builder shuts itself down (and terminates) after this, whatever happens.",
+    )
+    keep_images: int = Field(
+        default=5, ge=1, le=100, description="Images of this app that `gc` keeps."
+    )
+    keep_artifacts_days: int = Field(
+        default=30, ge=1, le=3650, description="Artifacts in S3 expire after this many days."
     )
 
 
@@ -222,9 +261,24 @@ class DeployConfig(Strict):
         default=3600, description="Seconds (or 90m, 1h, 2d) the previous fleet stays warm."
     )
     bake: Bake = Field(default_factory=Bake)
+    regions: tuple[str, ...] = Field(
+        default=(),
+        description="Regions the image is copied to; the first is where it is baked (the "
+        "target's region). Default: the target's region alone.",
+    )
     strategy: Strategy = Field(default_factory=Strategy)
     gates: Gates = Field(default_factory=Gates)
     lock: Lock = Field(default_factory=Lock)
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
+        for region in regions:
+            if not re.match(REGION_PATTERN, region):
+                raise ValueError(f"'{region}' is not a region name like eu-west-1")
+        if len(set(regions)) != len(regions):
+            raise ValueError(f"a region is given twice: {list(regions)}")
+        return regions
 
     @field_validator("rollback_window", mode="before")
     @classmethod
@@ -244,10 +298,20 @@ class DeployConfig(Strict):
         return self
 
     @model_validator(mode="after")
-    def _aws_needs_ssh(self) -> DeployConfig:
-        if isinstance(self.target, AwsTarget) and self.bake.ssh is None:
-            raise ValueError("target kind 'aws' needs bake.ssh (key pair, key file, allowed CIDR)")
+    def _bake_region_first(self) -> DeployConfig:
+        region = self.target.region if isinstance(self.target, AwsTarget) else SANDBOX_REGION
+        if self.regions and self.regions[0] != region:
+            raise ValueError(
+                f"regions: the first region ({self.regions[0]}) is where the image is baked and "
+                f"must be the target's ({region})"
+            )
         return self
+
+    @property
+    def image_regions(self) -> tuple[str, ...]:
+        """Where the image must exist: the bake region first."""
+        region = self.target.region if isinstance(self.target, AwsTarget) else SANDBOX_REGION
+        return self.regions or (region,)
 
 
 class LoadedConfig(BaseModel):

@@ -96,7 +96,16 @@ class Engine:
         self.lock = LockClient(
             LeaseLock(aws, self.names.scope), str(self.actor), self.spec.lock.lease_seconds, report
         )
-        self.baker = Baker(self.ec2, Ssm(aws), self.s3, runtime.access_for, report)
+        self.baker = Baker(
+            self.ec2_in,
+            Ssm(aws),
+            self.s3,
+            runtime.reach,
+            self.bake_lock,
+            self.bake_in_progress,
+            report,
+        )
+        self.baker_deadline_s = 3600.0
         self.templates_dir = loaded.base_dir / "cloudformation"
         self.phase_seconds: dict[str, float] = {}
         self.phase_spans: dict[str, tuple[float, float]] = {}  # epoch start/end (bench/)
@@ -119,6 +128,32 @@ class Engine:
                 yield fence
             finally:
                 self.fence = None
+
+    def _bake_lock_client(self, bake_key: str) -> LockClient:
+        scope = f"bake/{self.names.app}/{bake_key[:16]}"
+        return LockClient(
+            LeaseLock(self.runtime.aws, scope),
+            str(self.actor),
+            self.spec.lock.lease_seconds,
+            self.report,
+        )
+
+    @contextmanager
+    def bake_lock(self, bake_key: str) -> Iterator[Fence]:
+        """One bake of an app and key at a time, across environments: the second one waits,
+        then finds the image the first one made.
+        """
+        self.journal.ensure_table()
+        client = self._bake_lock_client(bake_key)
+        current = client.holder_elsewhere()
+        if current is not None:
+            self.report(f"bake: {current.holder} is baking the same image; waiting for it")
+        with client.held(self.stamp(), self.baker_deadline_s) as fence:
+            yield fence
+
+    def bake_in_progress(self, bake_key: str) -> bool:
+        """Whether a live run (not this one) holds the bake lock of `bake_key`."""
+        return self._bake_lock_client(bake_key).holder_elsewhere() is not None
 
     def record(self, record: ReleaseRecord) -> ReleaseRecord:
         """Journal a transition, fenced by our lock: a run that lost its lease cannot write."""
@@ -153,15 +188,11 @@ class Engine:
     def ensure_infra(self) -> Infra:
         templates = Templates.load(self.templates_dir)
         tags = self.tags()
-        ssh = self.spec.bake.ssh
         network = ensure_stack(
             self.cfn,
             self.names.network_stack,
             templates["network"],
-            {
-                "AzCount": str(self.spec.azs),
-                "BuilderSshCidr": ssh.allowed_cidr if ssh else "",
-            },
+            {"AzCount": str(self.spec.azs)},
             {**tags, "deployer:role": "network"},
             self.report,
         )
@@ -174,7 +205,7 @@ class Engine:
                 "SubnetIds": network.outputs["SubnetIds"],
                 "AppPort": str(self.spec.instance.port),
                 "TestListenerPort": str(self.spec.strategy.test_listener_port),
-                "TestListenerCidr": ssh.allowed_cidr if ssh else "0.0.0.0/0",
+                "TestListenerCidr": "0.0.0.0/0",
             },
             {**tags, "deployer:role": "service"},
             self.report,
@@ -206,6 +237,8 @@ class Engine:
             version=stack.tags.get("deployer:version", "?"),
             digest=stack.tags.get("deployer:digest", ""),
             image_id=stack.tags.get("deployer:image", ""),
+            bake_key=stack.tags.get("deployer:bake-key", ""),
+            settings=stack.tags.get("deployer:settings", ""),
             release_id=stack.tags.get("deployer:release-id", ""),
             stack_status=stack.status,
             target_group_arn=stack.outputs.get("TargetGroupArn", ""),
@@ -287,10 +320,25 @@ class Engine:
 
     # ---- helpers -------------------------------------------------------------------------
 
+    def ec2_in(self, region: str) -> Ec2:
+        return (
+            self.ec2
+            if region == self.runtime.aws.region
+            else Ec2(self.runtime.aws.for_region(region), self.poller)
+        )
+
+    @property
+    def artifact_bucket(self) -> str:
+        return f"deployer-artifacts-{self.account}-{self.runtime.aws.region}"
+
     def check_reachable(self) -> None:
         """AWS answers and takes our credentials (exit 5 if not); records the account."""
         with unreachable_as_error(f"reach AWS ({self.runtime.description})"):
             self.account = self.runtime.aws.account_id()
+
+    def settings_digest(self) -> str:
+        """A digest of the environment's settings (SSM), applied to instances at boot."""
+        return ""
 
     def alarm_names(self) -> list[str]:
         """The CloudWatch alarms every gate evaluation reads."""

@@ -4,7 +4,9 @@ target group), made once and reused by a rerun, never updated in place.
 
 from __future__ import annotations
 
+from deployer.core.decide import fleet_id
 from deployer.core.model import Fleet, ReleaseRecord
+from deployer.core.names import Version
 from deployer.engine import Engine
 from deployer.errors import ReleaseFailed, StackFailed
 from deployer.infra import STACK_DEADLINE_S, Infra, Templates, request_token
@@ -36,9 +38,17 @@ def fleet_parameters(
     }
 
 
+def fleet_name(engine: Engine, record: ReleaseRecord) -> str:
+    """Deterministic: the same version, image and settings make the same stack name, so a
+    rerun (or a release of a warm fleet's version) finds the stack instead of making another.
+    """
+    image_id = record.images[engine.runtime.aws.region]
+    return engine.names.fleet_stack(Version(record.version), fleet_id(image_id, record.settings))
+
+
 def ensure_fleet(engine: Engine, infra: Infra, record: ReleaseRecord) -> Fleet:
-    """The release's fleet stack: the one an earlier run made if it is complete and right,
-    else a new one. Its name is deterministic, so a rerun finds it.
+    """The release's fleet stack (`record.fleet_stack`): the one an earlier run made if it is
+    complete and right, else a new one.
     """
     e = engine
     name = record.fleet_stack
@@ -69,6 +79,8 @@ def ensure_fleet(engine: Engine, infra: Infra, record: ReleaseRecord) -> Fleet:
         "deployer:version": record.version,
         "deployer:digest": record.digest,
         "deployer:image": image_id,
+        "deployer:bake-key": record.bake_key,
+        "deployer:settings": record.settings,
         "deployer:release-id": record.release_id,
     }
     e.report(f"fleet: creating {name} ({record.capacity} x {e.spec.instance.type}, {image_id})")

@@ -58,7 +58,6 @@ class Infra:
     vpc_id: str
     subnet_ids: str
     builder_subnet_id: str
-    builder_security_group_id: str
     instance_security_group_id: str
     load_balancer_dns: str
     listener_arn: str
@@ -67,12 +66,16 @@ class Infra:
     test_listener_port: int
 
     @staticmethod
+    def nowhere() -> Infra:
+        """No infra: for what needs none of it (a bake key, a reuse check)."""
+        return Infra("", "", "", "", "", "", 0, "", 0)
+
+    @staticmethod
     def from_outputs(network: Mapping[str, str], service: Mapping[str, str]) -> Infra:
         return Infra(
             vpc_id=network["VpcId"],
             subnet_ids=network["SubnetIds"],
             builder_subnet_id=network["BuilderSubnetId"],
-            builder_security_group_id=network["BuilderSecurityGroupId"],
             instance_security_group_id=service["InstanceSecurityGroupId"],
             load_balancer_dns=service["LoadBalancerDns"],
             listener_arn=service["ListenerArn"],

@@ -62,17 +62,24 @@ class LockClient:
     pid: int = os.getpid()
     is_gone: Callable[[int], bool] = process_is_gone
 
-    def refuse_if_held(self, stamp: str) -> None:
-        """One consistent read: if another live run holds the lock, raise LockHeld now, before
-        the preflight's work. Taking the lock (`acquire`) stays where it is.
+    def holder_elsewhere(self) -> LockHolder | None:
+        """One consistent read: the holder, if another live run holds the lock. Ours, an
+        expired lease, or one left by a dead run on this host (acquire takes it over) is None.
         """
         current = self.lock.peek()
-        now = self.clock()
-        if current is None or current.expires < now:
-            return
+        if current is None or current.expires < self.clock():
+            return None
         if current.host == self.host and (current.pid == self.pid or self.is_gone(current.pid)):
-            return  # ours, or left by a dead run on this host: acquire takes it over
-        raise LockHeld(self._held_message(current, now))
+            return None
+        return current
+
+    def refuse_if_held(self, stamp: str) -> None:
+        """If another live run holds the lock, raise LockHeld now, before the preflight's
+        work. Taking the lock (`acquire`) stays where it is.
+        """
+        current = self.holder_elsewhere()
+        if current is not None:
+            raise LockHeld(self._held_message(current, self.clock()))
 
     def _held_message(self, current: LockHolder, now: float) -> str:
         return (

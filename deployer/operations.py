@@ -138,9 +138,11 @@ def history(engine: Engine, limit: int) -> list[dict[str, Any]]:
     return [record_json(r) for r in engine.journal.history(limit)]
 
 
-def plan(engine: Engine, version_text: str) -> dict[str, Any]:
+def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, Any]:
     """What `deployer release VERSION` would do now. Reads only; changes nothing."""
+    from deployer.baking import bake_plan
     from deployer.preflight import check_local, download_artifact
+    from deployer.release import identity
 
     version = Version.parse(version_text)
     artifact = check_local(engine.loaded, engine.workdir)
@@ -149,40 +151,28 @@ def plan(engine: Engine, version_text: str) -> dict[str, Any]:
         artifact = download_artifact(engine)
     infra = engine.existing_infra()
     live = engine.observe(infra) if infra else LiveState()
-    decided = plan_release(
-        live,
-        version.text,
-        artifact.digest,
-        engine.names.fleet_stack(version, artifact.digest),
-        engine.spec.capacity.desired,
-    )
-    image = engine.ec2.find_image(
-        {
-            "deployer:app": engine.names.app,
-            "deployer:version": version.text,
-            "deployer:digest": artifact.digest,
-        }
-    )
+    wanted = identity(engine, version, artifact)
+    decided = plan_release(live, wanted, engine.spec.capacity.desired, force=rebake)
+    baking = bake_plan(engine, version, artifact)
+    if rebake:
+        baking = {**baking, "bake": True, "changed": ["--rebake"]}
     strategy = engine.spec.strategy
     steps = plan_steps(
         strategy.kind, strategy.steps, strategy.bake_seconds, has_blue=decided.blue is not None
     )
-    watch = strategy.watch_seconds
-    retire = [
-        f.stack_name
-        for f in live.fleets
-        if f.stack_name != decided.green_stack
-        and (decided.blue is None or f.stack_name != decided.blue.stack_name)
-    ]
+    keep = {f.stack_name for f in (decided.blue, decided.reuse_fleet) if f is not None}
+    retire = [f.stack_name for f in live.fleets if f.stack_name not in keep]
     return {
         "version": version.text,
         "digest": artifact.digest,
+        "bake_key": wanted.bake_key,
         "noop": decided.noop,
         "reason": decided.reason,
         "creates_infra": infra is None,
-        "image": image["ImageId"] if image else None,
-        "bake": image is None and not decided.noop,
-        "fleet_stack": decided.green_stack,
+        "image": baking["image"],
+        "bake": baking["bake"] and not decided.noop,
+        "bake_changed": [] if decided.noop else baking["changed"],
+        "reuse_fleet": decided.reuse_fleet.stack_name if decided.reuse_fleet else None,
         "capacity": decided.capacity,
         "blue": decided.blue.version if decided.blue else None,
         "steps": []
@@ -196,7 +186,7 @@ def plan(engine: Engine, version_text: str) -> dict[str, Any]:
             }
             for s in steps
         ],
-        "watch_seconds": 0 if decided.noop else watch,
+        "watch_seconds": 0 if decided.noop else strategy.watch_seconds,
         "retire": [] if decided.noop else retire,
         "in_flight": record_json(inflight) if (inflight := engine.inflight()) else None,
     }

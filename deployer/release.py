@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from deployer.aws.poller import PollTimeout
 from deployer.aws.session import is_transient, unreachable_as_error
 from deployer.bake.artifact import Artifact
-from deployer.core.decide import plan_release
+from deployer.core.decide import Identity, plan_release
 from deployer.core.model import Kind, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.steps import release_table, remaining
@@ -35,7 +35,9 @@ class Release:
     def __init__(self, engine: Engine) -> None:
         self.e = engine
 
-    def run(self, version_text: str, wait_s: float | None = None) -> ReleaseResult:
+    def run(
+        self, version_text: str, wait_s: float | None = None, rebake: bool = False
+    ) -> ReleaseResult:
         version = Version.parse(version_text)
         if wait_s is None:  # before the preflight, so that the losers of a race hear it now
             with unreachable_as_error(f"reach AWS ({self.e.runtime.description})"):
@@ -45,37 +47,53 @@ class Release:
         with self.e.locked(wait_s):
             with self.e.timed("infra"):
                 infra = self.e.ensure_infra()
-            return release_from(self.e, infra, version, artifact.digest, artifact=artifact)
+            wanted = identity(self.e, version, artifact)
+            return release_from(self.e, infra, wanted, artifact=artifact, rebake=rebake)
+
+
+def identity(engine: Engine, version: Version, artifact: Artifact) -> Identity:
+    """What the fleet of this release will run: version, artifact, image inputs, settings."""
+    from deployer.release_steps import bake_request
+
+    request = bake_request(engine, version, artifact, Infra.nowhere(), "identity")
+    return Identity(
+        version.text,
+        artifact.digest,
+        engine.baker.inputs(request).key,
+        engine.settings_digest(),
+    )
 
 
 def release_from(
     engine: Engine,
     infra: Infra,
-    version: Version,
-    digest: str,
+    wanted: Identity,
     artifact: Artifact | None = None,
     image_id: str = "",
     kind: Kind = Kind.RELEASE,
     note: str = "",
+    rebake: bool = False,
 ) -> ReleaseResult:
-    """With the lock held: release `version`, baked from `artifact` or from `image_id`."""
+    """With the lock held: release `wanted`, baked from `artifact` or from `image_id`."""
     e = engine
+    version = Version.parse(wanted.version)
     url = e.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
-    record = resume_or_supersede(e, infra, version, digest)
+    record = resume_or_supersede(e, infra, wanted)
     if record is None:
         live = e.observe(infra)
-        green_name = e.names.fleet_stack(version, digest)
-        plan = plan_release(live, version.text, digest, green_name, e.spec.capacity.desired)
+        plan = plan_release(live, wanted, e.spec.capacity.desired, force=rebake)
         if plan.noop:
             e.report(f"release: {plan.reason}; nothing to do")
-            image = plan.reuse_fleet.image_id if plan.reuse_fleet else ""
+            fleet = plan.reuse_fleet
             done = e.record(
                 e.new_record(
                     kind,
                     version.text,
-                    digest=digest,
-                    fleet_stack=plan.green_stack,
-                    images={e.runtime.aws.region: image},
+                    digest=wanted.digest,
+                    bake_key=wanted.bake_key,
+                    settings=wanted.settings,
+                    fleet_stack=fleet.stack_name if fleet else "",
+                    images={e.runtime.aws.region: fleet.image_id if fleet else ""},
                     phase=Phase.DONE,
                 ).finished(Outcome.NOOP, e.stamp(), plan.reason)
             )
@@ -85,8 +103,9 @@ def release_from(
             e.new_record(
                 kind,
                 version.text,
-                digest=digest,
-                fleet_stack=plan.green_stack,
+                digest=wanted.digest,
+                bake_key=wanted.bake_key,
+                settings=wanted.settings,
                 capacity=plan.capacity,
                 images={e.runtime.aws.region: image_id} if image_id else {},
                 image_reused=bool(image_id),
@@ -95,7 +114,7 @@ def release_from(
                 reason=note,
             ).at(Phase.BAKE)
         )
-    record = run_steps(Run(e, infra, version, artifact), record)
+    record = run_steps(Run(e, infra, version, artifact, rebake), record)
     done = e.record(record.at(Phase.DONE).finished(Outcome.SUCCEEDED, e.stamp(), record.reason))
     if done.cleanup:
         raise NeedsHuman(f"{done.version} is live, but cleanup failed: {done.cleanup}")
@@ -147,7 +166,7 @@ def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
 
 
 def resume_or_supersede(
-    engine: Engine, infra: Infra, version: Version, digest: str
+    engine: Engine, infra: Infra, wanted: Identity
 ) -> ReleaseRecord | None:
     """A release left in progress by a killed run: continue it if it is this one (the loop
     starts at its journalled step), else roll it back.
@@ -155,9 +174,16 @@ def resume_or_supersede(
     inflight = engine.inflight()
     if inflight is None:
         return None
-    if inflight.version != version.text or inflight.digest != digest:
-        abandon(engine, inflight, infra, f"superseded by a release of {version}")
+    same = (inflight.version, inflight.digest, inflight.bake_key, inflight.settings) == (
+        wanted.version,
+        wanted.digest,
+        wanted.bake_key,
+        wanted.settings,
+    )
+    if not same:
+        abandon(engine, inflight, infra, f"superseded by a release of {wanted.version}")
         return None
+    version = wanted.version
     state = "completed" if inflight.phase_done else "started"
     engine.report(
         f"resume: release {inflight.release_id} of {version} stopped at "

@@ -25,7 +25,7 @@ from deployer.core.rollout import restore_weights, step_weights
 from deployer.core.steps import PlannedStep
 from deployer.engine import Engine
 from deployer.errors import NeedsHuman, ReleaseFailed
-from deployer.fleets import ensure_fleet
+from deployer.fleets import ensure_fleet, fleet_name
 from deployer.gating import Gated, hold, wait_until_ready
 from deployer.infra import Infra
 
@@ -38,13 +38,19 @@ class Run:
     infra: Infra
     version: Version
     artifact: Artifact | None  # None: the image is in the record (a re-release)
+    rebake: bool = False
 
 
 StepFunction = Callable[[Run, ReleaseRecord, LiveState, PlannedStep], ReleaseRecord]
 
 
 def bake_request(
-    engine: Engine, version: Version, artifact: Artifact, infra: Infra, run_id: str
+    engine: Engine,
+    version: Version,
+    artifact: Artifact,
+    infra: Infra,
+    run_id: str,
+    rebake: bool = False,
 ) -> BakeRequest:
     """What to bake for `version`, from the config; `run_id` names the builder's run."""
     bake = engine.spec.bake
@@ -52,15 +58,19 @@ def bake_request(
         names=engine.names,
         version=version,
         artifact=artifact,
-        bucket=f"deployer-artifacts-{engine.account}-{engine.runtime.aws.region}",
+        bucket=engine.artifact_bucket,
         playbook=engine.loaded.resolve(bake.playbook),
         base_ami=bake.base_ami,
         instance_type=bake.instance_type,
         subnet_id=infra.builder_subnet_id,
-        security_group_id=infra.builder_security_group_id,
-        key_name=bake.ssh.key_pair if bake.ssh else None,
+        vpc_id=infra.vpc_id,
         app_port=engine.spec.instance.port,
-        release_id=run_id,
+        run_id=run_id,
+        regions=engine.spec.image_regions,
+        variables=dict(bake.variables),
+        max_builder_minutes=bake.max_builder_minutes,
+        source_cidr=engine.runtime.source_cidr,
+        rebake=rebake,
     )
 
 
@@ -83,12 +93,15 @@ def bake(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> Re
     if run.artifact is None:
         raise ReleaseFailed(f"no image is recorded for {record.version} in {region}")
     baked = e.baker.bake_or_reuse(
-        bake_request(e, run.version, run.artifact, run.infra, record.release_id)
+        bake_request(e, run.version, run.artifact, run.infra, record.release_id, run.rebake)
     )
-    return replace(record, images={region: baked.image_id}, image_reused=baked.reused)
+    return replace(record, images=dict(baked.images), image_reused=baked.reused)
 
 
 def fleet(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> ReleaseRecord:
+    name = fleet_name(run.engine, record)
+    if record.fleet_stack != name:  # journalled before the stack exists: a rerun finds it
+        record = run.engine.record(replace(record, fleet_stack=name))
     green = ensure_fleet(run.engine, run.infra, record)
     return replace(record, target_group_arn=green.target_group_arn)
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deployer.core.decide import NothingToRollBackTo, RollbackDecision, decide_rollback
+from deployer.core.decide import (
+    Identity,
+    NothingToRollBackTo,
+    RollbackDecision,
+    decide_rollback,
+)
 from deployer.core.health import assess_target_health
 from deployer.core.model import Fleet, Kind, LiveState, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
@@ -129,11 +134,11 @@ def _rerelease(engine: Engine, infra: Infra, source: ReleaseRecord) -> OperatorR
         f"rollback: the {source.version} fleet was retired; re-releasing it from its recorded "
         f"image {image} (no bake)"
     )
+    wanted = Identity(source.version, source.digest, source.bake_key, engine.settings_digest())
     result = release_from(
         engine,
         infra,
-        Version.parse(source.version),
-        source.digest,
+        wanted,
         image_id=image,
         kind=Kind.ROLLBACK,
         note=f"re-released from {image}; its fleet had been retired",

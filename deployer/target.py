@@ -9,11 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deployer.aws.ec2 import Ec2
 from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, make_context
-from deployer.bake.runner import BuilderAccess
+from deployer.bake.access import TemporaryAccess, public_cidr
+from deployer.bake.pinning import pin_host_keys
+from deployer.bake.runner import BakeFailed, BuilderAccess
 from deployer.config import AwsTarget, LoadedConfig
 from deployer.errors import Unreachable
+
+Reach = Callable[[dict[str, Any], TemporaryAccess], BuilderAccess]
 
 
 @dataclass
@@ -21,7 +26,8 @@ class Runtime:
     kind: str  # "sandbox" or "aws"
     aws: AwsContext
     url_for: Callable[[str, int], str]
-    access_for: Callable[[dict[str, Any]], BuilderAccess]
+    reach: Reach  # onto a running builder, through its temporary access
+    source_cidr: Callable[[], str]  # who may reach a builder on port 22
     description: str
 
 
@@ -35,38 +41,51 @@ def open_target(
     target = loaded.spec.target
     if isinstance(target, AwsTarget):
         return _aws(loaded, target, poller)
-    return _sandbox(workdir, poller, report, start_sandbox)
+    return _sandbox(loaded, workdir, poller, report, start_sandbox)
 
 
 def _aws(loaded: LoadedConfig, target: AwsTarget, poller: Poller) -> Runtime:
     aws = make_context(target.region, target.profile)
     ssh = loaded.spec.bake.ssh
-    assert ssh is not None  # the config model requires it for target kind aws
 
-    def access_for(instance: dict[str, Any]) -> BuilderAccess:
+    def reach(instance: dict[str, Any], access: TemporaryAccess) -> BuilderAccess:
         from deployer.bake.ssh import wait_for_ssh  # Fabric and paramiko: only for a bake
 
+        instance_id = instance["InstanceId"]
         address = instance.get("PublicIpAddress") or instance.get("PrivateIpAddress", "")
-        access = BuilderAccess(
+        pin_host_keys(Ec2(aws, poller), instance_id, address, 22, access.known_hosts, poller)
+        builder = BuilderAccess(
             host=address,
             connection="ssh",
             user=ssh.user,
-            private_key_file=str(loaded.resolve(ssh.private_key_file)),
+            private_key_file=str(access.private_key_file),
+            known_hosts=str(access.known_hosts),
+            name=instance_id,
         )
-        wait_for_ssh(access, poller)
-        return access
+        wait_for_ssh(builder, poller)
+        return builder
+
+    def source_cidr() -> str:
+        return public_cidr(ssh.public_ip_url) if ssh.source_cidr == "auto" else ssh.source_cidr
 
     return Runtime(
         kind="aws",
         aws=aws,
         url_for=lambda dns, port: f"http://{dns}/" if port == 80 else f"http://{dns}:{port}/",
-        access_for=access_for,
+        reach=reach,
+        source_cidr=source_cidr,
         description=f"aws {target.region}"
         + (f" (profile {target.profile})" if target.profile else ""),
     )
 
 
-def _sandbox(workdir: Path, poller: Poller, report: Callable[[str], None], start: bool) -> Runtime:
+def _sandbox(
+    loaded: LoadedConfig,
+    workdir: Path,
+    poller: Poller,
+    report: Callable[[str], None],
+    start: bool,
+) -> Runtime:
     """The sandbox; `start` starts it with the profile DEPLOYER_SANDBOX_PROFILE names."""
     from deployer.sandbox import control  # only the sandbox target needs moto installed
     from deployer.sandbox.layout import CREDENTIALS, Layout
@@ -85,6 +104,7 @@ def _sandbox(workdir: Path, poller: Poller, report: Callable[[str], None], start
             raise Unreachable("the sandbox is not running (start it with `deployer sandbox up`)")
         state = found
     aws = make_context(state.region, endpoint_url=state.endpoint, credentials=CREDENTIALS)
+    ssh = loaded.spec.bake.ssh
 
     def url_for(dns: str, port: int) -> str:
         def check() -> Poll[str]:
@@ -93,7 +113,10 @@ def _sandbox(workdir: Path, poller: Poller, report: Callable[[str], None], start
 
         return poller.until(f"the sandbox front for {dns}:{port}", check, 10)
 
-    def access_for(instance: dict[str, Any]) -> BuilderAccess:
+    def reach(instance: dict[str, Any], access: TemporaryAccess) -> BuilderAccess:
+        """The builder's directory. Its host key is still pinned from its console, as on AWS:
+        the key the host holds must be the one the API printed.
+        """
         instance_id = instance["InstanceId"]
 
         def check() -> Poll[dict[str, str]]:
@@ -102,12 +125,28 @@ def _sandbox(workdir: Path, poller: Poller, report: Callable[[str], None], start
 
         # A host boots for as long as an instance does on AWS (scaled): wait like for SSH.
         host = poller.until(f"sandbox host {instance_id} to boot", check, 600)
-        return BuilderAccess(host=instance_id, connection="local", root=host["root"], sandbox=True)
+        ec2 = Ec2(aws, poller)
+        keys = pin_host_keys(ec2, instance_id, host["ip"], 22, access.known_hosts, poller)
+        held = Path(host["root"]) / "etc/ssh/ssh_host_ed25519_key.pub"
+        if held.is_file() and " ".join(held.read_text().split()[:2]) not in keys:
+            raise BakeFailed(f"bake failed: {instance_id} holds a host key not on its console")
+        return BuilderAccess(
+            host=instance_id,
+            connection="local",
+            root=host["root"],
+            user=ssh.user,
+            sandbox=True,
+            name=instance_id,
+        )
+
+    def source_cidr() -> str:
+        return "127.0.0.1/32" if ssh.source_cidr == "auto" else ssh.source_cidr
 
     return Runtime(
         kind="sandbox",
         aws=aws,
         url_for=url_for,
-        access_for=access_for,
+        reach=reach,
+        source_cidr=source_cidr,
         description=f"sandbox at {state.endpoint} (profile {state.profile})",
     )

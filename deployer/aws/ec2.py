@@ -8,6 +8,7 @@ with backoff, as AWS advises and botocore's own waiters do.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -160,16 +161,21 @@ class Ec2:
         return self._poller.until(f"builder {instance_id} to run", check, deadline_s)
 
     def create_image(self, instance_id: str, name: str, tags: Mapping[str, str]) -> str:
-        """Image the builder. CreateImage takes no client token: a retry that finds the name
-        taken (InvalidAMIName.Duplicate) returns the image the first attempt made.
+        """Image the builder, tagging the image and its snapshots alike. CreateImage takes no
+        client token: a retry that finds the name taken (InvalidAMIName.Duplicate) returns
+        the image the first attempt made.
         """
+        specs = [
+            {"ResourceType": "image", "Tags": tag_list(tags)},
+            {"ResourceType": "snapshot", "Tags": tag_list(tags)},
+        ]
         try:
             response = self._propagated(
                 lambda: self._ec2.create_image(
                     InstanceId=instance_id,
                     Name=name,
                     Description=f"deployer image {name}",
-                    TagSpecifications=[{"ResourceType": "image", "Tags": tag_list(tags)}],
+                    TagSpecifications=specs,
                 )
             )
         except ClientError as exc:
@@ -204,3 +210,130 @@ class Ec2:
         """Terminate, also right after launch, when the id may not be visible yet."""
         if instance_ids:
             self._propagated(lambda: self._ec2.terminate_instances(InstanceIds=list(instance_ids)))
+
+    # ---- temporary access for a bake ---------------------------------------------------------
+
+    def import_key_pair(self, name: str, public_key: str, tags: Mapping[str, str]) -> None:
+        self._ec2.import_key_pair(
+            KeyName=name,
+            PublicKeyMaterial=public_key.encode(),
+            TagSpecifications=[{"ResourceType": "key-pair", "Tags": tag_list(tags)}],
+        )
+
+    def delete_key_pair(self, name: str) -> None:
+        self._propagated(lambda: self._ec2.delete_key_pair(KeyName=name))
+
+    def find_key_pairs(self, tags: Mapping[str, str]) -> list[dict[str, Any]]:
+        found = self._ec2.describe_key_pairs(Filters=tag_filters(tags))["KeyPairs"]
+        return [dict(k) for k in found]
+
+    def create_ssh_group(
+        self, name: str, vpc_id: str, source_cidr: str, tags: Mapping[str, str]
+    ) -> str:
+        """A security group that lets in port 22 from `source_cidr` only."""
+        group = self._ec2.create_security_group(
+            GroupName=name,
+            Description="deployer: SSH to one image builder, for one bake",
+            VpcId=vpc_id,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(tags)}],
+        )["GroupId"]
+        self._propagated(
+            lambda: self._ec2.authorize_security_group_ingress(
+                GroupId=group,
+                IpPermissions=[
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 22,
+                        "ToPort": 22,
+                        "IpRanges": [{"CidrIp": source_cidr, "Description": "deployer bake"}],
+                    }
+                ],
+            )
+        )
+        return str(group)
+
+    def delete_security_group(self, group_id: str) -> None:
+        self._propagated(lambda: self._ec2.delete_security_group(GroupId=group_id))
+
+    def find_security_groups(self, tags: Mapping[str, str]) -> list[dict[str, Any]]:
+        found = self._ec2.describe_security_groups(Filters=tag_filters(tags))["SecurityGroups"]
+        return [dict(g) for g in found]
+
+    def console_output(self, instance_id: str) -> str:
+        """The builder's console, newest (Latest) where the instance type supports it."""
+        try:
+            answer = self._ec2.get_console_output(InstanceId=instance_id, Latest=True)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return ""
+            if error_code(exc) != "UnsupportedOperation":
+                raise
+            answer = self._ec2.get_console_output(InstanceId=instance_id)
+        output = str(answer.get("Output") or "")
+        try:
+            return base64.b64decode(output).decode(errors="replace") if output else ""
+        except ValueError:
+            return output  # some endpoints answer plain text
+
+    def wait_terminated(self, instance_ids: Sequence[str], deadline_s: float) -> None:
+        def check() -> Poll[None]:
+            reservations = self._ec2.describe_instances(InstanceIds=list(instance_ids))
+            states = {
+                i["State"]["Name"] for r in reservations["Reservations"] for i in r["Instances"]
+            }
+            return Poll(states <= {"terminated"}, ", ".join(sorted(states)))
+
+        self._poller.until(f"{', '.join(instance_ids)} to terminate", check, deadline_s)
+
+    # ---- images and their snapshots ----------------------------------------------------------
+
+    def image(self, image_id: str) -> dict[str, Any] | None:
+        try:
+            images = self._ec2.describe_images(ImageIds=[image_id])["Images"]
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        return dict(images[0]) if images else None
+
+    def images_of(self, tags: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Every image of ours with `tags` (any state but deregistered), newest first."""
+        found = self._ec2.describe_images(Owners=["self"], Filters=tag_filters(tags))["Images"]
+        return sorted(found, key=lambda i: i.get("CreationDate", ""), reverse=True)
+
+    def tag(self, resource_ids: Sequence[str], tags: Mapping[str, str]) -> None:
+        if resource_ids:
+            self._propagated(
+                lambda: self._ec2.create_tags(Resources=list(resource_ids), Tags=tag_list(tags))
+            )
+
+    def copy_image(self, source_id: str, source_region: str, name: str, token: str) -> str:
+        """Copy into this adapter's region. The tags are not copied: tag the copy after."""
+        response = self._ec2.copy_image(
+            SourceImageId=source_id,
+            SourceRegion=source_region,
+            Name=name,
+            Description=f"deployer image {name} (copied from {source_region})",
+            ClientToken=token,
+        )
+        return str(response["ImageId"])
+
+    def deregister(self, image: Mapping[str, Any]) -> list[str]:
+        """Deregister an image and delete its snapshots; returns the snapshot ids."""
+        self._ec2.deregister_image(ImageId=image["ImageId"])
+        snapshots = snapshot_ids(image)
+        for snapshot in snapshots:
+            try:
+                self._ec2.delete_snapshot(SnapshotId=snapshot)
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+        return snapshots
+
+
+def snapshot_ids(image: Mapping[str, Any]) -> list[str]:
+    return [
+        str(device["Ebs"]["SnapshotId"])
+        for device in image.get("BlockDeviceMappings", [])
+        if device.get("Ebs", {}).get("SnapshotId")
+    ]

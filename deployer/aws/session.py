@@ -118,10 +118,13 @@ class AwsContext:
     mutations: Counter[str] = field(default_factory=Counter)
     requests: int = 0  # HTTP requests sent: calls plus botocore's retries of them
     _clients: dict[str, Any] = field(default_factory=dict)
+    _regions: dict[str, AwsContext] = field(default_factory=dict)
+    counting: bool = True  # False for another region's view: the handlers are shared
 
     def __post_init__(self) -> None:
-        self.session.events.register("before-call", self._count)
-        self.session.events.register("before-send", self._count_request)
+        if self.counting:
+            self.session.events.register("before-call", self._count)
+            self.session.events.register("before-send", self._count_request)
 
     def _count_request(self, **_: Any) -> None:
         self.requests += 1
@@ -132,6 +135,23 @@ class AwsContext:
         self.operations[f"{service}.{model.name}"] += 1
         if is_mutating(model.name):
             self.mutations[f"{service}.{model.name}"] += 1
+
+    def for_region(self, region: str) -> AwsContext:
+        """The same credentials and endpoint in another region (calls are counted here)."""
+        if region == self.region:
+            return self
+        if region not in self._regions:
+            session = boto3.Session(botocore_session=self.session._session, region_name=region)
+            # The botocore session (credentials, event handlers) is shared: this context's
+            # counters count the other region's calls too.
+            other = AwsContext(session=session, endpoint_url=self.endpoint_url, counting=False)
+            other.calls, other.operations, other.mutations = (
+                self.calls,
+                self.operations,
+                self.mutations,
+            )
+            self._regions[region] = other
+        return self._regions[region]
 
     @property
     def changes_begun(self) -> bool:

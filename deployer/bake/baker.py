@@ -1,27 +1,38 @@
-"""Bake or reuse the image for (app, version, artifact digest).
+"""Bake (or reuse) the image of one bake key, in every region the config names.
 
-The builder instance is always terminated: on success, on failure and on Ctrl-C. A builder
-left by a killed earlier run is found by its tags and terminated before a new one starts.
+    reuse an image with the key --> (else) take the bake lock of the app and key --> look
+    again (another environment may have just made it) --> end leftovers of bakes nobody runs
+    --> temporary access --> builder --> playbook --> image --> copies to the other regions
+
+The builder is always terminated and the temporary access always removed: on success, on
+failure, on Ctrl-C and SIGTERM. A builder that leaks anyway shuts itself down (and so
+terminates) after `bake.max_builder_minutes`. A run killed with SIGKILL leaves them to the
+next bake or `deployer gc`, which find them by their tags, whatever their version.
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deployer.aws.ec2 import Ec2
+from deployer.aws.ec2 import BuilderGone, Ec2
 from deployer.aws.s3 import S3
 from deployer.aws.ssm import Ssm
+from deployer.bake.access import TemporaryAccess
 from deployer.bake.artifact import Artifact
+from deployer.bake.images import Images
+from deployer.bake.key import KEY_TAG, BakeInputs
 from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
 from deployer.core.names import Names, Version
 
-AccessFor = Callable[[dict[str, Any]], BuilderAccess]
+Reach = Callable[[dict[str, Any], TemporaryAccess], BuilderAccess]
+BUILDER_ROLE = "builder"
 
 
 @dataclass(frozen=True)
@@ -34,25 +45,32 @@ class BakeRequest:
     base_ami: str
     instance_type: str
     subnet_id: str
-    security_group_id: str
-    key_name: str | None
+    vpc_id: str
     app_port: int
-    release_id: str
+    run_id: str
+    regions: tuple[str, ...]
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    max_builder_minutes: int = 60
+    source_cidr: Callable[[], str] = lambda: "127.0.0.1/32"
+    rebake: bool = False
 
     @property
-    def image_tags(self) -> dict[str, str]:
+    def playbook_variables(self) -> dict[str, Any]:
+        """What the playbook gets (the artifact's URL aside): part of the bake key."""
+        return {
+            **self.variables,
+            "app_name": self.names.app,
+            "app_version": self.version.text,
+            "app_port": self.app_port,
+            "artifact_digest": self.artifact.digest,
+        }
+
+    def image_tags(self, inputs: BakeInputs) -> dict[str, str]:
         return {
             "deployer:app": self.names.app,
             "deployer:version": self.version.text,
-            "deployer:digest": self.artifact.digest,
-        }
-
-    @property
-    def builder_tags(self) -> dict[str, str]:
-        return {
-            "deployer:role": "builder",
-            "deployer:app": self.names.app,
-            "deployer:digest": self.artifact.digest,
+            KEY_TAG: inputs.key,
+            **inputs.tags,
         }
 
 
@@ -60,110 +78,205 @@ class BakeRequest:
 class BakedImage:
     image_id: str
     reused: bool
+    bake_key: str
+    images: dict[str, str]  # region -> image id
+
+
+def user_data(minutes: int) -> str:
+    """The builder shuts itself down after `minutes` (InstanceInitiatedShutdownBehavior
+    terminate: it is gone with its cost), whatever becomes of the run that made it.
+    """
+    return (
+        "#!/bin/sh\n"
+        f"shutdown -h +{minutes} 'deployer: this image builder's {minutes} minutes are over'\n"
+    )
 
 
 class Baker:
     def __init__(
         self,
-        ec2: Ec2,
+        ec2_in: Callable[[str], Ec2],
         ssm: Ssm,
         s3: S3,
-        access_for: AccessFor,
+        reach: Reach,
+        bake_lock: Callable[[str], AbstractContextManager[Any]],
+        held_elsewhere: Callable[[str], bool],
         report: Callable[[str], None],
-        deadline_s: float = 1800,
+        deadline_s: float = 3600,
     ) -> None:
-        self._ec2 = ec2
+        self._ec2_in = ec2_in
         self._ssm = ssm
         self._s3 = s3
-        self._access_for = access_for
+        self._reach = reach
+        self._bake_lock = bake_lock
+        self._held_elsewhere = held_elsewhere
         self._report = report
         self._deadline_s = deadline_s
 
-    def find(self, request: BakeRequest) -> str | None:
-        image = self._ec2.find_image(request.image_tags)
-        return str(image["ImageId"]) if image else None
+    def inputs(self, request: BakeRequest) -> BakeInputs:
+        base = self._ssm.resolve_image(request.base_ami)
+        return BakeInputs.of(
+            base, request.playbook, request.playbook_variables, request.artifact.digest
+        )
 
     def bake_or_reuse(self, request: BakeRequest) -> BakedImage:
-        existing = self._ec2.find_image(request.image_tags)
-        if existing is not None:
-            if existing.get("State") == "pending":
-                # A killed run left it being made: wait for it, then end its builder.
-                self._report(f"bake: image {existing['ImageId']} is still being made; waiting")
-                self._ec2.wait_image(existing["ImageId"], self._deadline_s)
-            # A run killed while imaging leaves its builder running, also once the image is
-            # done: end it.
-            self._terminate_leftovers(request)
-            self._report(
-                f"bake: reusing image {existing['ImageId']} for {request.version} "
-                f"({request.artifact.digest[:12]})"
+        inputs = self.inputs(request)
+        images = Images(self._ec2_in, request.regions, request.names.app, self._report)
+        ec2 = self._ec2_in(request.regions[0])
+        if not request.rebake:
+            found = images.find(inputs.key)
+            if found is not None and found.get("State") == "available":
+                return self._reuse(images, found, request, inputs)
+        with self._bake_lock(inputs.key):
+            found = None if request.rebake else images.find(inputs.key)
+            if found is not None:  # made by another run meanwhile, or left pending by a kill
+                if found.get("State") == "pending":
+                    self._report(f"bake: image {found['ImageId']} is being made; waiting")
+                    ec2.wait_image(found["ImageId"], self._deadline_s)
+                self.end_leftovers(request.names.app, request.regions[0])
+                return self._reuse(images, found, request, inputs)
+            self.end_leftovers(request.names.app, request.regions[0])
+            image_id = self._bake(ec2, request, inputs)
+            copies = images.copy_everywhere(
+                image_id, request.image_tags(inputs), inputs.key, request.run_id
             )
-            return BakedImage(existing["ImageId"], reused=True)
+            return BakedImage(image_id, False, inputs.key, copies)
+
+    def _reuse(
+        self, images: Images, found: dict[str, Any], request: BakeRequest, inputs: BakeInputs
+    ) -> BakedImage:
+        self._report(
+            f"bake: reusing image {found['ImageId']} (bake key {inputs.key[:12]}) "
+            f"for {request.version}"
+        )
+        copies = images.copy_everywhere(
+            found["ImageId"], request.image_tags(inputs), inputs.key, request.run_id
+        )
+        return BakedImage(found["ImageId"], True, inputs.key, copies)
+
+    def end_leftovers(self, app: str, region: str) -> list[str]:
+        """Builders and temporary access of this app that no running bake owns (a killed run
+        left them), whatever their version: ended. Another environment's bake in progress
+        holds its bake lock, so its builder is never touched.
+        """
+        ended = []
+        ec2 = self._ec2_in(region)
+        orphans: dict[str, list[str]] = {}
+        for builder in ec2.find_instances({"deployer:role": BUILDER_ROLE, "deployer:app": app}):
+            tags = {t["Key"]: t["Value"] for t in builder.get("Tags", [])}
+            orphans.setdefault(tags.get(KEY_TAG, ""), []).append(builder["InstanceId"])
+        for key, instances in orphans.items():
+            if key and self._held_elsewhere(key):
+                continue
+            self._report(
+                f"bake: terminating builders left by an earlier run: {', '.join(instances)}"
+            )
+            ec2.terminate(instances)
+            ended += instances
+        access = {"deployer:role": "bake-access", "deployer:app": app}
+        for pair in ec2.find_key_pairs(access):
+            if not self._held_elsewhere(_tag(pair, KEY_TAG)):
+                with contextlib.suppress(ClientError, BotoCoreError):
+                    ec2.delete_key_pair(pair["KeyName"])
+                    ended.append(pair["KeyName"])
+        for group in ec2.find_security_groups(access):
+            if not self._held_elsewhere(_tag(group, KEY_TAG)):
+                try:
+                    ec2.delete_security_group(group["GroupId"])
+                    ended.append(group["GroupId"])
+                except (ClientError, BotoCoreError):
+                    pass  # still used by a builder that is shutting down: the next run or gc
+        return ended
+
+    def _bake(self, ec2: Ec2, request: BakeRequest, inputs: BakeInputs) -> str:
         key = request.names.artifact_key(request.version, request.artifact.digest)
         self._s3.ensure_bucket(request.bucket)
         if not self._s3.exists(request.bucket, key):
             self._s3.upload(request.artifact.path, request.bucket, key, request.artifact.digest)
-        base = self._ssm.resolve_image(request.base_ami)
-        self._terminate_leftovers(request)
-        builder = self._ec2.run_builder(
-            image_id=base,
-            instance_type=request.instance_type,
-            subnet_id=request.subnet_id,
-            security_group_ids=[request.security_group_id],
-            key_name=request.key_name,
-            tags={
-                **request.builder_tags,
-                "Name": f"deployer-builder-{request.names.app}",
-                "deployer:release-id": request.release_id,
-            },
-            # New for every builder: EC2 answers a reused token with the first instance, even
-            # a terminated one, so a rerun of the same release must not reuse it.
-            token=f"bake-{request.release_id}-{secrets.token_hex(4)}"[:64],
+        owner = {"deployer:app": request.names.app, KEY_TAG: inputs.key}
+        access = TemporaryAccess(
+            ec2,
+            f"deployer-bake-{request.names.app}-{request.run_id}"[:255],
+            request.vpc_id,
+            request.source_cidr,
+            {**owner, "deployer:run": request.run_id},
+            self._report,
         )
-        self._report(f"bake: builder {builder} from {base}")
+        builder = ""
         try:
-            return BakedImage(self._build(builder, request, key), reused=False)
-        finally:
-            # Always, also on failure and Ctrl-C: a forgotten builder costs money. A failure
-            # to terminate must not hide why the bake ended; the next run retries it.
-            try:
-                self._ec2.terminate([builder])
-                self._report(f"bake: builder {builder} terminated")
-            except (ClientError, BotoCoreError) as exc:
-                self._report(
-                    f"bake: terminating builder {builder} failed ({exc}); "
-                    "the next run terminates it"
-                )
-
-    def _terminate_leftovers(self, request: BakeRequest) -> None:
-        leftovers = [i["InstanceId"] for i in self._ec2.find_instances(request.builder_tags)]
-        if leftovers:
-            self._report(
-                f"bake: terminating builders left by an earlier run: {', '.join(leftovers)}"
+            access.create()
+            builder = ec2.run_builder(
+                image_id=inputs.base_ami,
+                instance_type=request.instance_type,
+                subnet_id=request.subnet_id,
+                security_group_ids=[access.group_id],
+                key_name=access.name,
+                tags={
+                    **owner,
+                    "deployer:role": BUILDER_ROLE,
+                    "deployer:version": request.version.text,
+                    "deployer:run": request.run_id,
+                    "Name": f"deployer-builder-{request.names.app}",
+                },
+                # New for every builder: EC2 answers a reused token with the first instance
+                # (even a terminated one), so a rerun must not reuse it.
+                token=f"bake-{request.run_id}"[:64],
+                user_data=user_data(request.max_builder_minutes),
             )
-            self._ec2.terminate(leftovers)
+            self._report(f"bake: builder {builder} from {inputs.base_ami}")
+            return self._build(ec2, builder, access, request, inputs, key)
+        finally:
+            # Always, also on failure, Ctrl-C and SIGTERM: a forgotten builder costs money. A
+            # failure here must not hide why the bake ended; the next run or gc retries it.
+            with self._reporting_failure(f"terminating builder {builder}"):
+                if builder:
+                    ec2.terminate([builder])
+                    self._report(f"bake: builder {builder} terminated")
+                    ec2.wait_terminated([builder], 300)
+            access.remove()
 
-    def _build(self, builder: str, request: BakeRequest, key: str) -> str:
-        instance = self._ec2.wait_running(builder, self._deadline_s)
-        access = self._access_for(instance)
+    @contextlib.contextmanager
+    def _reporting_failure(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (ClientError, BotoCoreError, BuilderGone, Exception) as exc:  # noqa: BLE001
+            self._report(f"bake: {doing} failed ({exc}); the next run or `deployer gc` ends it")
+
+    def _build(
+        self,
+        ec2: Ec2,
+        builder: str,
+        access: TemporaryAccess,
+        request: BakeRequest,
+        inputs: BakeInputs,
+        key: str,
+    ) -> str:
+        try:
+            instance = ec2.wait_running(builder, self._deadline_s)
+        except BuilderGone as exc:
+            raise BakeFailed(f"bake failed: {exc}") from None
+        where = self._reach(instance, access)
         run_playbook(
             request.playbook,
-            access,
+            where,
             {
-                "app_name": request.names.app,
-                "app_version": request.version.text,
-                "app_port": request.app_port,
-                "artifact_digest": request.artifact.digest,
+                **request.playbook_variables,
                 "artifact_url": self._s3.presigned_get(request.bucket, key),
             },
             report=self._report,
+            sanitize=True,
         )
-        name = request.names.image_name(request.version, request.artifact.digest)
-        image_id = self._ec2.create_image(
-            builder, name, {**request.image_tags, "deployer:release-id": request.release_id}
+        name = f"deployer-{request.names.app}-{request.version.slug}-{request.run_id}"[:128]
+        image_id = ec2.create_image(
+            builder, name, {**request.image_tags(inputs), "deployer:run": request.run_id}
         )
         self._report(f"bake: imaging {builder} as {image_id}")
         try:
-            self._ec2.wait_image(image_id, self._deadline_s)
+            ec2.wait_image(image_id, self._deadline_s)
         except RuntimeError as exc:
             raise BakeFailed(f"bake failed: {exc}") from None
         return image_id
+
+
+def _tag(resource: Mapping[str, Any], key: str) -> str:
+    return next((t["Value"] for t in resource.get("Tags", []) if t["Key"] == key), "")

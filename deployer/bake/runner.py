@@ -4,8 +4,10 @@ status, rc and events to our own typed errors here, and nowhere else.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deployer.bake.watchdog import BAKE_DIR_PREFIX, end_processes_using, watchdog_for
 from deployer.errors import BadInput, ReleaseFailed
+
+SANITIZE = Path(__file__).with_name("sanitize.yml")
 
 
 class BakeFailed(ReleaseFailed):
@@ -31,8 +36,10 @@ class BuilderAccess:
     user: str = ""
     port: int = 22
     private_key_file: str = ""
+    known_hosts: str = ""  # a file holding only the builder's pinned host key
     sandbox: bool = False
     python: str = "/usr/bin/python3"  # explicit: interpreter discovery guesses wrong on some hosts
+    name: str = "builder"  # the instance id: failures name it
 
     def inventory(self) -> str:
         values = {"ansible_connection": self.connection}
@@ -65,21 +72,35 @@ def failure_message(result: dict[str, Any]) -> str:
     return f"{message} ({detail[0]})" if detail else message
 
 
-def _environment(workdir: Path) -> dict[str, str]:
+def _environment(workdir: Path, access: BuilderAccess) -> dict[str, str]:
     # ansible-runner spawns ansible-playbook from PATH; without our venv's bin it fails with rc 127.
     path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    known_hosts = workdir / "known_hosts"
+    # The builder's host key is pinned: checking on, and a known_hosts file holding only it.
+    # Never a multiplexed connection that outlives the run.
+    known_hosts = access.known_hosts or str(workdir / "known_hosts")
     return {
         "PATH": path,
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_PIPELINING": "1",
         "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
-        # A builder is new each time: accept its key once, in a file private to this bake,
-        # and never reuse a multiplexed connection after the run.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_SSH_ARGS": f"-o ControlMaster=no -o UserKnownHostsFile={known_hosts} "
-        "-o StrictHostKeyChecking=accept-new",
+        "-o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null",
     }
+
+
+def _site(workdir: Path, playbook: Path, sanitize: bool) -> Path:
+    """The playbook to run: the user's, then (before imaging) deployer's sanitize play."""
+    if not sanitize:
+        return playbook.resolve()
+    site = workdir / "site.yml"
+    site.write_text(
+        "---\n"
+        f"- import_playbook: {json.dumps(str(playbook.resolve()))}\n"
+        f"- import_playbook: {json.dumps(str(SANITIZE))}\n"
+    )
+    return site
 
 
 def run_playbook(
@@ -87,8 +108,14 @@ def run_playbook(
     access: BuilderAccess,
     extravars: Mapping[str, Any],
     report: Callable[[str], None] = lambda _line: None,
+    sanitize: bool = False,
 ) -> dict[str, Any]:
-    """Run `playbook` on the builder; return ansible's stats or raise BakeFailed."""
+    """Run `playbook` on the builder; return ansible's stats or raise BakeFailed naming the
+    task, the builder and Ansible's message. With `sanitize`, deployer's sanitize play runs
+    after it: the image must not keep the bake's authorized key, host keys or cloud-init state.
+    """
+    import ansible_runner  # imported here: it takes a while, and only a bake needs it
+
     failures: list[str] = []
 
     def on_event(event: dict[str, Any]) -> bool:
@@ -100,36 +127,45 @@ def run_playbook(
             "ignore_errors"
         ):
             message = failure_message(data.get("res", {}))
-            failures.append(f"task '{data.get('task', '?')}': {str(message).strip()[:500]}")
+            failures.append(
+                f"task '{data.get('task', '?')}' on {access.name}: {str(message).strip()[:500]}"
+            )
         return True
 
-    import ansible_runner  # imported here: it takes a while, and only a bake needs it
-
-    with tempfile.TemporaryDirectory(prefix="deployer-bake-") as workdir:
+    workdir = Path(tempfile.mkdtemp(prefix=BAKE_DIR_PREFIX))
+    watchdog = watchdog_for(workdir)
+    try:
         # The private data dir holds the extravars (a presigned URL among them): it is removed
-        # when the bake ends, and the task that uses the URL is no_log.
-        (Path(workdir) / "tmp").mkdir()
+        # when the bake ends (by the watchdog if we are killed), and the task that uses the
+        # URL is no_log.
+        (workdir / "tmp").mkdir()
         result = ansible_runner.run(
-            private_data_dir=workdir,
-            playbook=str(playbook.resolve()),
+            private_data_dir=str(workdir),
+            playbook=str(_site(workdir, playbook, sanitize)),
             inventory=access.inventory(),
             extravars={
                 **extravars,
                 "deployer_root": access.root,
                 "deployer_sandbox": access.sandbox,
+                "deployer_ssh_user": access.user or "ec2-user",
             },
-            envvars=_environment(Path(workdir)),
+            envvars=_environment(workdir, access),
             event_handler=on_event,
             quiet=True,
             rotate_artifacts=1,
         )
         stats = dict(result.stats or {})
+    finally:
+        # Ctrl-C, SIGTERM or an error: no ansible-playbook of this bake outlives it.
+        end_processes_using(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+        watchdog.terminate()
     if result.status == "successful" and result.rc == 0:
         return stats
     if result.rc == 127:
         raise BakeFailed("bake failed: ansible-playbook was not found on PATH")
     detail = "; ".join(failures) or f"status {result.status}, rc {result.rc}"
-    raise BakeFailed(f"bake failed on the builder ({playbook.name}): {detail}")
+    raise BakeFailed(f"bake failed on {access.name} ({playbook.name}): {detail}")
 
 
 def syntax_check(playbook: Path) -> None:

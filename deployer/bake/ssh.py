@@ -1,16 +1,20 @@
-"""The Fabric edge: wait until a new EC2 builder accepts SSH and has finished cloud-init."""
+"""The Fabric edge: wait until a new EC2 builder accepts SSH, with its host key pinned, and
+has finished cloud-init. A builder that presents another host key than the one it printed on
+its console is refused at once, naming it.
+"""
 
 from __future__ import annotations
 
+import paramiko
 from fabric import Connection
-from paramiko.ssh_exception import NoValidConnectionsError, SSHException
+from paramiko.ssh_exception import BadHostKeyException, NoValidConnectionsError, SSHException
 
 from deployer.aws.poller import Poll, Poller
-from deployer.bake.runner import BuilderAccess
+from deployer.bake.runner import BakeFailed, BuilderAccess
 
 
 def connection_for(access: BuilderAccess, timeout_s: float = 10) -> Connection:
-    return Connection(
+    connection = Connection(
         host=access.host,
         user=access.user,
         port=access.port,
@@ -21,6 +25,13 @@ def connection_for(access: BuilderAccess, timeout_s: float = 10) -> Connection:
             "look_for_keys": False,
         },
     )
+    if access.known_hosts:
+        # Fabric accepts unknown host keys; we know the one key this builder may have.
+        client = paramiko.SSHClient()
+        client.load_host_keys(access.known_hosts)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        connection.client = client
+    return connection
 
 
 def wait_for_ssh(access: BuilderAccess, poller: Poller, deadline_s: float = 300) -> None:
@@ -31,6 +42,12 @@ def wait_for_ssh(access: BuilderAccess, poller: Poller, deadline_s: float = 300)
             with connection_for(access) as connection:
                 connection.run("true", hide=True, in_stream=False)
             return Poll(True, "ssh ready")
+        except BadHostKeyException as exc:
+            raise BakeFailed(
+                f"bake failed: {access.name} ({access.host}) presented a host key that is not "
+                f"the one on its console ({exc.key.get_name()} "
+                f"{exc.key.fingerprint}); refusing to connect"
+            ) from None
         except (NoValidConnectionsError, SSHException, TimeoutError, OSError) as exc:
             return Poll(False, f"ssh not ready: {type(exc).__name__}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,11 +13,37 @@ WARM_STACK_STATES = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE"})
 
 
 @dataclass(frozen=True)
+class Identity:
+    """What a fleet runs: a release of the same identity as the live fleet changes nothing."""
+
+    version: str
+    digest: str  # the artifact
+    bake_key: str = ""  # the image's inputs
+    settings: str = ""  # the environment's settings (SSM), applied at boot
+
+    def matches(self, fleet: Fleet) -> bool:
+        return (
+            fleet.version == self.version
+            and fleet.digest == self.digest
+            and fleet.bake_key == self.bake_key
+            and fleet.settings == self.settings
+        )
+
+    def differences(self, fleet: Fleet) -> list[str]:
+        pairs = [
+            ("the version", fleet.version, self.version),
+            ("the artifact", fleet.digest, self.digest),
+            ("the image's inputs", fleet.bake_key, self.bake_key),
+            ("the settings", fleet.settings, self.settings),
+        ]
+        return [name for name, was, wanted in pairs if was != wanted]
+
+
+@dataclass(frozen=True)
 class ReleasePlan:
     """What a release of one version would do, given the live state."""
 
     noop: bool
-    green_stack: str
     capacity: int
     blue: Fleet | None
     reuse_fleet: Fleet | None
@@ -24,31 +51,41 @@ class ReleasePlan:
 
 
 def plan_release(
-    live: LiveState, version: str, digest: str, green_stack: str, configured_desired: int
+    live: LiveState, wanted: Identity, configured_desired: int, force: bool = False
 ) -> ReleasePlan:
+    """`force` (a rebake): a new release even when the live fleet is the same."""
     current = live.live_fleet
-    if current is not None and current.version == version and current.digest == digest:
+    if current is not None and wanted.matches(current) and not force:
         return ReleasePlan(
             noop=True,
-            green_stack=current.stack_name,
             capacity=current.desired,
             blue=None,
             reuse_fleet=current,
-            reason=f"{version} ({digest[:12]}) is already live on {current.stack_name}",
+            reason=f"{wanted.version} ({wanted.digest[:12]}) is already live on "
+            f"{current.stack_name}",
         )
     capacity = green_capacity(current, configured_desired)
-    existing = live.fleet_by_stack(green_stack)
-    reuse = (
-        existing if existing is not None and existing.stack_status in WARM_STACK_STATES else None
-    )
+    live_stack = current.stack_name if current is not None else ""
+    warm = [
+        f
+        for f in live.fleets
+        if wanted.matches(f) and f.stack_status in WARM_STACK_STATES and f.stack_name != live_stack
+    ]
+    changed = wanted.differences(current) if current is not None else []
+    why = f" ({', '.join(changed)} changed)" if current is not None and changed else ""
     return ReleasePlan(
         noop=False,
-        green_stack=green_stack,
         capacity=capacity,
         blue=current,
-        reuse_fleet=reuse,
-        reason=f"release {version} beside {current.version if current else 'nothing live'}",
+        reuse_fleet=None if force else next(iter(warm), None),
+        reason=f"release {wanted.version} beside "
+        f"{current.version if current else 'nothing live'}{why}",
     )
+
+
+def fleet_id(image_id: str, settings: str) -> str:
+    """What makes one fleet stack of a version differ from another: its image and settings."""
+    return hashlib.sha256(f"{image_id}\0{settings}".encode()).hexdigest()
 
 
 def green_capacity(blue: Fleet | None, configured_desired: int) -> int:

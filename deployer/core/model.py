@@ -66,6 +66,8 @@ class Fleet:
     asg_name: str = ""
     desired: int = 0
     weight: int = 0
+    bake_key: str = ""
+    settings: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class ReleaseRecord:
     phase: Phase = Phase.PREFLIGHT
     outcome: Outcome = Outcome.IN_PROGRESS
     digest: str = ""
+    bake_key: str = ""
+    settings: str = ""
     images: Mapping[str, str] = field(default_factory=dict)
     fleet_stack: str = ""
     target_group_arn: str = ""

@@ -63,8 +63,9 @@ class Names:
     def fleet_stack_prefix(self) -> str:
         return f"{self.prefix}-fleet-"
 
-    def fleet_stack(self, version: Version, digest: str) -> str:
-        return f"{self.fleet_stack_prefix}{version.slug}-{digest[:8]}"
+    def fleet_stack(self, version: Version, fleet_id: str) -> str:
+        """One stack per (version, image, settings): `fleet_id` is a digest of the last two."""
+        return f"{self.fleet_stack_prefix}{version.slug}-{fleet_id[:8]}"
 
     def image_name(self, version: Version, digest: str) -> str:
         return f"deployer-{self.app}-{version.slug}-{digest[:12]}"

@@ -6,6 +6,7 @@ Started by `deployer sandbox up` as `python -m deployer.sandbox.daemon`; stopped
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from deployer.sandbox import api_rules, latency, lifecycle, patches, stacks
 from deployer.sandbox.front import Fronts
 from deployer.sandbox.gateway import Gateway, Listener
-from deployer.sandbox.hosts import HostManager
+from deployer.sandbox.hosts import HostManager, Launch
 from deployer.sandbox.layout import ACCOUNT_ID, REGION, Layout, write_json
 from deployer.sandbox.prober import Prober
 from deployer.sandbox.profile import behaviours_for
@@ -31,16 +32,36 @@ log = logging.getLogger("deployer.sandbox")
 TICK_S = 0.1
 
 
-def running_instances() -> dict[str, str]:
-    """Instance id -> image id of every running instance, read from moto's model directly:
+def running_instances() -> dict[str, Launch]:
+    """Instance id -> launch of every running instance, read from moto's model directly:
     the data plane keeps working through API throttling and outages, as on AWS.
     """
-    found: dict[str, str] = {}
+    found: dict[str, Launch] = {}
     with WORLD.lock:
-        for instance in list(ec2_backends[ACCOUNT_ID][REGION].all_instances()):
-            if instance.state == "running":
-                found[instance.id] = instance.image_id
+        backend = ec2_backends[ACCOUNT_ID][REGION]
+        for instance in list(backend.all_instances()):
+            if instance.state != "running":
+                continue
+            key = backend.key_pairs.get(instance.key_name) if instance.key_name else None
+            public = getattr(key, "material_public", b"") or b""
+            found[instance.id] = Launch(
+                image_id=instance.image_id,
+                public_key=public.decode() if isinstance(public, bytes) else str(public),
+                user_data=_user_data(instance),
+            )
     return found
+
+
+def _user_data(instance: Any) -> str:
+    """The user data as text (moto keeps it base64-encoded)."""
+    raw = instance.user_data
+    if not raw:
+        return ""
+    value = raw[0] if isinstance(raw, list) else raw
+    try:
+        return base64.b64decode(str(value)).decode(errors="replace")
+    except (ValueError, TypeError):
+        return ""
 
 
 def wait_until_serving(endpoint: str, deadline_s: float = 15.0) -> None:
@@ -80,7 +101,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
             "target-healthy", i, time.time() - (end - start), time.time()
         ),
     )
-    patches.apply(prober.lookup, hosts.capture)
+    patches.apply(prober.lookup, hosts.capture, hosts.console_of)
     lifecycle.apply()
     stacks.apply()
     api_rules.apply()

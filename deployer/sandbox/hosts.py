@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from deployer.bake.keys import new_ed25519, write_private
+from deployer.core.hostkeys import console_text
 from deployer.sandbox.layout import Layout, write_json
 
 log = logging.getLogger("deployer.sandbox.hosts")
@@ -60,6 +62,15 @@ def read_env_file(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip().strip('"')
     return values
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a running instance was launched with, as the data plane needs it."""
+
+    image_id: str
+    public_key: str = ""  # the key pair's public key: cloud-init authorizes it
+    user_data: str = ""
 
 
 @dataclass
@@ -112,23 +123,24 @@ class HostManager:
                 return ip, 0
         raise RuntimeError("no free loopback address for a sandbox host")
 
-    def reconcile(self, running: dict[str, str]) -> None:
-        """`running` maps instance id -> image id for every instance in state running."""
+    def reconcile(self, running: dict[str, Launch]) -> None:
+        """`running` maps instance id -> its launch for every instance in state running."""
         with self._lock:
             known = set(self._hosts)
         now = time.time()
         delay = self._boot_delay()
-        for instance_id, image_id in running.items():
+        for instance_id, launch in running.items():
             since = self._running_since.setdefault(instance_id, now)
             if instance_id not in known and now - since >= delay:
-                self._boot(instance_id, image_id)
+                self._boot(instance_id, launch)
                 self._on_boot(instance_id, since, now)
         for instance_id in set(self._running_since) - set(running):
             del self._running_since[instance_id]
         for instance_id in known - set(running):
             self._shut_down(instance_id)
 
-    def _boot(self, instance_id: str, image_id: str) -> None:
+    def _boot(self, instance_id: str, launch: Launch) -> None:
+        image_id = launch.image_id
         host_dir = self.layout.host_dir(instance_id)
         root = self.layout.host_root(instance_id)
         image = self.layout.image_dir(image_id)
@@ -136,6 +148,7 @@ class HostManager:
             shutil.copytree(image, root, symlinks=True, dirs_exist_ok=True)
         else:
             root.mkdir(parents=True, exist_ok=True)
+        first_boot(root, instance_id, launch)
         env_file = root / ENV_FILE
         app_env = read_env_file(env_file) if env_file.is_file() else {}
         ip, port = self._allocate(int(app_env.get("PORT", "8080")))
@@ -193,6 +206,14 @@ class HostManager:
         shutil.rmtree(self.layout.host_dir(instance_id), ignore_errors=True)
         log.info("terminated %s", instance_id)
 
+    def console_of(self, instance_id: str) -> str:
+        """What the instance printed on its console: cloud-init's host keys, once booted."""
+        public = self.layout.host_root(instance_id) / HOST_KEY.with_suffix(".pub")
+        if not public.is_file():
+            return ""
+        key = " ".join(public.read_text().split()[:2])
+        return console_text([key])
+
     def shut_down_all(self) -> None:
         with self._lock:
             ids = list(self._hosts)
@@ -208,6 +229,32 @@ class HostManager:
         else:
             target.mkdir(parents=True, exist_ok=True)
         log.info("captured %s as %s", instance_id, image_id)
+
+
+HOST_KEY = Path("etc/ssh/ssh_host_ed25519_key")
+CLOUD_INSTANCE = Path("var/lib/cloud/instance")
+DEFAULT_USER = "ec2-user"
+
+
+def first_boot(root: Path, instance_id: str, launch: Launch) -> None:
+    """What cloud-init does on an instance's first boot: a host key of its own (printed to
+    the console), the key pair's public key authorized, the per-instance state and the user
+    data recorded.
+    """
+    private, public = new_ed25519(f"root@{instance_id}")
+    (root / HOST_KEY).parent.mkdir(parents=True, exist_ok=True)
+    for old in (root / HOST_KEY).parent.glob("ssh_host_*"):
+        old.unlink()
+    write_private(root / HOST_KEY, private)
+    (root / HOST_KEY).with_suffix(".pub").write_text(public + "\n")
+    if launch.public_key:
+        ssh_dir = root / "home" / DEFAULT_USER / ".ssh"
+        ssh_dir.mkdir(parents=True, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(launch.public_key.strip() + "\n")
+    state = root / CLOUD_INSTANCE
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "instance-id").write_text(instance_id + "\n")
+    (state / "user-data.txt").write_text(launch.user_data)
 
 
 def stop_process_group(

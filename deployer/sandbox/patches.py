@@ -4,7 +4,9 @@
    sandbox prober's real HTTP probes instead.
 2. CreateImage: moto records an image but keeps no content. We snapshot the builder host's
    root directory, so instances launched from the image boot what the bake installed.
-3. DynamoDB conditional writes: moto evaluates the condition and writes without a lock, so
+3. CreateImage tags the image's snapshots as AWS does (moto raises for "snapshot").
+4. GetConsoleOutput answers what the sandbox host printed: cloud-init's SSH host keys.
+5. DynamoDB conditional writes: moto evaluates the condition and writes without a lock, so
    two concurrent requests can both pass `attribute_not_exists`. DynamoDB makes each write
    atomic; we serialize moto's writes so the release lock means what it says.
 
@@ -22,17 +24,23 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from moto.core.responses import ActionResult
+from moto.core.types import Base64EncodedString
+from moto.core.utils import utcnow
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models.amis import AmiBackend
+from moto.ec2.responses.general import SAMPLE_CONSOLE_OUTPUT, General
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 
 from deployer.sandbox import api_rules, lifecycle, stacks
 
 HealthLookup = Callable[[str, str], tuple[str, str, str] | None]
 ImageCapture = Callable[[str, str], None]
+ConsoleOf = Callable[[str], str]
 
 _ORIGINAL_HEALTH_FOR = FakeTargetGroup.health_for
 _ORIGINAL_CREATE_IMAGE = AmiBackend.create_image
+_ORIGINAL_CONSOLE = General.get_console_output
 DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 _ORIGINAL_DYNAMODB = {name: getattr(DynamoDBBackend, name) for name in DYNAMODB_WRITES}
 _DYNAMODB_WRITE_LOCK = threading.RLock()  # transact_write_items calls put_item
@@ -48,7 +56,7 @@ def check_internals() -> None:
     if health_params != ["self", "target", "ec2_backend"]:
         raise MotoInternalsChanged(f"FakeTargetGroup.health_for{health_params}")
     image_params = list(inspect.signature(_ORIGINAL_CREATE_IMAGE).parameters)
-    if image_params[:3] != ["self", "instance_id", "name"]:
+    if image_params != ["self", "instance_id", "name", "description", "tag_specifications"]:
         raise MotoInternalsChanged(f"AmiBackend.create_image{image_params}")
     status_params = list(inspect.signature(FakeHealthStatus.__init__).parameters)
     if status_params != [
@@ -76,7 +84,7 @@ def check_internals() -> None:
             raise MotoInternalsChanged(f"FakeTargetGroup.{attribute}")
 
 
-def apply(health: HealthLookup, capture: ImageCapture) -> None:
+def apply(health: HealthLookup, capture: ImageCapture, console: ConsoleOf) -> None:
     check_internals()
 
     def health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> Any:
@@ -101,11 +109,37 @@ def apply(health: HealthLookup, capture: ImageCapture) -> None:
         )
 
     def create_image(
-        self: AmiBackend, instance_id: str, name: str, *args: Any, **kwargs: Any
+        self: AmiBackend,
+        instance_id: str,
+        name: str,
+        description: str,
+        tag_specifications: list[dict[str, Any]],
     ) -> Any:
-        ami = _ORIGINAL_CREATE_IMAGE(self, instance_id, name, *args, **kwargs)
+        # AWS tags the snapshots too (ResourceType "snapshot"); moto raises for it.
+        snapshot_tags = [
+            tag
+            for spec in tag_specifications
+            if spec.get("ResourceType") == "snapshot"
+            for tag in spec.get("Tags", [])
+        ]
+        images = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
+        ami = _ORIGINAL_CREATE_IMAGE(self, instance_id, name, description, images)
+        if snapshot_tags:
+            ami.ebs_snapshot.add_tags({t["Key"]: t["Value"] for t in snapshot_tags})
         capture(instance_id, ami.id)
         return ami
+
+    def get_console_output(self: General) -> Any:
+        instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+        text = SAMPLE_CONSOLE_OUTPUT + console(instance.id)
+        result = {
+            "InstanceId": instance.id,
+            "Timestamp": utcnow(),
+            "Output": Base64EncodedString.from_raw_string(text),
+        }
+        return ActionResult(result)
+
+    General.get_console_output = get_console_output  # type: ignore[method-assign]
 
     FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
     AmiBackend.create_image = create_image  # type: ignore[method-assign]
@@ -123,6 +157,7 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def restore() -> None:
+    General.get_console_output = _ORIGINAL_CONSOLE  # type: ignore[method-assign]
     FakeTargetGroup.health_for = _ORIGINAL_HEALTH_FOR  # type: ignore[method-assign]
     AmiBackend.create_image = _ORIGINAL_CREATE_IMAGE  # type: ignore[method-assign]
     for name, original in _ORIGINAL_DYNAMODB.items():

@@ -64,9 +64,41 @@ def test_bad_fields_are_named_with_a_reason(tmp_path, extra, field, reason):
     assert reason in error.reason
 
 
-def test_aws_target_needs_ssh_settings_for_the_builder(tmp_path):
-    with pytest.raises(ConfigError, match="needs bake.ssh"):
-        load_config(write(tmp_path, GOOD + "target:\n  kind: aws\n  region: eu-west-1\n"))
+def test_an_aws_target_needs_no_key_pair_the_bake_makes_its_own(tmp_path):
+    loaded = load_config(write(tmp_path, GOOD + "target:\n  kind: aws\n  region: eu-west-1\n"))
+    assert loaded.spec.bake.ssh.source_cidr == "auto"
+    assert loaded.spec.image_regions == ("eu-west-1",)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "reason"),
+    [
+        ("regions: [eu-west-1, us-east-1]\n", "(top level)", "must be the target's (us-east-1)"),
+        ("regions: [us-east-1, us-east-1]\n", "regions", "given twice"),
+        ("regions: [mars-1]\n", "regions", "not a region name"),
+        ("bake: {ssh: {source_cidr: everywhere}}\n", "bake.ssh.source_cidr", "neither auto"),
+        ("bake: {keep_images: 0}\n", "bake.keep_images", "greater than or equal to 1"),
+        ("strategy: {bake_seconds: 1}\ngates: {interval_seconds: 5}\n", "(top level)", "gate"),
+    ],
+)
+def test_bake_regions_and_holds_are_checked(tmp_path, extra, field, reason):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD + extra))
+    assert (caught.value.field, reason in caught.value.reason) == (field, True)
+
+
+def test_an_environment_name_elbv2_would_refuse_is_bad_input(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            write(tmp_path, "app: hello\nenvironment: blue--green\nartifact: {source: x}\n")
+        )
+    assert caught.value.field == "environment"
+
+
+def test_a_key_given_twice_names_both_lines(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "app: one\nenvironment: e\napp: two\n"))
+    assert caught.value.field == "lines 1 and 3" and "'app' is given twice" in caught.value.reason
 
 
 def test_invalid_yaml_names_the_line(tmp_path):

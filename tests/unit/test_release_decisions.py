@@ -3,6 +3,7 @@
 import pytest
 
 from deployer.core.decide import (
+    Identity,
     NothingToRollBackTo,
     decide_rollback,
     fleets_to_retire,
@@ -43,8 +44,12 @@ def live(*fleets, weights):
     return LiveState(tuple(fleets), weights).with_weights()
 
 
+def want(version, digest="d" * 64, bake_key="", settings=""):
+    return Identity(version, digest, bake_key, settings)
+
+
 def test_first_release_uses_the_configured_capacity_and_has_no_blue():
-    plan = plan_release(LiveState(), "v1", "d" * 64, "app-env-fleet-v1", configured_desired=3)
+    plan = plan_release(LiveState(), want("v1"), configured_desired=3)
     assert not plan.noop
     assert plan.blue is None
     assert plan.capacity == 3
@@ -52,27 +57,39 @@ def test_first_release_uses_the_configured_capacity_and_has_no_blue():
 
 def test_green_is_sized_like_the_live_fleet_which_may_have_scaled():
     state = live(fleet("v1", desired=5), weights={"tg/v1": 100})
-    plan = plan_release(state, "v2", "e" * 64, "app-env-fleet-v2", configured_desired=2)
+    plan = plan_release(state, want("v2", "e" * 64), configured_desired=2)
     assert plan.capacity == 5
     assert plan.blue is not None and plan.blue.version == "v1"
 
 
 def test_releasing_what_is_already_live_changes_nothing():
     state = live(fleet("v1"), weights={"tg/v1": 100})
-    plan = plan_release(state, "v1", "d" * 64, "app-env-fleet-v1", configured_desired=2)
+    plan = plan_release(state, want("v1"), configured_desired=2)
     assert plan.noop
     assert "already live" in plan.reason
 
 
 def test_same_version_with_a_new_artifact_is_a_new_release():
     state = live(fleet("v1"), weights={"tg/v1": 100})
-    plan = plan_release(state, "v1", "f" * 64, "app-env-fleet-v1-ffff", configured_desired=2)
-    assert not plan.noop
+    plan = plan_release(state, want("v1", "f" * 64), configured_desired=2)
+    assert not plan.noop and "the artifact changed" in plan.reason
+
+
+def test_the_live_version_with_new_settings_or_image_inputs_is_a_new_release():
+    state = live(fleet("v1"), weights={"tg/v1": 100})
+    plan = plan_release(state, want("v1", settings="s2"), configured_desired=2)
+    assert not plan.noop and "the settings changed" in plan.reason
+    assert not plan_release(state, want("v1", bake_key="k2"), configured_desired=2).noop
+
+
+def test_a_rebake_of_the_live_version_is_a_new_release():
+    state = live(fleet("v1"), weights={"tg/v1": 100})
+    assert not plan_release(state, want("v1"), configured_desired=2, force=True).noop
 
 
 def test_a_fleet_left_by_a_killed_run_is_reused_not_duplicated():
     state = live(fleet("v1"), fleet("v2"), weights={"tg/v1": 100})
-    plan = plan_release(state, "v2", "d" * 64, "app-env-fleet-v2", configured_desired=2)
+    plan = plan_release(state, want("v2"), configured_desired=2)
     assert plan.reuse_fleet is not None and plan.reuse_fleet.version == "v2"
 
 

@@ -1,0 +1,114 @@
+"""No ansible-playbook of a bake outlives the deployer that started it.
+
+ansible-runner starts ansible-playbook in a session of its own, so a SIGKILL of deployer
+leaves it running (with the bake's private data dir, presigned URL included). Each bake gets a
+watchdog: a tiny process in its own session that checks every half second whether deployer
+is still there; once it is gone, the watchdog ends every process using the bake's directory
+and removes the directory. The next bake also removes directories whose owner is gone.
+
+    python -m deployer.bake.watchdog OWNER_PID DIRECTORY
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BAKE_DIR_PREFIX = "deployer-bake-"
+OWNER_FILE = "owner.pid"
+TICK_S = 0.5
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def processes_using(directory: Path) -> list[int]:
+    """Pids whose command line names `directory` (ansible-playbook and its workers)."""
+    needle = str(directory).encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        if pid == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def end_processes_using(directory: Path, grace_s: float = 3.0) -> None:
+    """SIGTERM the process groups using `directory`, then SIGKILL what is left."""
+    groups = set()
+    for pid in processes_using(directory):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            groups.add(os.getpgid(pid))
+    groups.discard(os.getpgid(0))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(p) for p in processes_using(directory)):
+        time.sleep(0.1)
+    for pid in processes_using(directory):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def watchdog_for(directory: Path) -> subprocess.Popen[bytes]:
+    """Start the watchdog of a bake directory owned by this process."""
+    (directory / OWNER_FILE).write_text(str(os.getpid()))
+    remove_orphans()
+    return subprocess.Popen(
+        [sys.executable, "-m", "deployer.bake.watchdog", str(os.getpid()), str(directory)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def remove_orphans(root: Path | None = None) -> list[Path]:
+    """Bake directories whose owner is gone (it was killed, and so was its watchdog)."""
+    removed = []
+    for directory in Path(root or tempfile.gettempdir()).glob(f"{BAKE_DIR_PREFIX}*"):
+        try:
+            owner = int((directory / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not _alive(owner):
+            end_processes_using(directory)
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
+
+
+def watch(owner: int, directory: Path) -> None:
+    while directory.exists():
+        if not _alive(owner):
+            end_processes_using(directory)
+            shutil.rmtree(directory, ignore_errors=True)
+            return
+        time.sleep(TICK_S)
+
+
+if __name__ == "__main__":
+    watch(int(sys.argv[1]), Path(sys.argv[2]))
