@@ -165,9 +165,7 @@ def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
     return ReleaseFailed(f"release failed: {exc}; traffic was not moved")
 
 
-def resume_or_supersede(
-    engine: Engine, infra: Infra, wanted: Identity
-) -> ReleaseRecord | None:
+def resume_or_supersede(engine: Engine, infra: Infra, wanted: Identity) -> ReleaseRecord | None:
     """A release left in progress by a killed run: continue it if it is this one (the loop
     starts at its journalled step), else roll it back.
     """

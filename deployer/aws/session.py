@@ -119,12 +119,12 @@ class AwsContext:
     requests: int = 0  # HTTP requests sent: calls plus botocore's retries of them
     _clients: dict[str, Any] = field(default_factory=dict)
     _regions: dict[str, AwsContext] = field(default_factory=dict)
-    counting: bool = True  # False for another region's view: the handlers are shared
+    profile: str | None = None  # how the session was made, to make one in another region
+    credentials: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
-        if self.counting:
-            self.session.events.register("before-call", self._count)
-            self.session.events.register("before-send", self._count_request)
+        self.session.events.register("before-call", self._count)
+        self.session.events.register("before-send", self._count_request)
 
     def _count_request(self, **_: Any) -> None:
         self.requests += 1
@@ -141,10 +141,9 @@ class AwsContext:
         if region == self.region:
             return self
         if region not in self._regions:
-            session = boto3.Session(botocore_session=self.session._session, region_name=region)
-            # The botocore session (credentials, event handlers) is shared: this context's
-            # counters count the other region's calls too.
-            other = AwsContext(session=session, endpoint_url=self.endpoint_url, counting=False)
+            # A session of its own (sharing a botocore session would move this one's region),
+            # made the same way; its calls are counted in this context's counters.
+            other = make_context(region, self.profile, self.endpoint_url, self.credentials)
             other.calls, other.operations, other.mutations = (
                 self.calls,
                 self.operations,
@@ -194,7 +193,9 @@ def make_context(
         session = boto3.Session(profile_name=profile, region_name=region, **(credentials or {}))
     except ProfileNotFound as exc:
         raise Unreachable(f"AWS profile: {exc}") from None
-    return AwsContext(session=session, endpoint_url=endpoint_url)
+    return AwsContext(
+        session=session, endpoint_url=endpoint_url, profile=profile, credentials=credentials
+    )
 
 
 def error_code(exc: BaseException) -> str:

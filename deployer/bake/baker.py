@@ -13,6 +13,7 @@ next bake or `deployer gc`, which find them by their tags, whatever their versio
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -218,9 +219,10 @@ class Baker:
                     "deployer:run": request.run_id,
                     "Name": f"deployer-builder-{request.names.app}",
                 },
-                # New for every builder: EC2 answers a reused token with the first instance
-                # (even a terminated one), so a rerun must not reuse it.
-                token=f"bake-{request.run_id}"[:64],
+                # New for every builder, also when a resumed release runs this bake again: EC2
+                # answers a reused token with the first instance (even a terminated one), or
+                # IdempotentParameterMismatch.
+                token=f"bake-{request.run_id}"[:55] + f"-{secrets.token_hex(4)}",
                 user_data=user_data(request.max_builder_minutes),
             )
             self._report(f"bake: builder {builder} from {inputs.base_ami}")

@@ -48,29 +48,27 @@ MISMATCH = {
     "dynamodb": "IdempotentParameterMismatchException",
     "cloudformation": "TokenAlreadyExistsException",
 }
-# EC2 calls that create an id, the tag the id is in, and the NotFound code other calls get.
-CREATED_IDS: dict[str, list[tuple[str, str]]] = {
-    "RunInstances": [("instanceId", "InvalidInstanceID.NotFound")],
-    "CreateImage": [("imageId", "InvalidAMIID.NotFound")],
-    "CopyImage": [("imageId", "InvalidAMIID.NotFound")],
-    "RegisterImage": [("imageId", "InvalidAMIID.NotFound")],
-    "CreateLaunchTemplate": [("launchTemplateId", "InvalidLaunchTemplateId.NotFound")],
-    "CreateKeyPair": [
-        ("keyName", "InvalidKeyPair.NotFound"),
-        ("keyPairId", "InvalidKeyPair.NotFound"),
+# EC2 calls that create an id: the tag the id is in, the NotFound code other calls get, and
+# the parameters (by name prefix) that name such an id in other calls.
+RESOURCE_PARAMS = ("ResourceId", "Resource.")
+CREATED_IDS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
+    "RunInstances": [("instanceId", "InvalidInstanceID.NotFound", ("InstanceId",))],
+    "CreateImage": [("imageId", "InvalidAMIID.NotFound", ("ImageId", "SourceImageId"))],
+    "CopyImage": [("imageId", "InvalidAMIID.NotFound", ("ImageId", "SourceImageId"))],
+    "RegisterImage": [("imageId", "InvalidAMIID.NotFound", ("ImageId", "SourceImageId"))],
+    "CreateLaunchTemplate": [
+        ("launchTemplateId", "InvalidLaunchTemplateId.NotFound", ("LaunchTemplateId",))
     ],
-    "ImportKeyPair": [
-        ("keyName", "InvalidKeyPair.NotFound"),
-        ("keyPairId", "InvalidKeyPair.NotFound"),
-    ],
-    "CreateSecurityGroup": [("groupId", "InvalidGroup.NotFound")],
+    "CreateKeyPair": [("keyName", "InvalidKeyPair.NotFound", ("KeyName",))],
+    "ImportKeyPair": [("keyName", "InvalidKeyPair.NotFound", ("KeyName",))],
+    "CreateSecurityGroup": [("groupId", "InvalidGroup.NotFound", ("GroupId", "SecurityGroupId"))],
 }
 
 _ORIGINAL_CALL_ACTION = BaseResponse.call_action
 _ORIGINAL_DESCRIBE_ALARMS = CloudWatchResponse.describe_alarms
 _FAULTS = Faults(WORLD)
 _tokens: dict[tuple[str, str, str], tuple[str, Any]] = {}
-_fresh: dict[str, tuple[float, str]] = {}  # id -> (created at, NotFound code)
+_fresh: dict[str, tuple[float, str, tuple[str, ...]]] = {}  # id -> (made at, code, params)
 _state_lock = threading.Lock()
 
 
@@ -117,18 +115,19 @@ def _error(response: BaseResponse, code: str, message: str, status: int | None =
 
 
 def _fresh_id_named(params: dict[str, Any]) -> tuple[str, str] | None:
+    """A parameter naming an id made within the window, as a parameter of its kind."""
     window = WORLD.behaviours.consistency_window_s
     if window <= 0:
         return None
     now = WORLD.clock()
-    values = [
-        v for value in params.values() for v in (value if isinstance(value, list) else [value])
-    ]
     with _state_lock:
-        for value in values:
-            found = _fresh.get(str(value))
-            if found is not None and now - found[0] < window:
-                return str(value), found[1]
+        for name, value in params.items():
+            for item in value if isinstance(value, list) else [value]:
+                found = _fresh.get(str(item))
+                if found is None or now - found[0] >= window:
+                    continue
+                if name.startswith(found[2] + RESOURCE_PARAMS):
+                    return str(item), found[1]
     return None
 
 
@@ -149,12 +148,12 @@ def _remember_created(action: str, body: Any) -> None:
     text = body.decode(errors="replace") if isinstance(body, bytes) else body
     now = WORLD.clock()
     with _state_lock:
-        for tag, code in CREATED_IDS.get(action, []):
+        for tag, code, names in CREATED_IDS.get(action, []):
             for ident in re.findall(rf"<{tag}>([^<]+)</{tag}>", text):
-                _fresh[ident] = (now, code)
+                _fresh[ident] = (now, code, names)
         if len(_fresh) > 10_000:  # forget the old ones
             cutoff = now - 60
-            for ident in [i for i, (t, _) in _fresh.items() if t < cutoff]:
+            for ident in [i for i, (t, _, _) in _fresh.items() if t < cutoff]:
                 del _fresh[ident]
 
 

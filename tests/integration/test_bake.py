@@ -1,4 +1,7 @@
-"""Baking for real: ansible-runner runs playbooks/bake.yml on a sandbox builder, then imaging."""
+"""Baking for real on the sandbox (`aws` profile): ansible-runner runs playbooks/bake.yml on a
+builder reached through a key pair and a security group made for that bake, whose host key is
+pinned from its console; then imaging, copies to the other regions, and cleanup on every exit.
+"""
 
 import shutil
 import tarfile
@@ -6,98 +9,158 @@ from dataclasses import replace
 
 import pytest
 
-from deployer.aws.ec2 import Ec2
 from deployer.aws.poller import Poller
-from deployer.aws.s3 import S3
-from deployer.aws.ssm import Ssm
 from deployer.bake.artifact import package_directory, sha256_of
-from deployer.bake.baker import Baker, BakeRequest
-from deployer.bake.runner import BakeFailed
+from deployer.bake.baker import BakeRequest
+from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
+from deployer.baking import bake_plan
+from deployer.config import load_config
 from deployer.core.names import Names, Version
-from deployer.target import _sandbox
-from tests.conftest import REPO
+from deployer.engine import Engine
+from deployer.target import open_target
+from tests.conftest import REPO, copy_project
 
 pytestmark = pytest.mark.integration
 BASE = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
 
-@pytest.fixture
-def baker_parts(sandbox, sandbox_aws):
+@pytest.fixture(scope="module")
+def engine(sandbox, tmp_path_factory):
     layout, _ = sandbox
-    poller = Poller(first_interval=0.05, max_interval=0.3)
-    runtime = _sandbox(layout.root.parent.parent, poller, lambda _l: None, start=False)
-    ec2 = Ec2(sandbox_aws, poller)
-    lines = []
-    baker = Baker(ec2, Ssm(sandbox_aws), S3(sandbox_aws), runtime.access_for, lines.append)
-    vpc = sandbox_aws.client("ec2").create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
-    subnet = sandbox_aws.client("ec2").create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24")["Subnet"][
-        "SubnetId"
-    ]
-    group = sandbox_aws.client("ec2").create_security_group(
-        GroupName="builders", Description="builders", VpcId=vpc
-    )["GroupId"]
-    return layout, baker, ec2, lines, (subnet, group), sandbox_aws
+    workdir = layout.root.parent.parent
+    copy_project(workdir)
+    (workdir / "deployer.yaml").write_text(
+        "app: hello\nenvironment: bake\nartifact: {source: app}\nregions: [us-east-1, eu-west-1]\n"
+    )
+    loaded = load_config(workdir / "deployer.yaml")
+    lines: list[str] = []
+    poller = Poller(report=lines.append, first_interval=0.05, max_interval=0.5)
+    runtime = open_target(loaded, workdir, poller, lines.append, start_sandbox=False)
+    engine = Engine(loaded, runtime, poller, lines.append, workdir)
+    engine.journal.ensure_table()
+    engine.check_reachable()
+    engine.lines = lines  # type: ignore[attr-defined]
+    engine.layout = layout  # type: ignore[attr-defined]
+    ec2 = runtime.aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24")["Subnet"]["SubnetId"]
+    engine.network = (vpc, subnet)  # type: ignore[attr-defined]
+    return engine
 
 
 def request_for(
+    engine,
     tmp_path,
-    network,
     version="v1",
-    playbook=REPO / "playbooks" / "bake.yml",
+    playbook=None,
     app=REPO / "examples" / "hello",
+    regions=("us-east-1",),
 ):
     artifact = package_directory(app, tmp_path / "cache", str(app))
+    vpc, subnet = engine.network
     return BakeRequest(
-        names=Names("hello", "test"),
+        names=Names("hello", "bake"),
         version=Version.parse(version),
         artifact=artifact,
-        bucket="deployer-artifacts-test",
-        playbook=playbook,
+        bucket=engine.artifact_bucket,
+        playbook=playbook or engine.loaded.resolve("playbooks/bake.yml"),
         base_ami=BASE,
         instance_type="t3.small",
-        subnet_id=network[0],
-        security_group_id=network[1],
-        key_name=None,
+        subnet_id=subnet,
+        vpc_id=vpc,
         app_port=8080,
-        release_id=f"r-{version}-{tmp_path.name[-6:]}",
+        run_id=f"r-{version}-{tmp_path.name[-6:]}",
+        regions=regions,
+        max_builder_minutes=30,
     )
 
 
-def running_builders(aws):
-    described = aws.client("ec2").describe_instances(
+def leftovers(engine):
+    """Builders still running, and temporary key pairs and security groups, by the API."""
+    ec2 = engine.runtime.aws.client("ec2")
+    builders = ec2.describe_instances(
         Filters=[
             {"Name": "tag:deployer:role", "Values": ["builder"]},
             {"Name": "instance-state-name", "Values": ["pending", "running"]},
         ]
-    )
-    return [i for r in described["Reservations"] for i in r["Instances"]]
-
-
-def test_a_bake_installs_the_app_into_the_image_and_a_second_bake_reuses_it(tmp_path, baker_parts):
-    layout, baker, ec2, lines, subnet, aws = baker_parts
-    request = request_for(tmp_path, subnet)
-    baked = baker.bake_or_reuse(request)
-    assert not baked.reused
-    image_root = layout.image_dir(baked.image_id)
-    assert (image_root / "opt/app/current/run").is_file()
-    assert "VERSION=v1" in (image_root / "etc/deployer/app.env").read_text()
-    assert (image_root / "etc/systemd/system/hello.service").is_file()
-    assert not (image_root / "opt/app/.artifacts").exists()
-    tags = {
-        t["Key"]: t["Value"]
-        for t in aws.client("ec2").describe_images(ImageIds=[baked.image_id])["Images"][0]["Tags"]
+    )["Reservations"]
+    access = [{"Name": "tag:deployer:role", "Values": ["bake-access"]}]
+    return {
+        "builders": [i["InstanceId"] for r in builders for i in r["Instances"]],
+        "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=access)["KeyPairs"]],
+        "groups": [
+            g["GroupId"] for g in ec2.describe_security_groups(Filters=access)["SecurityGroups"]
+        ],
     }
+
+
+NOTHING_LEFT = {"builders": [], "key_pairs": [], "groups": []}
+
+
+def tags_of(engine, image_id, region="us-east-1"):
+    ec2 = engine.runtime.aws.for_region(region).client("ec2")
+    image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+    return {t["Key"]: t["Value"] for t in image["Tags"]}, image
+
+
+def test_a_bake_makes_a_clean_tagged_image_in_every_region_and_a_second_reuses_it(engine, tmp_path):
+    request = request_for(engine, tmp_path, regions=("us-east-1", "eu-west-1"))
+    baked = engine.baker.bake_or_reuse(request)
+    assert not baked.reused and set(baked.images) == {"us-east-1", "eu-west-1"}
+
+    root = engine.layout.image_dir(baked.image_id)
+    assert (root / "opt/app/current/run").is_file()
+    assert "VERSION=v1" in (root / "etc/deployer/app.env").read_text()
+    # The image neither trusts the bake's key nor keeps host keys or cloud-init's state.
+    assert not (root / "home/ec2-user/.ssh/authorized_keys").exists()
+    assert not list((root / "etc/ssh").glob("ssh_host_*"))
+    assert not (root / "var/lib/cloud/instance").exists()
+
+    tags, image = tags_of(engine, baked.image_id)
+    assert tags["deployer:bake-key"] == baked.bake_key
     assert tags["deployer:digest"] == request.artifact.digest
-    assert tags["deployer:version"] == "v1"
-    assert running_builders(aws) == []
-    assert not any("X-Amz-Signature" in line for line in lines)  # the presigned URL stays secret
+    snapshot = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    snapshots = engine.runtime.aws.client("ec2").describe_snapshots(SnapshotIds=[snapshot])
+    snapshot_tags = {t["Key"]: t["Value"] for t in snapshots["Snapshots"][0]["Tags"]}
+    assert snapshot_tags["deployer:bake-key"] == baked.bake_key
+    copy_tags, _ = tags_of(engine, baked.images["eu-west-1"], "eu-west-1")
+    assert copy_tags["deployer:bake-key"] == baked.bake_key
 
-    again = baker.bake_or_reuse(request_for(tmp_path, subnet))
-    assert again.reused and again.image_id == baked.image_id
+    assert leftovers(engine) == NOTHING_LEFT
+    assert not any("X-Amz-Signature" in line for line in engine.lines)  # the URL stays secret
+
+    again = engine.baker.bake_or_reuse(
+        request_for(engine, tmp_path, regions=("us-east-1", "eu-west-1"))
+    )
+    assert again.reused and again.images == baked.images
 
 
-def test_a_failing_playbook_is_a_bake_failure_and_the_builder_is_terminated(tmp_path, baker_parts):
-    _, baker, _, _, subnet, aws = baker_parts
+def test_a_changed_playbook_file_bakes_a_new_image_and_plan_says_why(engine, tmp_path):
+    first = engine.baker.bake_or_reuse(request_for(engine, tmp_path, "v2"))
+    playbooks = tmp_path / "playbooks"
+    shutil.copytree(REPO / "playbooks", playbooks)
+    template = playbooks / "roles/app/templates/app.env.j2"
+    template.write_text(template.read_text() + "# a comment changes the image\n")
+    changed = request_for(engine, tmp_path, "v2", playbooks / "bake.yml")
+    assert engine.baker.inputs(changed).key != first.bake_key
+    second = engine.baker.bake_or_reuse(changed)
+    assert not second.reused and second.image_id != first.image_id
+
+    # `plan` with the original playbooks: the image exists; with the changed ones, it says so.
+    assert not bake_plan(engine, Version.parse("v2"), changed.artifact)["bake"]
+    config = tmp_path / "deployer.yaml"
+    config.write_text(
+        f"app: hello\nenvironment: bake\nartifact: {{source: {REPO / 'examples/hello'}}}\n"
+        f"bake: {{playbook: {playbooks / 'bake.yml'}}}\n"
+    )
+    other = Engine(load_config(config), engine.runtime, engine.poller, print, tmp_path)
+    assert bake_plan(other, Version.parse("v2"), changed.artifact)["bake"] is False
+    template.write_text(template.read_text() + "# and again\n")
+    plan = bake_plan(other, Version.parse("v2"), changed.artifact)
+    assert plan["bake"] and plan["changed"] == ["the playbooks"]
+
+
+def test_a_failing_task_names_task_and_builder_and_leaves_nothing(engine, tmp_path):
     playbooks = tmp_path / "playbooks"
     shutil.copytree(REPO / "playbooks", playbooks)
     tasks = playbooks / "roles/app/tasks/main.yml"
@@ -105,18 +168,16 @@ def test_a_failing_playbook_is_a_bake_failure_and_the_builder_is_terminated(tmp_
         tasks.read_text() + "\n- name: Break the bake\n  ansible.builtin.command: "
         "/bin/false\n  changed_when: false\n"
     )
-    with pytest.raises(BakeFailed, match="task 'Break the bake'") as caught:
-        baker.bake_or_reuse(request_for(tmp_path, subnet, "v-fail", playbooks / "bake.yml"))
+    with pytest.raises(BakeFailed, match=r"task 'Break the bake' on i-[0-9a-f]+") as caught:
+        engine.baker.bake_or_reuse(request_for(engine, tmp_path, "v-fail", playbooks / "bake.yml"))
     assert caught.value.exit_code == 1
-    assert running_builders(aws) == []
+    assert leftovers(engine) == NOTHING_LEFT
 
 
-def test_an_app_without_run_fails_the_contract_check_on_the_builder(tmp_path, baker_parts):
-    _, baker, _, _, subnet, aws = baker_parts
+def test_an_app_without_run_fails_the_contract_check_on_the_builder(engine, tmp_path):
     app = tmp_path / "app"
     shutil.copytree(REPO / "examples" / "hello", app)
-    request = request_for(tmp_path, subnet, "v-norun", app=app)
-    (app / "run").unlink()  # after packaging: the builder's own check must catch it
+    request = request_for(engine, tmp_path, "v-norun", app=app)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x").write_text("x")
@@ -126,34 +187,67 @@ def test_an_app_without_run_fails_the_contract_check_on_the_builder(tmp_path, ba
         request, artifact=replace(request.artifact, digest=sha256_of(request.artifact.path))
     )
     with pytest.raises(BakeFailed, match="no executable `run`"):
-        baker.bake_or_reuse(request)
-    assert running_builders(aws) == []
+        engine.baker.bake_or_reuse(request)
+    assert leftovers(engine) == NOTHING_LEFT
 
 
-def test_ctrl_c_during_the_bake_still_terminates_the_builder(tmp_path, baker_parts):
-    _, baker, _, _, subnet, aws = baker_parts
-
-    def interrupted(_instance):
+def test_ctrl_c_during_the_bake_ends_the_builder_and_its_access(engine, tmp_path):
+    def interrupted(_instance, _access):
         raise KeyboardInterrupt
 
-    baker._access_for = interrupted
-    with pytest.raises(KeyboardInterrupt):
-        baker.bake_or_reuse(request_for(tmp_path, subnet, "v-ctrl-c"))
-    assert running_builders(aws) == []
+    reach = engine.baker._reach
+    engine.baker._reach = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            engine.baker.bake_or_reuse(request_for(engine, tmp_path, "v-ctrl-c"))
+    finally:
+        engine.baker._reach = reach
+    assert leftovers(engine) == NOTHING_LEFT
 
 
-def test_a_builder_left_by_a_killed_run_is_terminated_first(tmp_path, baker_parts):
-    _, baker, ec2, lines, subnet, aws = baker_parts
-    request = request_for(tmp_path, subnet, "v-left")
-    leftover = ec2.run_builder(
-        "ami-03c3da4cfa8e8943a",
+def test_leftovers_of_a_killed_bake_go_whatever_their_version_but_not_a_live_bake(engine, tmp_path):
+    ec2 = engine.ec2
+    dead = ec2.run_builder(
+        "ami-0d27e0fb3bac4d724",
         "t3.small",
-        subnet[0],
-        [subnet[1]],
+        engine.network[1],
+        [],
         None,
-        request.builder_tags,
-        token="killed-run",
+        {"deployer:role": "builder", "deployer:app": "hello", "deployer:bake-key": "k-dead"},
+        token="killed-run-1",
     )
-    baker.bake_or_reuse(request)
-    assert any(leftover in line and "left by an earlier run" in line for line in lines)
-    assert running_builders(aws) == []
+    busy_key = "k-busy" + "0" * 20
+    live = ec2.run_builder(
+        "ami-0d27e0fb3bac4d724",
+        "t3.small",
+        engine.network[1],
+        [],
+        None,
+        {"deployer:role": "builder", "deployer:app": "hello", "deployer:bake-key": busy_key},
+        token="other-environment-1",
+    )
+    other_environment = engine._bake_lock_client(busy_key)
+    other_environment.host = "another-runner"
+    with other_environment.held(engine.stamp(), None):
+        ended = engine.baker.end_leftovers("hello", "us-east-1")
+    assert dead in ended and live not in ended
+    ec2.terminate([live])
+
+
+def test_the_bake_playbook_changes_nothing_when_run_again(tmp_path):
+    root = tmp_path / "host"
+    root.mkdir()
+    artifact = package_directory(REPO / "examples" / "hello", tmp_path / "cache", "hello")
+    served = tmp_path / "served.tar.gz"
+    shutil.copy(artifact.path, served)
+    access = BuilderAccess(host="local", connection="local", root=str(root), sandbox=True)
+    variables = {
+        "app_name": "hello",
+        "app_version": "v-again",
+        "app_port": 8080,
+        "artifact_digest": artifact.digest,
+        "artifact_url": served.as_uri(),
+    }
+    run_playbook(REPO / "playbooks" / "bake.yml", access, variables)
+    stats = run_playbook(REPO / "playbooks" / "bake.yml", access, variables)
+    assert not stats.get("changed"), stats

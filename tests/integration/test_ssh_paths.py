@@ -1,4 +1,6 @@
-"""The EC2 builder path: Ansible and Fabric over SSH, against a real sshd on loopback.
+"""The EC2 builder path: Ansible and Fabric over SSH, against a real sshd on loopback, with
+the builder's host key pinned from what its console printed: the right key is accepted, any
+other refused, by Fabric and by Ansible alike.
 
 .ci/run installs openssh-server; these tests start and stop their own sshd. Without sshd they
 skip on a developer's machine, and fail under CI (CI=true), where it must be installed.
@@ -18,6 +20,7 @@ from deployer.aws.s3 import S3
 from deployer.bake.artifact import package_directory
 from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
 from deployer.bake.ssh import wait_for_ssh
+from deployer.core.hostkeys import console_text, host_keys_from_console, known_hosts
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.integration
@@ -61,7 +64,9 @@ Subsystem sftp internal-sftp
         port=port,
         user=getpass.getuser(),
         private_key_file=str(home / "client_key"),
+        known_hosts=str(pin(home, "127.0.0.1", port, home / "host_key.pub")),
         sandbox=True,
+        name="i-0sshd",
     )
     try:
         wait_for_ssh(access, Poller(first_interval=0.05, max_interval=0.2), deadline_s=15)
@@ -69,6 +74,26 @@ Subsystem sftp internal-sftp
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def pin(home, host, port, public_key_file, name="known_hosts"):
+    """What deployer does with a builder's console: the keys cloud-init printed, pinned."""
+    key = " ".join(public_key_file.read_text().split()[:2])
+    console = "Booting...\n" + console_text([key], prefix="<14>Nov 26 12:00:00 ec2: ")
+    path = home / name
+    path.write_text(known_hosts(host, port, host_keys_from_console(console)))
+    return path
+
+
+@pytest.fixture
+def impostor(sshd, tmp_path):
+    """The same builder address, but the known_hosts pins another key than the sshd's."""
+    access, _ = sshd
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True
+    )
+    other = pin(tmp_path, access.host, access.port, tmp_path / "other.pub")
+    return BuilderAccess(**{**access.__dict__, "known_hosts": str(other)})
 
 
 def test_fabric_waits_for_ssh_and_reports_a_closed_port(sshd):
@@ -97,6 +122,8 @@ def test_the_bake_playbook_runs_over_ssh(sshd, aws, tmp_path):
     s3.ensure_bucket("artifacts")
     s3.upload(artifact.path, "artifacts", "hello.tar.gz", artifact.digest)
     lines = []
+    (root / "home" / access.user / ".ssh").mkdir(parents=True)
+    (root / "home" / access.user / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAA x\n")
     stats = run_playbook(
         REPO / "playbooks" / "bake.yml",
         BuilderAccess(**{**access.__dict__, "root": str(root)}),
@@ -108,11 +135,34 @@ def test_the_bake_playbook_runs_over_ssh(sshd, aws, tmp_path):
             "artifact_url": s3.presigned_get("artifacts", "hello.tar.gz"),
         },
         report=lines.append,
+        sanitize=True,
     )
     assert stats["ok"]["builder"] > 5
     assert (root / "opt/app/v-ssh/run").is_file()
     assert "VERSION=v-ssh" in (root / "etc/deployer/app.env").read_text()
     assert log.read_text().count("Accepted publickey") >= 2  # Ansible came in over SSH
+    assert not (root / "home" / access.user / ".ssh" / "authorized_keys").exists()  # sanitized
+
+
+def test_fabric_refuses_a_builder_whose_host_key_is_not_the_pinned_one(impostor):
+    with pytest.raises(BakeFailed, match="i-0sshd .* host key that is not the one on its console"):
+        wait_for_ssh(impostor, Poller(first_interval=0.05, max_interval=0.2), deadline_s=10)
+
+
+def test_ansible_refuses_a_builder_whose_host_key_is_not_the_pinned_one(impostor, tmp_path):
+    with pytest.raises(BakeFailed, match="on i-0sshd") as caught:
+        run_playbook(
+            REPO / "playbooks" / "bake.yml",
+            BuilderAccess(**{**impostor.__dict__, "root": str(tmp_path)}),
+            {
+                "app_name": "x",
+                "app_version": "v",
+                "app_port": 8080,
+                "artifact_digest": "0" * 64,
+                "artifact_url": "http://127.0.0.1:9/x",
+            },
+        )
+    assert "host key has just been changed" in caught.value.message
 
 
 def test_an_unreachable_builder_is_a_bake_failure_that_says_so(sshd, tmp_path):
