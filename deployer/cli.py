@@ -8,6 +8,7 @@ the commands that need them, so `status` starts fast.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -293,7 +294,7 @@ def plan(obj: Context, version: str, strategy: str | None, rebake: bool, output:
         text = f"nothing to do: {data['reason']}"
     else:
         lines = [
-            f"release {data['version']} ({data['digest'][:12]})",
+            f"release {data['version']} ({data['digest'][:12]}): {data['reason']}",
             "  create network and service stacks" if data["creates_infra"] else "",
             "  image: "
             + (
@@ -406,6 +407,76 @@ def _reachable_without_starting(obj: Context) -> bool:
     return control.status(Layout.for_workdir(obj.workdir)) is not None
 
 
+@cli.group("config")
+def config_group() -> None:
+    """The environment's settings (SSM Parameter Store), applied to instances at boot."""
+
+
+@config_group.command("set")
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--secure", is_flag=True, help="A SecureString: encrypted, never printed.")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from stdin.")
+@OUTPUT
+@click.pass_obj
+def config_set(
+    obj: Context, key: str, value: str | None, secure: bool, from_stdin: bool, output: str
+) -> None:
+    """Set KEY to VALUE (or to stdin: keep secrets out of the shell history)."""
+    from deployer.settings import set_setting
+
+    obj.output(output)
+    if from_stdin == (value is not None):
+        ENDING.fail(BadInput("config set: give a VALUE or --stdin, not both and not neither"))
+    text = sys.stdin.read().rstrip("\n") if from_stdin else str(value)
+    engine = obj.engine()
+    done = ENDING.run(lambda: set_setting(engine, key, text, secure))
+    ENDING.emit(done, f"{key} set (version {done['version']}{', secure' if secure else ''})")
+
+
+@config_group.command("get")
+@click.argument("key")
+@click.option("--reveal", is_flag=True, help="Print a secure value (decrypted).")
+@OUTPUT
+@click.pass_obj
+def config_get(obj: Context, key: str, reveal: bool, output: str) -> None:
+    """Print KEY's value; a secure one only with --reveal."""
+    from deployer.settings import get_setting
+
+    obj.output(output)
+    engine = obj.engine()
+    found = ENDING.run(lambda: get_setting(engine, key, reveal))
+    ENDING.emit(found, str(found["value"]))
+
+
+@config_group.command("list")
+@OUTPUT
+@click.pass_obj
+def config_list(obj: Context, output: str) -> None:
+    """Every setting of this environment; secure values are not shown."""
+    from deployer.settings import list_settings
+
+    obj.output(output)
+    engine = obj.engine()
+    found = ENDING.run(lambda: list_settings(engine))
+    text = "\n".join(f"{s['key']}={s['value']}" for s in found) or "no settings"
+    ENDING.emit({"settings": found}, text)
+
+
+@config_group.command("unset")
+@click.argument("key")
+@OUTPUT
+@click.pass_obj
+def config_unset(obj: Context, key: str, output: str) -> None:
+    """Remove KEY; new instances boot without it."""
+    from deployer.settings import unset_setting
+
+    obj.output(output)
+    engine = obj.engine()
+    removed = ENDING.run(lambda: unset_setting(engine, key))
+    ENDING.emit({"removed": removed}, f"{key} {'removed' if removed else 'was not set'}")
+
+
 @cli.command("schema")
 def schema() -> None:
     """Print the JSON Schema of deployer.yaml."""
@@ -482,7 +553,16 @@ def sandbox_status(obj: Context, output: str) -> None:
     ENDING.emit(data, text)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (a cancelled CI job sends it after SIGINT) is handled like Ctrl-C: the same
+    cleanup runs (builder terminated, traffic back, journal "interrupted").
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends us at once
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     argv = sys.argv[1:]
     ENDING.json = any(
         a in ("--output=json", "-ojson") or (a in ("--output", "-o") and nxt == "json")

@@ -96,9 +96,10 @@ class Engine:
         self.lock = LockClient(
             LeaseLock(aws, self.names.scope), str(self.actor), self.spec.lock.lease_seconds, report
         )
+        self.ssm = Ssm(aws)
         self.baker = Baker(
             self.ec2_in,
-            Ssm(aws),
+            self.ssm,
             self.s3,
             runtime.reach,
             self.bake_lock,
@@ -338,7 +339,9 @@ class Engine:
 
     def settings_digest(self) -> str:
         """A digest of the environment's settings (SSM), applied to instances at boot."""
-        return ""
+        from deployer.settings import digest, settings_path
+
+        return digest(self.ssm.settings(settings_path(self)))
 
     def alarm_names(self) -> list[str]:
         """The CloudWatch alarms every gate evaluation reads."""

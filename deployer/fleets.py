@@ -35,7 +35,12 @@ def fleet_parameters(
         "UnhealthyThresholdCount": str(hc.unhealthy_threshold),
         "Version": record.version,
         "Digest": record.digest,
+        "SettingsPath": f"/deployer/{record_scope(engine)}/",
     }
+
+
+def record_scope(engine: Engine) -> str:
+    return f"{engine.names.app}/{engine.names.environment}"
 
 
 def fleet_name(engine: Engine, record: ReleaseRecord) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer.aws.ec2 import BuilderGone, Ec2
+from deployer.aws.poller import PollTimeout
 from deployer.aws.s3 import S3
 from deployer.aws.ssm import Ssm
 from deployer.bake.access import TemporaryAccess
@@ -174,6 +175,9 @@ class Baker:
             )
             ec2.terminate(instances)
             ended += instances
+        if ended:  # their security groups can go once they are gone
+            with contextlib.suppress(ClientError, BotoCoreError, PollTimeout):
+                ec2.wait_terminated(ended, 300)
         access = {"deployer:role": "bake-access", "deployer:app": app}
         for pair in ec2.find_key_pairs(access):
             if not self._held_elsewhere(_tag(pair, KEY_TAG)):

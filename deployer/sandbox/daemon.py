@@ -23,7 +23,7 @@ from deployer.sandbox import api_rules, latency, lifecycle, patches, stacks
 from deployer.sandbox.front import Fronts
 from deployer.sandbox.gateway import Gateway, Listener
 from deployer.sandbox.hosts import HostManager, Launch
-from deployer.sandbox.layout import ACCOUNT_ID, REGION, Layout, write_json
+from deployer.sandbox.layout import ACCOUNT_ID, CREDENTIALS, REGION, Layout, write_json
 from deployer.sandbox.prober import Prober
 from deployer.sandbox.profile import behaviours_for
 from deployer.sandbox.world import WORLD
@@ -113,6 +113,12 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     listener.start()
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_serving(endpoint)
+    hosts.aws_env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": REGION,
+    }
     write_json(
         layout.state_file,
         {

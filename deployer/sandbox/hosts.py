@@ -7,6 +7,7 @@ A host boots from the content captured when its image was created (see patches.p
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -20,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from deployer.bake.keys import new_ed25519, write_private
 from deployer.core.hostkeys import console_text
@@ -55,12 +58,19 @@ def address_free(ip: str, port: int) -> bool:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile reads them (double-quoted values)."""
     values = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
-            values[key.strip()] = value.strip().strip('"')
+            value = value.strip()
+            if value.startswith('"') and value.endswith('"') and len(value) > 1:
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    value = value[1:-1]
+            values[key.strip()] = value
     return values
 
 
@@ -92,6 +102,7 @@ class HostManager:
     ) -> None:
         self.layout = layout
         self._boot_delay = boot_delay  # how long an instance boots before its app starts
+        self.aws_env: dict[str, str] = {}  # what configure at boot needs to reach the sandbox
         self._on_boot = on_boot
         self._running_since: dict[str, float] = {}
         self._hosts: dict[str, Host] = {}
@@ -153,10 +164,14 @@ class HostManager:
         app_env = read_env_file(env_file) if env_file.is_file() else {}
         ip, port = self._allocate(int(app_env.get("PORT", "8080")))
         host = Host(instance_id, ip, port)
-        if app_env:
-            host = self._start_app(host, root, app_env)
         with self._lock:
             self._hosts[instance_id] = host
+        if (root / CONFIGURE).is_file():  # the image configures itself at boot, then the app
+            threading.Thread(
+                target=self._configure_then_start, args=(host, root), daemon=True
+            ).start()
+        elif app_env:
+            self._started(self._start_app(host, root, app_env))
         write_json(
             host_dir / "host.json",
             {
@@ -168,6 +183,62 @@ class HostManager:
             },
         )
         log.info("booted %s from %s on %s:%s", instance_id, image_id, ip, host.port)
+
+    def _configure_then_start(self, host: Host, root: Path) -> None:
+        """What the image's deployer-configure unit does on EC2: configure.yml, run locally
+        against the sandbox's SSM, before the app starts.
+        """
+        configure = root / CONFIGURE
+        boot = root / BOOT_ENV
+        env = {
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+            "HOME": str(self.layout.host_dir(host.instance_id)),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOCAL_TEMP": str(self.layout.host_dir(host.instance_id) / "tmp"),
+            **self.aws_env,
+            **(read_env_file(boot) if boot.is_file() else {}),
+        }
+        extra = {
+            "deployer_root": str(root),
+            "deployer_sandbox": True,
+            "ansible_python_interpreter": sys.executable,
+        }
+        log_path = self.layout.host_dir(host.instance_id) / "configure.log"
+        with open(log_path, "ab") as out:
+            done = subprocess.run(
+                [
+                    os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+                    "--connection",
+                    "local",
+                    "--inventory",
+                    "localhost,",
+                    str(configure),
+                    "--extra-vars",
+                    f"@{configure.parent / 'vars.json'}",
+                    "--extra-vars",
+                    json.dumps(extra),
+                ],
+                cwd=configure.parent,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        if done.returncode != 0:
+            log.warning("%s: configure at boot failed (see %s)", host.instance_id, log_path)
+            return  # as on EC2: the app unit requires the configure unit
+        env_file = root / ENV_FILE
+        if env_file.is_file():
+            self._started(self._start_app(host, root, read_env_file(env_file)))
+
+    def _started(self, host: Host) -> None:
+        with self._lock:
+            if host.instance_id in self._hosts:
+                self._hosts[host.instance_id] = host
+                return
+        if host.process is not None:  # shut down while it booted
+            stop_process_group(host.process.pid, child=host.process)
 
     def _start_app(self, host: Host, root: Path, env_file: dict[str, str]) -> Host:
         app_dir = root / env_file.get("APP_DIR", "/opt/app/current").lstrip("/")
@@ -232,6 +303,8 @@ class HostManager:
 
 
 HOST_KEY = Path("etc/ssh/ssh_host_ed25519_key")
+CONFIGURE = Path("opt/deployer/configure/configure.yml")
+BOOT_ENV = Path("etc/deployer/boot.env")
 CLOUD_INSTANCE = Path("var/lib/cloud/instance")
 DEFAULT_USER = "ec2-user"
 
@@ -255,6 +328,24 @@ def first_boot(root: Path, instance_id: str, launch: Launch) -> None:
     state.mkdir(parents=True, exist_ok=True)
     (state / "instance-id").write_text(instance_id + "\n")
     (state / "user-data.txt").write_text(launch.user_data)
+    write_cloud_config_files(root, launch.user_data)
+
+
+def write_cloud_config_files(root: Path, user_data: str) -> None:
+    """cloud-config's write_files, under the host's root."""
+    if not user_data.startswith("#cloud-config"):
+        return
+    try:
+        document = yaml.safe_load(user_data) or {}
+    except yaml.YAMLError:
+        log.warning("user data is not valid cloud-config")
+        return
+    for item in document.get("write_files", []) or []:
+        target = root / str(item.get("path", "")).lstrip("/")
+        if not item.get("path"):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(str(item.get("content", "")))
 
 
 def stop_process_group(
