@@ -247,18 +247,25 @@ def abort(obj: Context, wait_s: float | None, output: str) -> None:
 
 
 @cli.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @WAIT
 @OUTPUT
 @click.pass_obj
-def gc(obj: Context, wait_s: float | None, output: str) -> None:
-    """Delete fleets that left service more than rollback_window ago."""
+def gc(obj: Context, dry_run: bool, wait_s: float | None, output: str) -> None:
+    """Delete fleets past the rollback window, images beyond bake.keep_images (and their
+    snapshots), and what killed bakes left (builders, temporary key pairs and groups).
+    """
     from deployer.operations import gc as collect
 
     obj.output(output)
     engine = obj.engine()
-    retired = ENDING.run(lambda: collect(engine, wait_s))
-    text = "\n".join(f"retired {s}" for s in retired) or "gc: nothing to retire"
-    ENDING.emit({"retired": retired, "changed": bool(retired)}, text)
+    done = ENDING.run(lambda: collect(engine, wait_s, dry_run))
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb} fleet {s}" for s in done["retired"]]
+    lines += [f"{verb} image {i['image']} ({i['region']})" for i in done["images"]]
+    lines += [f"{verb} leftover {x}" for x in done["leftovers"]]
+    changed = bool(done["retired"] or done["images"] or done["leftovers"]) and not dry_run
+    ENDING.emit({**done, "changed": changed}, "\n".join(lines) or "gc: nothing to remove")
 
 
 @cli.command()

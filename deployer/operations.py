@@ -29,39 +29,63 @@ def _retired_since(fleet: Fleet, history: list[ReleaseRecord]) -> str:
     return max(times) if times else ""
 
 
-def gc(engine: Engine, wait_s: float | None) -> list[str]:
-    """Retire fleets that left service more than rollback_window ago. Returns their stacks."""
+def fleets_past_the_window(engine: Engine, live: LiveState) -> list[Fleet]:
+    current = live.live_fleet
+    history = engine.journal.history(limit=200)
+    now = engine.now()
+    doomed = []
+    for fleet in live.fleets:
+        if current is not None and fleet.stack_name == current.stack_name:
+            continue
+        since = _retired_since(fleet, history)
+        age = (
+            (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds()
+            if since
+            else float("inf")
+        )
+        if age >= engine.spec.rollback_window:
+            doomed.append(fleet)
+    return doomed
+
+
+def gc(engine: Engine, wait_s: float | None, dry_run: bool = False) -> dict[str, Any]:
+    """Retire fleets that left service more than rollback_window ago, this app's images
+    beyond bake.keep_images that nothing protects, and leftovers of killed bakes. With
+    `dry_run`, only say what would go.
+    """
+    from deployer.retention import collect_images, leftovers
+
     engine.check_reachable()
+    if dry_run:
+        infra = engine.existing_infra()
+        live = engine.observe(infra) if infra else LiveState()
+        return {
+            "retired": [f.stack_name for f in fleets_past_the_window(engine, live)],
+            "images": collect_images(engine, dry_run=True),
+            "leftovers": leftovers(engine, dry_run=True),
+            "dry_run": True,
+        }
     with engine.locked(wait_s):
         infra = engine.existing_infra()
-        if infra is None:
-            return []
-        live = engine.observe(infra)
-        current = live.live_fleet
-        history = engine.journal.history(limit=200)
-        now = engine.now()
-        doomed = []
-        for fleet in live.fleets:
-            if current is not None and fleet.stack_name == current.stack_name:
-                continue
-            since = _retired_since(fleet, history)
-            age = (
-                (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds()
-                if since
-                else float("inf")
-            )
-            if age >= engine.spec.rollback_window:
-                doomed.append(fleet)
-        if not doomed:
-            return []
-        gone = {f.target_group_arn for f in doomed}
-        weights = {arn: w for arn, w in live.weights.items() if arn not in gone}
-        if weights != dict(live.weights):
-            engine.set_weights(infra.listener_arn, weights)
-        problems = engine.retire(engine.observe(infra), doomed)
-        if problems:
-            raise NeedsHuman(f"gc: {problems}")
-        return [f.stack_name for f in doomed]
+        retired: list[str] = []
+        if infra is not None:
+            live = engine.observe(infra)
+            doomed = fleets_past_the_window(engine, live)
+            if doomed:
+                gone = {f.target_group_arn for f in doomed}
+                weights = {arn: w for arn, w in live.weights.items() if arn not in gone}
+                if weights != dict(live.weights):
+                    engine.set_weights(infra.listener_arn, weights)
+                problems = engine.retire(engine.observe(infra), doomed)
+                if problems:
+                    raise NeedsHuman(f"gc: {problems}")
+                retired = [f.stack_name for f in doomed]
+        return {
+            "retired": retired,
+            "images": collect_images(engine, dry_run=False),
+            "leftovers": leftovers(engine, dry_run=False),
+            "dry_run": False,
+        }
 
 
 def status(engine: Engine) -> dict[str, Any]:

@@ -69,6 +69,7 @@ def bake_request(
         regions=engine.spec.image_regions,
         variables=dict(bake.variables),
         max_builder_minutes=bake.max_builder_minutes,
+        keep_artifacts_days=bake.keep_artifacts_days,
         source_cidr=engine.runtime.source_cidr,
         rebake=rebake,
     )

@@ -137,6 +137,26 @@ class Journal:
             raise
         return [item_to_record(item) for item in response["Items"]]
 
+    def records_of_app(self, app: str) -> list[ReleaseRecord]:
+        """Every release record of `app`, in every environment (the images are shared)."""
+        found: list[ReleaseRecord] = []
+        try:
+            pages = self._ddb.get_paginator("scan").paginate(
+                TableName=self.table,
+                FilterExpression="begins_with(pk, :app) AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={
+                    ":app": {"S": f"{app}/"},
+                    ":prefix": {"S": RECORD_PREFIX},
+                },
+            )
+            for page in pages:
+                found.extend(item_to_record(item) for item in page["Items"])
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return []
+            raise
+        return found
+
 
 LOCK_KEY = "lock"
 

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from deployer.aws.session import AwsContext, error_code
+
+
+def tls_only_policy(bucket: str) -> dict[str, object]:
+    arn = f"arn:aws:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
 
 
 class S3:
@@ -19,10 +37,13 @@ class S3:
     def _s3(self) -> Any:
         return self._aws.client("s3")
 
-    def ensure_bucket(self, bucket: str) -> None:
+    def ensure_bucket(self, bucket: str, expire_days: int = 30) -> bool:
+        """The artifact bucket; when made here: private, encrypted, TLS only, and artifacts
+        expiring after `expire_days`. Returns whether it was made now.
+        """
         try:
             self._s3.head_bucket(Bucket=bucket)
-            return
+            return False
         except ClientError as exc:
             if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                 raise
@@ -43,6 +64,28 @@ class S3:
                 "RestrictPublicBuckets": True,
             },
         )
+        self._s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        self._s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+        self._s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "deployer-artifacts-expire",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": ""},
+                        "Expiration": {"Days": expire_days},
+                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                    }
+                ]
+            },
+        )
+        return True
 
     def exists(self, bucket: str, key: str) -> bool:
         try:

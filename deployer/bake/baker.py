@@ -53,6 +53,7 @@ class BakeRequest:
     regions: tuple[str, ...]
     variables: Mapping[str, Any] = field(default_factory=dict)
     max_builder_minutes: int = 60
+    keep_artifacts_days: int = 30
     source_cidr: Callable[[], str] = lambda: "127.0.0.1/32"
     rebake: bool = False
 
@@ -195,7 +196,7 @@ class Baker:
 
     def _bake(self, ec2: Ec2, request: BakeRequest, inputs: BakeInputs) -> str:
         key = request.names.artifact_key(request.version, request.artifact.digest)
-        self._s3.ensure_bucket(request.bucket)
+        self._s3.ensure_bucket(request.bucket, request.keep_artifacts_days)
         if not self._s3.exists(request.bucket, key):
             self._s3.upload(request.artifact.path, request.bucket, key, request.artifact.digest)
         owner = {"deployer:app": request.names.app, KEY_TAG: inputs.key}

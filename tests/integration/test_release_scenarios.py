@@ -234,10 +234,12 @@ def test_rollback_to_a_retired_fleet_re_releases_its_recorded_image(workdir):
 def test_gc_retires_the_previous_fleet_after_the_rollback_window(workdir):
     Release(engine_for(workdir, "gc", window=2)).run("v1")
     Release(engine_for(workdir, "gc", window=2)).run("v2")
-    assert gc(engine_for(workdir, "gc", window=3600), None) == []  # still inside the window
+    assert gc(engine_for(workdir, "gc", window=3600), None)["retired"] == []  # in the window
     time.sleep(2.5)
-    retired = gc(engine_for(workdir, "gc", window=2), None)
-    assert len(retired) == 1 and "-v1-" in retired[0]
+    planned = gc(engine_for(workdir, "gc", window=2), None, dry_run=True)
+    assert len(planned["retired"]) == 1 and "-v1-" in planned["retired"][0]
+    retired = gc(engine_for(workdir, "gc", window=2), None)["retired"]
+    assert retired == planned["retired"]
     assert [f["version"] for f in status(engine_for(workdir, "gc"))["fleets"]] == ["v2"]
 
 
