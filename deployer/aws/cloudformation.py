@@ -63,7 +63,8 @@ def _params(values: Mapping[str, str]) -> list[dict[str, str]]:
 
 
 def _tags(values: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in values.items()]
+    # A stack tag's value may not be empty: an empty one is left out (and reads back as "").
+    return [{"Key": k, "Value": v} for k, v in values.items() if v]
 
 
 class CloudFormation:

@@ -6,7 +6,10 @@
    root directory, so instances launched from the image boot what the bake installed.
 3. CreateImage tags the image's snapshots as AWS does (moto raises for "snapshot").
 4. GetConsoleOutput answers what the sandbox host printed: cloud-init's SSH host keys.
-5. DynamoDB conditional writes: moto evaluates the condition and writes without a lock, so
+5. Bucket policies see every request as TLS: the sandbox's S3 stands for S3's HTTPS
+   endpoint, and moto ignores a Bool condition (it counts as met), so a TLS-only policy
+   (Deny when aws:SecureTransport is false) would deny everything.
+6. DynamoDB conditional writes: moto evaluates the condition and writes without a lock, so
    two concurrent requests can both pass `attribute_not_exists`. DynamoDB makes each write
    atomic; we serialize moto's writes so the release lock means what it says.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +35,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models.amis import AmiBackend
 from moto.ec2.responses.general import SAMPLE_CONSOLE_OUTPUT, General
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.s3.models import FakeBucket
 
 from deployer.sandbox import api_rules, lifecycle, stacks
 
@@ -41,6 +47,7 @@ ConsoleOf = Callable[[str], str]
 _ORIGINAL_HEALTH_FOR = FakeTargetGroup.health_for
 _ORIGINAL_CREATE_IMAGE = AmiBackend.create_image
 _ORIGINAL_CONSOLE = General.get_console_output
+_ORIGINAL_BUCKET_PERMISSION = FakeBucket.get_permission
 DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 _ORIGINAL_DYNAMODB = {name: getattr(DynamoDBBackend, name) for name in DYNAMODB_WRITES}
 _DYNAMODB_WRITE_LOCK = threading.RLock()  # transact_write_items calls put_item
@@ -141,10 +148,33 @@ def apply(health: HealthLookup, capture: ImageCapture, console: ConsoleOf) -> No
 
     General.get_console_output = get_console_output  # type: ignore[method-assign]
 
+    def get_permission(self: FakeBucket, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy.decode())
+        statements = policy.get("Statement", [])
+        policy["Statement"] = [
+            s
+            for s in (statements if isinstance(statements, list) else [statements])
+            if not _only_without_tls(s)
+        ]
+        if not policy["Statement"]:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
     FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
     AmiBackend.create_image = create_image  # type: ignore[method-assign]
     for name, original in _ORIGINAL_DYNAMODB.items():
         setattr(DynamoDBBackend, name, _serialized(original))
+
+
+def _only_without_tls(statement: dict[str, Any]) -> bool:
+    """A statement that applies only to requests without TLS (never, in the sandbox)."""
+    condition = statement.get("Condition", {})
+    value = condition.get("Bool", {}).get("aws:SecureTransport")
+    return str(value).lower() == "false"
 
 
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -157,6 +187,7 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def restore() -> None:
+    FakeBucket.get_permission = _ORIGINAL_BUCKET_PERMISSION  # type: ignore[method-assign]
     General.get_console_output = _ORIGINAL_CONSOLE  # type: ignore[method-assign]
     FakeTargetGroup.health_for = _ORIGINAL_HEALTH_FOR  # type: ignore[method-assign]
     AmiBackend.create_image = _ORIGINAL_CREATE_IMAGE  # type: ignore[method-assign]

@@ -1,0 +1,246 @@
+"""`deployer bake`, `plan`, `config` and `gc` as a user runs them on the sandbox: reuse by bake
+key with no change at all, a playbook change noticed, kills that leave nothing behind, settings
+that reach instances at boot without ever being printed, and image retention.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from deployer.bake.watchdog import OWNER_FILE, processes_using
+from deployer.sandbox import control
+from deployer.sandbox.layout import CREDENTIALS, Layout
+from tests.conftest import REPO, copy_project
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """\
+app: baker
+environment: {env}
+artifact: {{source: app}}
+capacity: {{min: 1, desired: 1, max: 2}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 60}}
+strategy: {{bake_seconds: 1}}
+gates: {{interval_seconds: 0.5}}
+bake: {{keep_images: {keep}}}
+rollback_window: {window}
+"""
+SECRET = "pw-Zq8vX2-never-printed"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("bakecli")
+    copy_project(workdir)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    yield workdir, env
+    control.down(Layout.for_workdir(workdir))
+
+
+def configure(workdir, env_name="e1", keep=5, window="1h"):
+    (workdir / "deployer.yaml").write_text(CONFIG.format(env=env_name, keep=keep, window=window))
+
+
+def cli(workdir, env, *args, stdin=None):
+    done = subprocess.run(
+        [sys.executable, "-m", "deployer", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=600,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def json_of(done):
+    return json.loads(done.stdout)
+
+
+def client(workdir, service):
+    state = control.status(Layout.for_workdir(workdir))
+    return boto3.client(
+        service, region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
+    )
+
+
+def nothing_left(workdir):
+    ec2 = client(workdir, "ec2")
+    running = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:deployer:role", "Values": ["builder"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )["Reservations"]
+    access = [{"Name": "tag:deployer:role", "Values": ["bake-access"]}]
+    keys = ec2.describe_key_pairs(Filters=access)["KeyPairs"]
+    groups = ec2.describe_security_groups(Filters=access)["SecurityGroups"]
+    return (running, keys, groups) == ([], [], [])
+
+
+def test_a_second_bake_reuses_the_image_and_changes_nothing(project):
+    workdir, env = project
+    configure(workdir)
+    first = cli(workdir, env, "bake", "v5", "--output", "json")
+    assert first.returncode == 0, first.stderr
+    baked = json_of(first)
+    assert not baked["reused"] and baked["mutating_calls"] > 0
+    again = json_of(cli(workdir, env, "bake", "v5", "--output", "json"))
+    assert again["reused"] and again["mutating_calls"] == 0
+    assert (again["image_id"], again["bake_key"]) == (baked["image_id"], baked["bake_key"])
+    assert again["images"] == {"us-east-1": baked["image_id"]}
+    assert nothing_left(workdir)
+
+
+def test_a_changed_playbook_file_is_named_by_plan_and_bakes_a_new_image(project):
+    workdir, env = project
+    configure(workdir)
+    before = json_of(cli(workdir, env, "bake", "v5", "--output", "json"))
+    role = workdir / "playbooks/roles/app/defaults/main.yml"
+    original = role.read_text()
+    try:
+        role.write_text(original + "# a new default changes the image\n")
+        plan = json_of(cli(workdir, env, "plan", "v5", "--output", "json"))
+        assert plan["bake"] and plan["bake_changed"] == ["the playbooks"]
+        after = json_of(cli(workdir, env, "bake", "v5", "--output", "json"))
+        assert not after["reused"] and after["image_id"] != before["image_id"]
+    finally:
+        role.write_text(original)
+
+
+def kill_bake_when(workdir, env, version, marker):
+    """Start `deployer bake VERSION`; SIGKILL it once its progress shows `marker`."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "deployer", "bake", version],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert run.stderr is not None
+    for line in run.stderr:
+        if marker in line:
+            run.send_signal(signal.SIGKILL)
+            break
+    run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL, f"never saw {marker!r}"
+    return run.pid
+
+
+def bake_dirs_of(pid):
+    found = []
+    for directory in Path(tempfile.gettempdir()).glob("deployer-bake-*"):
+        try:
+            if int((directory / OWNER_FILE).read_text()) == pid:
+                found.append(directory)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.parametrize(
+    ("version", "marker"), [("v6", "bake: Unpack the artifact"), ("v7", "waiting for image")]
+)
+def test_a_killed_bake_leaves_no_playbook_running_and_a_rerun_converges(project, version, marker):
+    workdir, env = project
+    configure(workdir)
+    pid = kill_bake_when(workdir, env, version, marker)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not any(processes_using(d) for d in bake_dirs_of(pid)):
+            break
+        time.sleep(0.2)
+    assert not any(processes_using(d) for d in bake_dirs_of(pid))  # no ansible-playbook
+    rerun = cli(workdir, env, "bake", version, "--output", "json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert bake_dirs_of(pid) == []  # its private dir (the presigned URL in it) is gone
+    assert nothing_left(workdir)
+
+
+def test_settings_reach_new_instances_at_boot_and_a_secret_is_never_printed(project):
+    workdir, env = project
+    configure(workdir, "cfg")
+    assert cli(workdir, env, "config", "set", "GREETING", "hello-from-ssm").returncode == 0
+    done = cli(workdir, env, "config", "set", "DB_PASSWORD", "--secure", "--stdin", stdin=SECRET)
+    assert done.returncode == 0, done.stderr
+    listed = cli(workdir, env, "config", "list", "--output", "json")
+    assert {s["key"]: s["value"] for s in json_of(listed)["settings"]} == {
+        "DB_PASSWORD": "(secure)",
+        "GREETING": "hello-from-ssm",
+    }
+    release = cli(workdir, env, "release", "v1", "--output", "json")
+    assert release.returncode == 0, release.stderr
+    environments = app_environments(workdir, json_of(release)["fleet_stack"])
+    assert environments and all(e["GREETING"] == "hello-from-ssm" for e in environments)
+    assert all(e["DB_PASSWORD"] == SECRET for e in environments)
+
+    history = cli(workdir, env, "history", "--output", "json")
+    status = cli(workdir, env, "status", "--output", "json")
+    outputs = [listed, release, history, status]
+    assert not any(SECRET in o.stdout + o.stderr for o in outputs)
+    assert SECRET not in (workdir / ".deployer/sandbox/daemon.log").read_text()
+    for log in (workdir / ".deployer/sandbox/hosts").glob("*/configure.log"):
+        assert SECRET not in log.read_text()
+    revealed = cli(workdir, env, "config", "get", "DB_PASSWORD", "--reveal")
+    assert revealed.stdout.strip() == SECRET
+
+    assert cli(workdir, env, "config", "set", "GREETING", "changed").returncode == 0
+    plan = json_of(cli(workdir, env, "plan", "v1", "--output", "json"))
+    assert not plan["noop"] and "the settings changed" in plan["reason"] and not plan["bake"]
+
+
+def app_environments(workdir, fleet_stack):
+    """The environment of each running app process of a fleet, read from /proc."""
+    asg = client(workdir, "autoscaling")
+    cfn = client(workdir, "cloudformation")
+    outputs = cfn.describe_stacks(StackName=fleet_stack)["Stacks"][0]["Outputs"]
+    group = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "AutoScalingGroupName")
+    described = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+    found = []
+    for instance in described["AutoScalingGroups"][0]["Instances"]:
+        pid_file = Layout.for_workdir(workdir).host_dir(instance["InstanceId"]) / "app.pid"
+        pid = int(pid_file.read_text())
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        found.append(dict(item.decode().split("=", 1) for item in raw if b"=" in item))
+    return found
+
+
+def test_gc_keeps_images_in_use_and_the_newest_and_removes_the_rest(project):
+    workdir, env = project
+    configure(workdir, "gc", keep=1, window="0")
+    for version in ("g1", "g2"):
+        assert cli(workdir, env, "bake", version).returncode == 0
+    release = cli(workdir, env, "release", "g3", "--output", "json")
+    assert release.returncode == 0, release.stdout + release.stderr
+    released = json_of(release)
+    in_use = released["images"]["us-east-1"]
+    planned = json_of(cli(workdir, env, "gc", "--dry-run", "--output", "json"))
+    doomed = {i["image"] for i in planned["images"]}
+    assert in_use not in doomed and doomed
+    done = json_of(cli(workdir, env, "gc", "--output", "json"))
+    assert {i["image"] for i in done["images"]} == doomed
+    ec2 = client(workdir, "ec2")
+    left = {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
+    assert in_use in left and not doomed & left
+    snapshots = [s for i in done["images"] for s in i["snapshots"]]
+    assert (
+        snapshots
+        and not ec2.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": snapshots}])[
+            "Snapshots"
+        ]
+    )
+    assert json_of(cli(workdir, env, "gc", "--output", "json"))["changed"] is False
