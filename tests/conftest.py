@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 # Every sandbox the tests start behaves like AWS (latency, eventual consistency, client tokens,
-# SigV4-only S3, ...), at 1/20 of AWS's timing so that a stack takes seconds, not minutes.
+# SigV4-only S3, ...), at 1/50 of AWS's timing so that a stack takes seconds, not minutes.
 # Subprocesses (the CLI under test) inherit these.
 os.environ.setdefault("DEPLOYER_SANDBOX_PROFILE", "aws")
-os.environ.setdefault("DEPLOYER_SANDBOX_TIME_SCALE", "0.05")
+os.environ.setdefault("DEPLOYER_SANDBOX_TIME_SCALE", "0.02")
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from moto.ec2.models import ec2_backends
+from moto.ssm.models import ssm_backends
 from moto.server import DomainDispatcherApplication, create_backend_app
 
 from deployer.sandbox import api_rules, latency, lifecycle, patches, stacks
@@ -50,6 +51,24 @@ def running_instances() -> dict[str, Launch]:
                 user_data=_user_data(instance),
             )
     return found
+
+
+def has_settings(root: Path) -> bool:
+    """Whether any SSM parameter is under the path the host's boot.env names."""
+    boot = root / "etc/deployer/boot.env"
+    path = ""
+    if boot.is_file():
+        for line in boot.read_text().splitlines():
+            if line.startswith("SETTINGS_PATH="):
+                path = line.partition("=")[2].strip()
+    if not path:
+        return False
+    try:
+        with WORLD.lock:
+            parameters = ssm_backends[ACCOUNT_ID][REGION]._parameters
+            return any(True for _ in parameters.get_keys_beginning_with(path, False))
+    except AttributeError:  # moto moved it: run the playbook, as on EC2
+        return True
 
 
 def _user_data(instance: Any) -> str:
@@ -113,6 +132,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     listener.start()
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_serving(endpoint)
+    hosts.has_settings = has_settings
     hosts.aws_env = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],

@@ -103,6 +103,7 @@ class HostManager:
         self.layout = layout
         self._boot_delay = boot_delay  # how long an instance boots before its app starts
         self.aws_env: dict[str, str] = {}  # what configure at boot needs to reach the sandbox
+        self.has_settings: Callable[[Path], bool] = lambda _root: True
         self._on_boot = on_boot
         self._running_since: dict[str, float] = {}
         self._hosts: dict[str, Host] = {}
@@ -166,7 +167,9 @@ class HostManager:
         host = Host(instance_id, ip, port)
         with self._lock:
             self._hosts[instance_id] = host
-        if (root / CONFIGURE).is_file():  # the image configures itself at boot, then the app
+        if (root / CONFIGURE).is_file() and self.has_settings(root):
+            # The image configures itself at boot, then the app starts. Without any setting
+            # the playbook would write the app.env the bake wrote: the boot skips it.
             threading.Thread(
                 target=self._configure_then_start, args=(host, root), daemon=True
             ).start()

@@ -113,12 +113,12 @@ def test_fabric_waits_for_ssh_and_reports_a_closed_port(sshd):
     assert time.monotonic() - started < 10
 
 
-def test_the_bake_playbook_runs_over_ssh(sshd, aws, tmp_path):
+def test_the_bake_playbook_runs_over_ssh(sshd, sandbox_aws, tmp_path):
     access, log = sshd
     root = tmp_path / "builder-root"
     root.mkdir()
     artifact = package_directory(REPO / "examples" / "hello", tmp_path / "cache", "hello")
-    s3 = S3(aws)
+    s3 = S3(sandbox_aws)
     s3.ensure_bucket("artifacts")
     s3.upload(artifact.path, "artifacts", "hello.tar.gz", artifact.digest)
     lines = []
