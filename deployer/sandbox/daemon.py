@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from moto.ec2.models import ec2_backends
-from moto.ssm.models import ssm_backends
 from moto.server import DomainDispatcherApplication, create_backend_app
+from moto.ssm.models import ssm_backends
 
 from deployer.sandbox import api_rules, latency, lifecycle, patches, stacks
 from deployer.sandbox.front import Fronts

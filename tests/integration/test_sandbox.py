@@ -54,6 +54,7 @@ def bake_by_hand(aws, layout, version, broken=False):
     subprocess.run(["mkdir", "-p", env], check=True)
     with open(f"{env}/app.env", "w") as handle:
         handle.write(f"VERSION={version}\nPORT=8080\nAPP_DIR=/opt/app/current\n")
+    time.sleep(1.1)  # as on AWS, a new instance id may not be known everywhere for a moment
     image = ec2.create_image(InstanceId=builder["InstanceId"], Name=f"hello-{version}")["ImageId"]
     ec2.terminate_instances(InstanceIds=[builder["InstanceId"]])
     POLL.until(f"{image} available", lambda: Poll(image_state(ec2, image) == "available", ""), 30)
