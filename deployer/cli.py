@@ -48,12 +48,34 @@ STRATEGY = click.option(
 )
 
 
+EVENTS = click.option(
+    "--events",
+    "events_to",
+    metavar="PATH|-",
+    help="Write the run's events as JSON lines to PATH as they happen ('-': stdout, and the "
+    "human output goes to stderr).",
+)
+
+
+SHORT_CREDENTIALS = click.option(
+    "--allow-short-credentials",
+    is_flag=True,
+    help="Go on even if the AWS credentials expire before this run's worst case.",
+)
+
+
 class Context:
     def __init__(self, config_path: Path) -> None:
+        from deployer.events import Events, new_run_id
+        from deployer.outputs import RunOutputs
+
         self.config_path = config_path
         self.workdir = Path.cwd()
         self.strategy: str | None = None
         self.aws: Any = None  # the AwsContext of the engine, once made: did changes begin?
+        self.events = Events(new_run_id())
+        self.outputs = RunOutputs(self.events, self.workdir)
+        self.allow_short_credentials = False
         ENDING.changes_begun = lambda: bool(self.aws is not None and self.aws.changes_begun)
         ENDING.error_log = self.workdir / ".deployer" / "last-error.log"
 
@@ -61,7 +83,24 @@ class Context:
         ENDING.json = mode == "json"
 
     def report(self, line: str) -> None:
-        print(f"· {line}", file=sys.stderr, flush=True)
+        self.events.say(line)
+
+    def start_run(
+        self, command: str, version: str | None, events_to: str | None, output: str
+    ) -> None:
+        """A run command's outputs: its event sinks, and at every exit its outcome event,
+        summary and notifications. run_started is emitted once the config loads.
+        """
+        from deployer.config import AwsTarget
+
+        self.output(output)
+        ENDING.run(lambda: self.outputs.open(command, events_to, output == "json"))
+        ENDING.result_to_stderr = events_to == "-"
+        ENDING.on_end = self.outputs.end
+        loaded = ENDING.run(self.config)
+        target = loaded.spec.target
+        where = f"aws {target.region}" if isinstance(target, AwsTarget) else "sandbox"
+        self.outputs.started(loaded, version, where)
 
     def config(self) -> LoadedConfig:
         loaded = load_config(self.config_path)
@@ -109,7 +148,9 @@ class Context:
         poller = Poller(report=self.report)
         runtime = open_target(loaded, self.workdir, poller, self.report, start_sandbox)
         self.aws = runtime.aws
-        return Engine(loaded, runtime, poller, self.report, self.workdir)
+        engine = Engine(loaded, runtime, poller, self.report, self.workdir, events=self.events)
+        engine.allow_short_credentials = self.allow_short_credentials
+        return engine
 
 
 def record_data(record: Any) -> dict[str, Any]:
@@ -140,6 +181,8 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 @STRATEGY
 @REBAKE
 @WAIT
+@SHORT_CREDENTIALS
+@EVENTS
 @OUTPUT
 @click.pass_obj
 def release(
@@ -148,15 +191,17 @@ def release(
     strategy: str | None,
     rebake: bool,
     wait_s: float | None,
+    allow_short_credentials: bool,
+    events_to: str | None,
     output: str,
 ) -> None:
     """Bake (or reuse) VERSION's image, start its fleet, gate it, and move traffic to it."""
     from deployer.release import Release
 
-    obj.output(output)
     obj.strategy = strategy
+    obj.allow_short_credentials = allow_short_credentials
+    obj.start_run("release", version, events_to, output)
     if wait_s is None:
-        ENDING.run(obj.config)
         obj.refuse_if_locked()
     obj.checked(version)
     engine = obj.engine()
@@ -180,13 +225,24 @@ def release(
 @click.argument("version")
 @REBAKE
 @WAIT
+@SHORT_CREDENTIALS
+@EVENTS
 @OUTPUT
 @click.pass_obj
-def bake(obj: Context, version: str, rebake: bool, wait_s: float | None, output: str) -> None:
+def bake(
+    obj: Context,
+    version: str,
+    rebake: bool,
+    wait_s: float | None,
+    allow_short_credentials: bool,
+    events_to: str | None,
+    output: str,
+) -> None:
     """Bake (or reuse) VERSION's image without releasing it."""
     from deployer.baking import bake as bake_image
 
-    obj.output(output)
+    obj.allow_short_credentials = allow_short_credentials
+    obj.start_run("bake", version, events_to, output)
     obj.checked(version)
     engine = obj.engine()
     result = ENDING.run(lambda: bake_image(engine, version, wait_s, rebake))
@@ -207,15 +263,21 @@ def bake(obj: Context, version: str, rebake: bool, wait_s: float | None, output:
 @click.option("--to", "to_version", metavar="VERSION", help="The version to go back to.")
 @click.option("--force", is_flag=True, help="Switch even to a fleet that is not healthy.")
 @WAIT
+@EVENTS
 @OUTPUT
 @click.pass_obj
 def rollback(
-    obj: Context, to_version: str | None, force: bool, wait_s: float | None, output: str
+    obj: Context,
+    to_version: str | None,
+    force: bool,
+    wait_s: float | None,
+    events_to: str | None,
+    output: str,
 ) -> None:
     """Traffic back to the previous fleet: one listener change while it is warm."""
     from deployer.rollback import rollback as roll_back
 
-    obj.output(output)
+    obj.start_run("rollback", to_version, events_to, output)
     engine = obj.engine()
     done = ENDING.run(lambda: roll_back(engine, to_version, wait_s, force))
     data = {
@@ -229,13 +291,14 @@ def rollback(
 
 @cli.command()
 @WAIT
+@EVENTS
 @OUTPUT
 @click.pass_obj
-def abort(obj: Context, wait_s: float | None, output: str) -> None:
+def abort(obj: Context, wait_s: float | None, events_to: str | None, output: str) -> None:
     """Roll the in-flight release back on purpose (traffic to where it was before it)."""
     from deployer.rollback import abort as abort_release
 
-    obj.output(output)
+    obj.start_run("abort", None, events_to, output)
     engine = obj.engine()
     done = ENDING.run(lambda: abort_release(engine, wait_s))
     data = {
@@ -249,15 +312,18 @@ def abort(obj: Context, wait_s: float | None, output: str) -> None:
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @WAIT
+@EVENTS
 @OUTPUT
 @click.pass_obj
-def gc(obj: Context, dry_run: bool, wait_s: float | None, output: str) -> None:
+def gc(
+    obj: Context, dry_run: bool, wait_s: float | None, events_to: str | None, output: str
+) -> None:
     """Delete fleets past the rollback window, images beyond bake.keep_images (and their
     snapshots), and what killed bakes left (builders, temporary key pairs and groups).
     """
     from deployer.operations import gc as collect
 
-    obj.output(output)
+    obj.start_run("gc", None, events_to, output)
     engine = obj.engine()
     done = ENDING.run(lambda: collect(engine, wait_s, dry_run))
     verb = "would remove" if dry_run else "removed"
@@ -301,7 +367,8 @@ def plan(obj: Context, version: str, strategy: str | None, rebake: bool, output:
         text = f"nothing to do: {data['reason']}"
     else:
         lines = [
-            f"release {data['version']} ({data['digest'][:12]}): {data['reason']}",
+            f"release {data['version']} ({data['digest'][:12]}) on {data['target']}: "
+            f"{data['reason']}",
             "  create network and service stacks" if data["creates_infra"] else "",
             "  image: "
             + (
@@ -371,6 +438,42 @@ def history(obj: Context, limit: int, output: str) -> None:
         for r in records
     ]
     ENDING.emit({"releases": records}, "\n".join(lines) or "no releases recorded")
+
+
+@cli.command()
+@click.argument("release_id", default="latest", metavar="[RELEASE_ID|latest]")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The picture to write: FILE.svg or FILE.png.",
+)
+@click.option(
+    "--events",
+    "events_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Draw this --events file instead of the release recorded under .deployer/events/.",
+)
+@OUTPUT
+@click.pass_obj
+def report(obj: Context, release_id: str, out: Path, events_file: Path | None, output: str) -> None:
+    """Draw one release: its phases, each version's traffic, its gates, a failure, a rollback."""
+    from deployer.outputs import events_dir
+    from deployer.timeline import draw, find_release, read_events
+
+    obj.output(output)
+    if events_file is not None:
+        source, events = events_file, ENDING.run(lambda: read_events(events_file))
+    else:
+        source, events = ENDING.run(lambda: find_release(events_dir(obj.workdir), release_id))
+    shown = ENDING.run(lambda: draw(events, out))
+    text = (
+        f"{out}: {len(shown['phases'])} phases, versions {', '.join(shown['versions']) or '-'}, "
+        f"{shown['gates']['pass']} passing and {shown['gates']['fail']} failing gate "
+        f"observations; {shown['outcome']}"
+    )
+    ENDING.emit({**shown, "events": str(source)}, text)
 
 
 @cli.command("check")

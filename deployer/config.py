@@ -40,8 +40,15 @@ SANDBOX_REGION = "us-east-1"  # the sandbox's one region (deployer.sandbox.layou
 
 class AwsTarget(Strict):
     kind: Literal["aws"]
-    region: str = Field(pattern=REGION_PATTERN)
-    profile: str | None = None
+    region: str | None = Field(
+        default=None,
+        pattern=REGION_PATTERN,
+        description="Default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region.",
+    )
+    profile: str | None = Field(
+        default=None,
+        description="Ignored (with a warning) when the environment holds credentials.",
+    )
 
 
 Target = Annotated[SandboxTarget | AwsTarget, Field(discriminator="kind")]
@@ -269,6 +276,26 @@ class DeployConfig(Strict):
     strategy: Strategy = Field(default_factory=Strategy)
     gates: Gates = Field(default_factory=Gates)
     lock: Lock = Field(default_factory=Lock)
+    notify: tuple[str, ...] = Field(
+        default=(),
+        max_length=20,
+        description="Apprise URLs told of a release's start, success and failure and of every "
+        "rollback (slack://..., msteams://..., sns://..., json://host/path). `env:NAME` reads "
+        "the URL from the environment variable NAME, so tokens stay out of the file.",
+    )
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        if not entries:
+            return entries
+        from deployer.notify import invalid
+
+        for index, entry in enumerate(entries):
+            why = invalid(entry)
+            if why:  # the URL itself is not echoed: it may hold a token
+                raise ValueError(f"entry {index}: {why}")
+        return entries
 
     @field_validator("regions")
     @classmethod
@@ -299,7 +326,7 @@ class DeployConfig(Strict):
 
     @model_validator(mode="after")
     def _bake_region_first(self) -> DeployConfig:
-        region = self.target.region if isinstance(self.target, AwsTarget) else SANDBOX_REGION
+        region = self.target_region
         if self.regions and self.regions[0] != region:
             raise ValueError(
                 f"regions: the first region ({self.regions[0]}) is where the image is baked and "
@@ -310,8 +337,13 @@ class DeployConfig(Strict):
     @property
     def image_regions(self) -> tuple[str, ...]:
         """Where the image must exist: the bake region first."""
-        region = self.target.region if isinstance(self.target, AwsTarget) else SANDBOX_REGION
-        return self.regions or (region,)
+        return self.regions or (self.target_region,)
+
+    @property
+    def target_region(self) -> str:
+        if isinstance(self.target, AwsTarget) and self.target.region:
+            return self.target.region
+        return SANDBOX_REGION
 
 
 class LoadedConfig(BaseModel):
@@ -377,6 +409,7 @@ def load_config(path: Path) -> LoadedConfig:
         raise ConfigError(name, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(name, "", "must be a mapping of settings")
+    _fill_region(name, raw)
     try:
         spec = DeployConfig.model_validate(raw)
     except ValidationError as exc:
@@ -387,6 +420,20 @@ def load_config(path: Path) -> LoadedConfig:
         more = f" (and {len(rest)} more problem(s))" if rest else ""
         raise ConfigError(name, _field_path(first["loc"]), reason + more) from None
     return LoadedConfig(path=path.resolve(), spec=spec)
+
+
+def _fill_region(name: str, raw: dict[str, Any]) -> None:
+    """An AWS target without a region takes it as the SDKs do (deployer.aws.identity)."""
+    target = raw.get("target")
+    if not isinstance(target, dict) or target.get("kind") != "aws" or target.get("region"):
+        return
+    from deployer.aws.identity import REGION_SOURCES, resolve
+
+    profile = target.get("profile") if isinstance(target.get("profile"), str) else None
+    region = resolve(None, profile).region
+    if region is None:
+        raise ConfigError(name, "target.region", f"no AWS region: set {REGION_SOURCES}")
+    raw["target"] = {**target, "region": region}
 
 
 def json_schema() -> dict[str, Any]:

@@ -34,6 +34,7 @@ from deployer.config import LoadedConfig
 from deployer.core.model import Actor, Fleet, Kind, LiveState, Outcome, ReleaseRecord
 from deployer.core.names import Names
 from deployer.errors import NeedsHuman, StackFailed
+from deployer.events import Events
 from deployer.infra import STACK_DEADLINE_S, Infra, Templates, ensure_stack
 from deployer.locking import LeaseLost, LockClient
 from deployer.target import Runtime
@@ -73,6 +74,7 @@ class Engine:
         actor: Actor | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        events: Events | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
@@ -84,6 +86,12 @@ class Engine:
         self.clock = clock
         self.sleep = sleep
         self.actor = actor or actor_from_env()
+        self.events = events or Events()
+        poller.events = self.events if events is not None else poller.events
+        runtime.aws.on_retry = self._retried
+        self._versions: dict[str, str] = {}  # target group arn -> version, as fleets are seen
+        self._listeners: dict[str, str] = {}  # listener arn -> "production" or "test"
+        self._releases_seen: set[str] = set()
         self.names = Names(self.spec.app, self.spec.environment)
         aws = runtime.aws
         self.cfn = CloudFormation(aws, poller)
@@ -117,6 +125,7 @@ class Engine:
         self.account = ""
         self.gate_failed_at: float | None = None  # when a gate failure was detected (bench)
         self.on_phase: Callable[[ReleaseRecord], None] = lambda _record: None
+        self.allow_short_credentials = False
 
     # ---- lock and journal ----------------------------------------------------------------
 
@@ -162,6 +171,15 @@ class Engine:
             raise LeaseLost(
                 f"the lock on {self.names.scope} was taken over; this run stops "
                 f"without acting further (release {record.release_id})"
+            )
+        if record.release_id not in self._releases_seen:
+            self._releases_seen.add(record.release_id)
+            self.events.emit(
+                "release",
+                release_id=record.release_id,
+                kind=record.kind.value,
+                version=record.version,
+                prior_weights={self.version_of(a): w for a, w in record.prior_weights.items()},
             )
         self.on_phase(record)
         return record
@@ -211,14 +229,19 @@ class Engine:
             {**tags, "deployer:role": "service"},
             self.report,
         )
-        return Infra.from_outputs(network.outputs, service.outputs)
+        return self._seen(Infra.from_outputs(network.outputs, service.outputs))
 
     def existing_infra(self) -> Infra | None:
         network = self.cfn.describe(self.names.network_stack)
         service = self.cfn.describe(self.names.service_stack)
         if network is None or service is None or "ListenerArn" not in service.outputs:
             return None
-        return Infra.from_outputs(network.outputs, service.outputs)
+        return self._seen(Infra.from_outputs(network.outputs, service.outputs))
+
+    def _seen(self, infra: Infra) -> Infra:
+        self._listeners[infra.listener_arn] = "production"
+        self._listeners[infra.test_listener_arn] = "test"
+        return infra
 
     def observe(self, infra: Infra) -> LiveState:
         """The fleets of this app/environment and the production weights, read from AWS now."""
@@ -233,6 +256,10 @@ class Engine:
     def fleet_of(self, stack: Stack) -> Fleet:
         asg_name = stack.outputs.get("AutoScalingGroupName", "")
         group = self.asg.describe(asg_name) if asg_name else None
+        if stack.outputs.get("TargetGroupArn"):
+            self._versions[stack.outputs["TargetGroupArn"]] = stack.tags.get(
+                "deployer:version", "?"
+            )
         return Fleet(
             stack_name=stack.name,
             version=stack.tags.get("deployer:version", "?"),
@@ -263,6 +290,17 @@ class Engine:
             self.elb.set_weights(listener_arn, weights)
 
         change()
+        self.events.emit(
+            "weights_changed",
+            listener=self._listeners.get(listener_arn, "production"),
+            weights={self.version_of(arn): weight for arn, weight in weights.items()},
+        )
+
+    def version_of(self, target_group_arn: str) -> str:
+        """The version a target group serves (its fleet's tag), else the group's name."""
+        found = self._versions.get(target_group_arn)
+        parts = target_group_arn.rsplit(":", 1)[-1].split("/")
+        return found or (parts[1] if len(parts) > 1 else target_group_arn)
 
     def switch_or_escalate(
         self, infra: Infra, weights: dict[str, int], record: ReleaseRecord, doing: str
@@ -353,14 +391,26 @@ class Engine:
     def stamp(self) -> str:
         return self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def _retried(self, operation: str, error: str, attempt: int) -> None:
+        self.events.emit("aws_retry", operation=operation, error=error, attempt=attempt)
+
     @contextmanager
-    def timed(self, phase: str) -> Iterator[None]:
-        """Time a phase; a phase run several times (traffic steps) adds up."""
+    def timed(self, phase: str, name: str = "") -> Iterator[None]:
+        """Time a phase; a phase run several times (traffic steps) adds up. Each run of it
+        is a phase_started and a phase_finished event.
+        """
         started, wall = time.monotonic(), time.time()
+        name = name or phase
+        self.events.emit("phase_started", phase=phase, name=name)
+        outcome = "failed"
         try:
             yield
+            outcome = "done"
         finally:
             took = time.monotonic() - started
             self.phase_seconds[phase] = round(self.phase_seconds.get(phase, 0.0) + took, 3)
             first = self.phase_spans.get(phase, (wall, wall))[0]
             self.phase_spans[phase] = (first, time.time())
+            self.events.emit(
+                "phase_finished", phase=phase, name=name, seconds=round(took, 3), outcome=outcome
+            )

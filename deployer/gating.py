@@ -34,13 +34,25 @@ class Gated:
         infra = self.infra
         return self.engine.runtime.url_for(infra.load_balancer_dns, infra.test_listener_port)
 
-    def observe(self) -> list[Observation]:
+    def observe(self, step: str) -> list[Observation]:
+        """Every gate, once; each observation is a gate_observation event."""
         e = self.engine
-        return [
+        seen = [
             observe_targets(e.elb, self.green.target_group_arn, self.expected),
             *[observe_http(self.test_url, check) for check in e.spec.gates.http],
             *observe_alarms(e.cloudwatch, e.alarm_names()),
         ]
+        for o in seen:
+            e.events.emit(
+                "gate_observation",
+                gate=o.gate,
+                kind=o.kind.value,
+                passed=o.passed,
+                detail=o.detail,
+                step=step,
+                version=self.green.version,
+            )
+        return seen
 
 
 def wait_until_ready(gated: Gated) -> None:
@@ -53,7 +65,7 @@ def wait_until_ready(gated: Gated) -> None:
     failures: dict[str, int] = {}
 
     def check() -> Poll[None]:
-        targets, *others = gated.observe()
+        targets, *others = gated.observe("before switch")
         alarms = [o for o in others if o.kind is GateKind.ALARM]
         verdict = judge(alarms, failures, e.spec.gates.max_failures)
         if verdict.failed:
@@ -98,7 +110,7 @@ def hold(gated: Gated, seconds: float, step_name: str) -> None:
     ends = e.clock() + seconds
     failures: dict[str, int] = {}
     while True:
-        verdict = judge(gated.observe(), failures, e.spec.gates.max_failures)
+        verdict = judge(gated.observe(step_name), failures, e.spec.gates.max_failures)
         failures = dict(verdict.failures)
         if verdict.failed:
             e.gate_failed_at = e.clock()

@@ -188,6 +188,8 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
     retire = [f.stack_name for f in live.fleets if f.stack_name not in keep]
     return {
         "version": version.text,
+        "target": engine.runtime.description,
+        "region": engine.runtime.aws.region,
         "digest": artifact.digest,
         "bake_key": wanted.bake_key,
         "noop": decided.noop,

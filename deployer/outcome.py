@@ -39,21 +39,37 @@ class Ending:
         self.json = False
         self.changes_begun: Callable[[], bool] = lambda: False
         self.error_log: Path | None = None
+        self.result_to_stderr = False  # `--events -`: stdout carries the events
+        # The run's outputs (deployer.outputs.RunOutputs.end): the outcome event, the summary,
+        # notifications. Called once, before the result is printed.
+        self.on_end: Callable[[bool, int, dict[str, Any], str], None] | None = None
+
+    def _end(self, ok: bool, code: int, data: dict[str, Any], reason: str = "") -> None:
+        hook, self.on_end = self.on_end, None
+        if hook is None:
+            return
+        try:
+            hook(ok, code, data, reason)
+        except Exception as exc:  # noqa: BLE001 - the outputs must never change the exit
+            say(f"warning: the run's outputs failed: {type(exc).__name__}: {exc}")
 
     def emit(self, data: dict[str, Any], text: str) -> None:
+        self._end(True, 0, data)
         if self.json:
             print(json.dumps({"ok": True, "exit_code": 0, **data}, indent=2, default=str))
         elif text:
-            print(text)
+            print(text, file=sys.stderr if self.result_to_stderr else sys.stdout)
 
     def fail(self, exc: DeployerError, **extra: Any) -> NoReturn:
         code = int(exc.exit_code)
+        self._end(False, code, {}, exc.message)
         say(_color("1;31", "error: ") + exc.message)
         say(_color("2", f"exit {code}: {EXIT_CODE_MEANINGS[exc.exit_code]}"))
         self._json_failure(code, type(exc).__name__, exc.message, extra)
         sys.exit(code)
 
     def interrupted(self) -> NoReturn:
+        self._end(False, INTERRUPTED, {}, "interrupted by a signal")
         say(_color("33", "interrupted"))
         self._json_failure(INTERRUPTED, "Interrupted", "interrupted by a signal", {})
         sys.exit(INTERRUPTED)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
 from botocore.exceptions import ClientError
@@ -15,15 +16,13 @@ from botocore.exceptions import ClientError
 from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.checks import CheckCache, check_playbook, check_templates
-from deployer.config import AwsTarget, LoadedConfig
+from deployer.config import LoadedConfig
 from deployer.engine import Engine
 from deployer.errors import BadInput, Unreachable
-from deployer.sandbox.layout import REGION as SANDBOX_REGION
 
 
 def target_region(loaded: LoadedConfig) -> str:
-    target = loaded.spec.target
-    return target.region if isinstance(target, AwsTarget) else SANDBOX_REGION
+    return loaded.spec.target_region
 
 
 def check_local(loaded: LoadedConfig, workdir: Path) -> Artifact | None:
@@ -101,5 +100,55 @@ def download_artifact(engine: Engine) -> Artifact:
     return Artifact(final, digest, source)
 
 
-def preflight(engine: Engine) -> Artifact:
-    return check_aws(engine, check_local(engine.loaded, engine.workdir))
+def preflight(engine: Engine, bakes: bool = True) -> Artifact:
+    artifact = check_aws(engine, check_local(engine.loaded, engine.workdir))
+    check_credentials_last(engine, worst_case(engine, bakes))
+    return artifact
+
+
+def worst_case(engine: Engine, bakes: bool = True) -> float:
+    from deployer.core.deadlines import Deadlines, worst_case_seconds
+    from deployer.infra import STACK_DEADLINE_S
+
+    spec = engine.spec
+    steps = 1 if spec.strategy.kind == "all_at_once" else len(spec.strategy.steps)
+    return worst_case_seconds(
+        Deadlines(
+            stack_s=STACK_DEADLINE_S,
+            bake_s=engine.baker_deadline_s,
+            health_s=spec.health_check.deadline_seconds,
+            hold_s=spec.strategy.bake_seconds,
+            steps=steps,
+            watch_s=spec.strategy.watch_seconds,
+        ),
+        bakes,
+    )
+
+
+def check_credentials_last(engine: Engine, worst_case_s: float) -> None:
+    """Credentials that end before the run's worst case stop it now (exit 5), unless the
+    operator said --allow-short-credentials: a release cut off midway cannot roll back.
+    """
+    from deployer.aws.identity import expiry
+    from deployer.core.deadlines import short_by
+
+    expires = expiry(engine.runtime.aws.session)
+    if expires is None:
+        return
+    left = (expires - engine.now()).total_seconds()
+    if short_by(left, worst_case_s) <= 0:
+        return
+    when = expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if engine.allow_short_credentials:
+        engine.report(
+            f"warning: the credentials expire at {when}, in {left / 60:.0f} min, before this "
+            f"run's worst case ({worst_case_s / 60:.0f} min); going on as asked"
+        )
+        return
+    raise Unreachable(
+        f"the AWS credentials expire at {when}, in {left / 60:.0f} min, before this run's worst "
+        f"case ({worst_case_s / 60:.0f} min: the sum of its deadlines). A release cut off "
+        "midway could not roll back. Get longer credentials (configure-aws-credentials: "
+        "role-duration-seconds, within the role's MaxSessionDuration) or pass "
+        "--allow-short-credentials. Nothing was changed."
+    )

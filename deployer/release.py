@@ -141,7 +141,7 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
     try:
         for planned in steps:
             record = e.record(record.at(planned.phase, step=planned.index))
-            with e.timed(planned.phase.value):
+            with e.timed(planned.phase.value, planned.name):
                 record = STEPS[planned.phase](run, record, e.observe(run.infra), planned)
             record = e.record(record.done())
     except (Exception, KeyboardInterrupt) as exc:

@@ -209,7 +209,8 @@ def put_back(engine: Engine, infra: Infra, record: ReleaseRecord, reason: str) -
         green = live.fleet_by_stack(record.fleet_stack) if record.fleet_stack else None
         if green is not None and green.target_group_arn in live.weights:
             record = engine.record(record.at(Phase.ROLLBACK))
-            restore(engine, infra, record, "moving traffic back to the previous fleet")
+            with engine.timed("rollback", "traffic back to the previous fleet"):
+                restore(engine, infra, record, "moving traffic back to the previous fleet")
             if engine.gate_failed_at is not None:
                 engine.phase_seconds["restore"] = round(engine.clock() - engine.gate_failed_at, 3)
             engine.report("rollback: traffic is back where it was before this release")

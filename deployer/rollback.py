@@ -107,7 +107,8 @@ def _switch_to(
     weights = {arn: 0 for arn in live.weights}
     weights[target.target_group_arn] = 100
     started = engine.clock()
-    engine.switch_or_escalate(infra, weights, record, "the rollback's listener change")
+    with engine.timed("switch", f"traffic to {target.version}"):
+        engine.switch_or_escalate(infra, weights, record, "the rollback's listener change")
     took = round(engine.clock() - started, 3)
     engine.phase_seconds["switch"] = took
     message = f"traffic is on {target.version} ({target.stack_name}), one listener change"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.aws.ec2 import Ec2
+from deployer.aws.identity import resolve
 from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, make_context
 from deployer.bake.access import TemporaryAccess, public_cidr
@@ -40,12 +41,18 @@ def open_target(
 ) -> Runtime:
     target = loaded.spec.target
     if isinstance(target, AwsTarget):
-        return _aws(loaded, target, poller)
+        return _aws(loaded, target, poller, report)
     return _sandbox(loaded, workdir, poller, report, start_sandbox)
 
 
-def _aws(loaded: LoadedConfig, target: AwsTarget, poller: Poller) -> Runtime:
-    aws = make_context(target.region, target.profile)
+def _aws(
+    loaded: LoadedConfig, target: AwsTarget, poller: Poller, report: Callable[[str], None]
+) -> Runtime:
+    identity = resolve(target.region, target.profile)
+    if identity.warning:
+        report(f"warning: {identity.warning}")
+    region = loaded.spec.target_region
+    aws = make_context(region, identity.profile)
     ssh = loaded.spec.bake.ssh
 
     def reach(instance: dict[str, Any], access: TemporaryAccess) -> BuilderAccess:
@@ -74,8 +81,8 @@ def _aws(loaded: LoadedConfig, target: AwsTarget, poller: Poller) -> Runtime:
         url_for=lambda dns, port: f"http://{dns}/" if port == 80 else f"http://{dns}:{port}/",
         reach=reach,
         source_cidr=source_cidr,
-        description=f"aws {target.region}"
-        + (f" (profile {target.profile})" if target.profile else ""),
+        description=f"aws {region}"
+        + (f" (profile {identity.profile})" if identity.profile else ""),
     )
 
 

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -70,6 +70,9 @@ class Poller:
     rng: random.Random = field(default_factory=random.Random)
     on_wait: Callable[[WaitStats], None] = lambda _stats: None
     count_calls: Callable[[], int] = lambda: 0
+    # The run's event stream (deployer.events.Events): wait_started, wait_status and
+    # wait_finished. Without one, a changed status is a line of `report`.
+    events: Any = None
 
     def next_interval(self, waited: float, floor: float | None = None) -> float:
         base = max(floor if floor is not None else self.first_interval, waited * self.share)
@@ -93,6 +96,8 @@ class Poller:
         polls = transient = 0
         failing_since: float | None = None
         outcome = "error"
+        if self.events is not None:
+            self.events.emit("wait_started", what=what)
         try:
             while True:
                 polls += 1
@@ -110,7 +115,10 @@ class Poller:
                     outcome = "done"
                     return observed.value  # type: ignore[return-value]
                 if observed.status != last:
-                    self.report(f"waiting for {what}: {observed.status}")
+                    if self.events is not None:
+                        self.events.emit("wait_status", what=what, status=observed.status)
+                    else:
+                        self.report(f"waiting for {what}: {observed.status}")
                     last = observed.status
                 waited = self.clock() - start
                 if waited >= deadline_s:
@@ -120,4 +128,15 @@ class Poller:
                 self.sleep(min(pause, max(deadline_s - waited, 0.01)))
         finally:
             calls = self.count_calls() - calls_before
-            self.on_wait(WaitStats(what, self.clock() - start, polls, calls, transient, outcome))
+            stats = WaitStats(what, self.clock() - start, polls, calls, transient, outcome)
+            self.on_wait(stats)
+            if self.events is not None:
+                self.events.emit(
+                    "wait_finished",
+                    what=what,
+                    seconds=round(stats.seconds, 3),
+                    polls=polls,
+                    api_calls=calls,
+                    transient_errors=transient,
+                    outcome=outcome,
+                )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,14 +27,33 @@ from botocore.exceptions import (
 from deployer.errors import Unreachable
 
 
-def retry_config(max_attempts: int | None = None) -> Config:
+def max_attempts() -> int:
+    return max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or 10))
+
+
+def retryable_error(response: Any, caught: Any) -> str:
+    """What failed in an attempt that botocore's standard mode retries, or '' (it did not fail,
+    or not in a way worth retrying).
+    """
+    if caught is not None:
+        return type(caught).__name__ if isinstance(caught, ConnectionError) else ""
+    if not response:
+        return ""
+    http, parsed = response
+    code = str((parsed or {}).get("Error", {}).get("Code", ""))
+    status = int(getattr(http, "status_code", 0) or 0)
+    if code in TRANSIENT_CODES or status >= 500:
+        return code or f"HTTP {status}"
+    return ""
+
+
+def retry_config(attempts: int | None = None) -> Config:
     """botocore's standard mode retries throttling, 5xx and connection errors with jittered
     exponential backoff (up to 20 s apart); 10 attempts ride out about a minute of trouble.
     AWS_MAX_ATTEMPTS, the SDKs' own setting, overrides that.
     """
-    attempts = max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or 10)
     return Config(
-        retries={"mode": "standard", "total_max_attempts": max(1, attempts)},
+        retries={"mode": "standard", "total_max_attempts": max(1, attempts or max_attempts())},
         connect_timeout=5,
         read_timeout=60,
     )
@@ -121,10 +140,29 @@ class AwsContext:
     _regions: dict[str, AwsContext] = field(default_factory=dict)
     profile: str | None = None  # how the session was made, to make one in another region
     credentials: dict[str, str] | None = None
+    # Told of every failed attempt botocore will retry: (operation, error, attempt).
+    on_retry: Callable[[str, str, int], None] | None = None
 
     def __post_init__(self) -> None:
         self.session.events.register("before-call", self._count)
         self.session.events.register("before-send", self._count_request)
+        self.session.events.register("needs-retry", self._retrying)
+
+    def _retrying(
+        self,
+        operation: Any = None,
+        attempts: int = 0,
+        response: Any = None,
+        caught_exception: Any = None,
+        **_: Any,
+    ) -> None:
+        """An observer beside botocore's retry handler: it never decides, it only tells."""
+        if self.on_retry is None or operation is None:
+            return
+        error = retryable_error(response, caught_exception)
+        if error and attempts < max_attempts():
+            service = operation.service_model.service_name
+            self.on_retry(f"{service}.{operation.name}", error, attempts)
 
     def _count_request(self, **_: Any) -> None:
         self.requests += 1
@@ -149,6 +187,7 @@ class AwsContext:
                 self.operations,
                 self.mutations,
             )
+            other.on_retry = self.on_retry
             self._regions[region] = other
         return self._regions[region]
 
