@@ -141,6 +141,7 @@ class RunOutputs:
         if self.text_mode and any(e["type"] == "phase_finished" for e in history):
             self._print_table(outcome)
         self._step_summary()
+        self._step_outputs(outcome)
         if self._notifier is not None:
             self._notifier.wait()
         for stream in self._files:
@@ -154,19 +155,31 @@ class RunOutputs:
         Console(file=self.stderr).print(end_table(self.events.history, outcome))
 
     def _step_summary(self) -> None:
-        target = os.environ.get("GITHUB_STEP_SUMMARY")
-        if not target:
+        if not os.environ.get("GITHUB_STEP_SUMMARY"):
             return
         from deployer.summary import markdown
 
         text = markdown(self.events.history)
-        if not text:
-            return
-        try:
-            with open(target, "a", encoding="utf-8") as summary:
-                summary.write(text + "\n")
-        except OSError as exc:
-            self.stderr.write(f"warning: GITHUB_STEP_SUMMARY {target}: {exc.strerror}\n")
+        if text:
+            _append("GITHUB_STEP_SUMMARY", text + "\n", self.stderr)
+
+    def _step_outputs(self, outcome: Event) -> None:
+        """GitHub step outputs (GITHUB_OUTPUT): url, outcome, exit_code, version, release_id."""
+        keys = ("url", "outcome", "exit_code", "version", "release_id")
+        values = {k: "" if outcome.get(k) is None else str(outcome[k]) for k in keys}
+        lines = "".join(f"{k}={(v.splitlines() or [''])[0]}\n" for k, v in values.items())
+        _append("GITHUB_OUTPUT", lines, self.stderr)
+
+
+def _append(variable: str, text: str, stderr: IO[str]) -> None:
+    target = os.environ.get(variable)
+    if not target:
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        stderr.write(f"warning: {variable} {target}: {exc.strerror}\n")
 
 
 def _outcome(command: str, ok: bool, code: int, data: dict[str, Any]) -> str:

@@ -76,6 +76,7 @@ def ci(tmp_path_factory):
     # A second webhook that refuses connections, with a password in its URL.
     cli.env["DEPLOYER_TEST_BROKEN_HOOK"] = f"json://user:s3cr3tpass@127.0.0.1:{free_port()}/x"
     cli.env["GITHUB_STEP_SUMMARY"] = str(workdir / "summary.md")
+    cli.env["GITHUB_OUTPUT"] = str(workdir / "outputs.txt")
     yield cli, receiver
     cli("sandbox", "down")
     receiver.server.shutdown()
@@ -114,6 +115,10 @@ def test_release_streams_events_writes_a_summary_and_notifies(ci):
     assert "deployer release v1" in summary and "succeeded" in summary
     assert "| phase | seconds | outcome |" in summary and "| bake |" in summary
     assert "deployer rollback" in summary
+    outputs = dict(
+        line.split("=", 1) for line in (cli.workdir / "outputs.txt").read_text().splitlines()
+    )
+    assert outputs["exit_code"] == "0" and outputs["url"] == events[-1]["url"]
 
     notes = wait_for(receiver, 2)
     assert [n["type"] for n in notes] == ["info", "success"]
