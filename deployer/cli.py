@@ -64,6 +64,13 @@ SHORT_CREDENTIALS = click.option(
 )
 
 
+REPLACE_FAILED = click.option(
+    "--replace-failed",
+    is_flag=True,
+    help="Delete a network or service stack left in a failed state and create it again.",
+)
+
+
 class Context:
     def __init__(self, config_path: Path) -> None:
         from deployer.events import Events, new_run_id
@@ -76,6 +83,7 @@ class Context:
         self.events = Events(new_run_id())
         self.outputs = RunOutputs(self.events, self.workdir)
         self.allow_short_credentials = False
+        self.replace_failed = False
         ENDING.changes_begun = lambda: bool(self.aws is not None and self.aws.changes_begun)
         ENDING.error_log = self.workdir / ".deployer" / "last-error.log"
 
@@ -150,6 +158,7 @@ class Context:
         self.aws = runtime.aws
         engine = Engine(loaded, runtime, poller, self.report, self.workdir, events=self.events)
         engine.allow_short_credentials = self.allow_short_credentials
+        engine.replace_failed = self.replace_failed
         return engine
 
 
@@ -182,6 +191,7 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 @REBAKE
 @WAIT
 @SHORT_CREDENTIALS
+@REPLACE_FAILED
 @EVENTS
 @OUTPUT
 @click.pass_obj
@@ -192,6 +202,7 @@ def release(
     rebake: bool,
     wait_s: float | None,
     allow_short_credentials: bool,
+    replace_failed: bool,
     events_to: str | None,
     output: str,
 ) -> None:
@@ -199,6 +210,7 @@ def release(
     from deployer.release import Release
 
     obj.strategy = strategy
+    obj.replace_failed = replace_failed
     obj.allow_short_credentials = allow_short_credentials
     obj.start_run("release", version, events_to, output)
     if wait_s is None:
@@ -474,6 +486,35 @@ def report(obj: Context, release_id: str, out: Path, events_file: Path | None, o
         f"observations; {shown['outcome']}"
     )
     ENDING.emit({**shown, "events": str(source)}, text)
+
+
+@cli.group()
+def infra() -> None:
+    """The network and service stacks."""
+
+
+@infra.command("recover")
+@click.option(
+    "--skip",
+    "skip",
+    multiple=True,
+    metavar="LOGICAL_ID",
+    help="A resource CloudFormation cannot roll back, left as it is (repeatable).",
+)
+@WAIT
+@OUTPUT
+@click.pass_obj
+def infra_recover(obj: Context, skip: tuple[str, ...], wait_s: float | None, output: str) -> None:
+    """Finish the rollback of a stack stuck in UPDATE_ROLLBACK_FAILED."""
+    from deployer.recovery import recover
+
+    obj.output(output)
+    engine = obj.engine()
+    done = ENDING.run(lambda: recover(engine, skip, wait_s))
+    text = (
+        ", ".join(done["recovered"]) + " recovered" if done["recovered"] else "nothing to recover"
+    )
+    ENDING.emit(done, text)
 
 
 @cli.command("check")

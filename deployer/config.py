@@ -71,6 +71,18 @@ class Artifact(Strict):
 class Instance(Strict):
     type: str = Field(default="t3.micro", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     port: int = Field(default=8080, ge=1024, le=65535)
+    volume_gb: int | None = Field(
+        default=None,
+        ge=1,
+        le=16384,
+        description="The root volume (gp3, encrypted) in GiB. Default: the image's own size.",
+    )
+    kms_key_id: str | None = Field(
+        default=None,
+        pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+|"
+        r"alias/[A-Za-z0-9/_-]+|[0-9a-f-]{36}|mrk-[0-9a-f]{32})$",
+        description="The KMS key that encrypts the root volume. Default: the account's EBS key.",
+    )
 
 
 class Capacity(Strict):
@@ -94,6 +106,13 @@ class HealthCheck(Strict):
     healthy_threshold: int = Field(default=2, ge=2, le=10)
     unhealthy_threshold: int = Field(default=2, ge=2, le=10)
     deadline_seconds: int = Field(default=300, ge=10, le=3600)
+    grace_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=7200,
+        description="How long a new instance may fail the load balancer's health check before "
+        "Auto Scaling replaces it (the group's HealthCheckGracePeriod).",
+    )
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> HealthCheck:
@@ -251,6 +270,27 @@ def parse_duration(value: int | str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+class Tls(Strict):
+    certificate_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
+        description="An ACM certificate in the target's region: production is HTTPS on 443 "
+        "and port 80 redirects to it.",
+    )
+    ssl_policy: str = Field(
+        default="ELBSecurityPolicy-TLS13-1-2-2021-06",
+        pattern=r"^ELBSecurityPolicy-[A-Za-z0-9-]+$",
+        description="The listener's TLS policy (default: TLS 1.3 and 1.2 only).",
+    )
+
+
+class Alb(Strict):
+    access_logs_bucket: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="An S3 bucket whose policy lets ELB deliver access logs to it.",
+    )
+
+
 class DeployConfig(Strict):
     app: str = Field(
         pattern=NAME_PATTERN,
@@ -276,6 +316,13 @@ class DeployConfig(Strict):
     strategy: Strategy = Field(default_factory=Strategy)
     gates: Gates = Field(default_factory=Gates)
     lock: Lock = Field(default_factory=Lock)
+    tls: Tls | None = None
+    alb: Alb = Field(default_factory=Alb)
+    protected: bool = Field(
+        default=False,
+        description="Turn on the load balancer's deletion protection and the network and "
+        "service stacks' termination protection.",
+    )
     notify: tuple[str, ...] = Field(
         default=(),
         max_length=20,
@@ -396,7 +443,9 @@ def load_config(path: Path) -> LoadedConfig:
     if not path.is_file():
         raise ConfigError(name, "", "file not found (pass -c PATH or run where deployer.yaml is)")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+        text = path.read_text(encoding="utf-8")
+        # bandit B506: _UniqueKeyLoader is a yaml.SafeLoader (no object construction)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  # nosec B506
     except _DuplicateKey as dup:
         raise ConfigError(
             name,

@@ -40,6 +40,7 @@ from deployer.locking import LeaseLost, LockClient
 from deployer.target import Runtime
 
 Report = Callable[[str], None]
+DEFAULT_TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 def actor_from_env() -> Actor:
@@ -94,7 +95,8 @@ class Engine:
         self._releases_seen: set[str] = set()
         self.names = Names(self.spec.app, self.spec.environment)
         aws = runtime.aws
-        self.cfn = CloudFormation(aws, poller)
+        self.cfn = CloudFormation(aws, poller, on_event=report)
+        self.replace_failed = False  # --replace-failed: delete failed network/service stacks
         self.ec2 = Ec2(aws, poller)
         self.elb = Elbv2(aws)
         self.asg = AutoScaling(aws)
@@ -214,6 +216,7 @@ class Engine:
             {"AzCount": str(self.spec.azs)},
             {**tags, "deployer:role": "network"},
             self.report,
+            self.replace_failed,
         )
         service = ensure_stack(
             self.cfn,
@@ -225,10 +228,20 @@ class Engine:
                 "AppPort": str(self.spec.instance.port),
                 "TestListenerPort": str(self.spec.strategy.test_listener_port),
                 "TestListenerCidr": "0.0.0.0/0",
+                "CertificateArn": self.spec.tls.certificate_arn if self.spec.tls else "",
+                "SslPolicy": (self.spec.tls.ssl_policy if self.spec.tls else DEFAULT_TLS_POLICY),
+                "AccessLogsBucket": self.spec.alb.access_logs_bucket or "",
+                "DeletionProtection": "true" if self.spec.protected else "false",
             },
             {**tags, "deployer:role": "service"},
             self.report,
+            self.replace_failed,
         )
+        if self.spec.protected:
+            for stack in (network, service):
+                if not stack.termination_protected:
+                    self.report(f"infra: turning on termination protection of {stack.name}")
+                    self.cfn.protect(stack.stack_id)
         return self._seen(Infra.from_outputs(network.outputs, service.outputs))
 
     def existing_infra(self) -> Infra | None:

@@ -36,7 +36,33 @@ def fleet_parameters(
         "Version": record.version,
         "Digest": record.digest,
         "SettingsPath": f"/deployer/{record_scope(engine)}/",
+        **root_volume(engine, image_id),
+        "KmsKeyId": spec.instance.kms_key_id or "",
+        "GraceSeconds": str(hc.grace_seconds),
     }
+
+
+def root_volume(engine: Engine, image_id: str) -> dict[str, str]:
+    """The image's root device (/dev/xvda on Amazon Linux, /dev/sda1 on Ubuntu), which the
+    launch template's volume settings must name (or they add a second volume), and its size:
+    `instance.volume_gb`, never below the image's own snapshot (AWS refuses that).
+    """
+    image = (engine.ec2.image(image_id) if image_id else None) or {}
+    device = str(image.get("RootDeviceName") or "/dev/xvda")
+    own = next(
+        (
+            int(m["Ebs"].get("VolumeSize") or 0)
+            for m in image.get("BlockDeviceMappings", [])
+            if m.get("DeviceName") == device and "Ebs" in m
+        ),
+        0,
+    )
+    wanted = engine.spec.instance.volume_gb or own or 8
+    if wanted < own:
+        engine.report(
+            f"fleet: instance.volume_gb {wanted} is below the image's {own} GiB; using {own}"
+        )
+    return {"RootDeviceName": device, "VolumeGb": str(max(wanted, own))}
 
 
 def record_scope(engine: Engine) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.aws.cloudformation import CloudFormation, Stack
-from deployer.errors import BadInput
+from deployer.errors import BadInput, StackFailed
 
 TEMPLATE_NAMES = ("network", "service", "fleet")
 STACK_DEADLINE_S = 1800
@@ -97,10 +97,13 @@ def ensure_stack(
     parameters: Mapping[str, str],
     tags: Mapping[str, str],
     report: Callable[[str], None],
+    replace_failed: bool = False,
 ) -> Stack:
     """Create the stack, or update it when its template or parameters changed; else leave it.
 
-    The fingerprint of what was applied is a stack tag, so no change means no API write.
+    The fingerprint of what was applied is a stack tag, so no change means no API write. A
+    stack in a failed state is never deleted unless the operator said so (--replace-failed):
+    the network and service stacks hold the load balancer that serves production.
     """
     print_ = fingerprint(body, parameters)
     tags = {**tags, "deployer:fingerprint": print_}
@@ -109,8 +112,22 @@ def ensure_stack(
         report(f"infra: {name} is being deleted (an earlier create failed); waiting")
         cfn.wait_deleted(stack.stack_id, STACK_DEADLINE_S)
         stack = None
+    if stack is not None and stack.status == "UPDATE_ROLLBACK_FAILED":
+        raise StackFailed(
+            name,
+            stack.status,
+            f"{cfn.failure_reason(stack.stack_id) or stack.reason}. Run `deployer infra "
+            "recover` (and `--skip LOGICAL_ID` for a resource that cannot roll back)",
+        )
+    if stack is not None and stack.status in UNRECOVERABLE and not replace_failed:
+        raise StackFailed(
+            name,
+            stack.status,
+            f"{cfn.failure_reason(stack.stack_id) or stack.reason}. deployer does not delete "
+            "it by itself; rerun with --replace-failed to delete it and create it again",
+        )
     if stack is not None and stack.status in UNRECOVERABLE:
-        report(f"infra: {name} is {stack.status}; deleting it to create it again")
+        report(f"infra: {name} is {stack.status}; deleting it to create it again, as asked")
         cfn.delete(stack.stack_id)
         cfn.wait_deleted(stack.stack_id, STACK_DEADLINE_S)
         stack = None

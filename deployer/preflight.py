@@ -59,6 +59,12 @@ def check_aws(engine: Engine, artifact: Artifact | None) -> Artifact:
         engine.account = engine.runtime.aws.account_id()
         names = engine.alarm_names()
         found = engine.cloudwatch.alarm_states(names) if names else {}
+        zones = engine.ec2.availability_zones()
+    if len(zones) < engine.spec.azs:
+        raise BadInput(
+            f"{engine.loaded.path}: azs: {engine.spec.azs} Availability Zones asked, but "
+            f"{engine.runtime.aws.region} offers {len(zones)} ({', '.join(zones) or 'none'})"
+        )
     missing = [n for n in names if n not in found]
     if missing:
         raise BadInput(

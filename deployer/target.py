@@ -78,12 +78,19 @@ def _aws(
     return Runtime(
         kind="aws",
         aws=aws,
-        url_for=lambda dns, port: f"http://{dns}/" if port == 80 else f"http://{dns}:{port}/",
+        url_for=aws_url,
         reach=reach,
         source_cidr=source_cidr,
         description=f"aws {region}"
         + (f" (profile {identity.profile})" if identity.profile else ""),
     )
+
+
+def aws_url(dns: str, port: int) -> str:
+    """The load balancer's URL: HTTPS on 443 (with a certificate), else HTTP."""
+    if port == 443:
+        return f"https://{dns}/"
+    return f"http://{dns}/" if port == 80 else f"http://{dns}:{port}/"
 
 
 def _sandbox(

@@ -7,8 +7,9 @@ DescribeStackEvents still answer, so the failed resource and its reason can be r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -41,6 +42,7 @@ class Stack:
     outputs: Mapping[str, str]
     tags: Mapping[str, str]
     parameters: Mapping[str, str]
+    termination_protected: bool = False
 
     @staticmethod
     def from_api(raw: Mapping[str, Any]) -> Stack:
@@ -54,6 +56,7 @@ class Stack:
             parameters={
                 p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])
             },
+            termination_protected=bool(raw.get("EnableTerminationProtection", False)),
         )
 
 
@@ -67,10 +70,28 @@ def _tags(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in values.items() if v]
 
 
+CLOCK_SKEW = timedelta(seconds=60)  # events this much older than a wait may still be its own
+
+# A failed update rolls back on its own: wait for that to end before reporting the failure,
+# so that the next run meets a stack at rest (UPDATE_ROLLBACK_COMPLETE can be updated again).
+SETTLING = frozenset(
+    {
+        "UPDATE_ROLLBACK_IN_PROGRESS",
+        "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+        "ROLLBACK_IN_PROGRESS",
+        "UPDATE_FAILED",
+    }
+)
+
+
 class CloudFormation:
-    def __init__(self, aws: AwsContext, poller: Poller) -> None:
+    def __init__(
+        self, aws: AwsContext, poller: Poller, on_event: Callable[[str], None] | None = None
+    ) -> None:
         self._aws = aws
         self._poller = poller
+        self._on_event = on_event  # each new stack event while a wait runs, as a line
+        self._seen: dict[str, set[str]] = {}
 
     @property
     def _cfn(self) -> Any:
@@ -129,6 +150,11 @@ class CloudFormation:
             raise
         return True
 
+    def protect(self, stack_id: str) -> None:
+        self._cfn.update_termination_protection(
+            StackName=stack_id, EnableTerminationProtection=True
+        )
+
     def delete(self, name: str) -> None:
         self._cfn.delete_stack(StackName=name)
 
@@ -139,26 +165,63 @@ class CloudFormation:
         DELETE_COMPLETE; we wait for the delete to end, so a rerun can create it again.
         """
 
+        since = datetime.now(UTC) - CLOCK_SKEW
+
         def check() -> Poll[Stack]:
             stack = self.describe(stack_id)
             if stack is None:
                 raise StackFailed(stack_id, "GONE", "the stack does not exist")
+            self.stream_events(stack.stack_id, since)
             if stack.status == goal:
                 return Poll(True, stack.status, stack)
             if goal != "DELETE_COMPLETE" and stack.status == "DELETE_IN_PROGRESS":
                 return Poll(False, f"{stack.status} (it failed and deletes itself)")
+            if stack.status in SETTLING:
+                return Poll(False, f"{stack.status} (it failed and rolls back)")
             if stack.status in FAILED_STATES or stack.status == "DELETE_COMPLETE":
-                reason = self.failure_reason(stack.stack_id) or stack.reason
+                reason = self.failure_reason(stack.stack_id, since) or stack.reason
                 raise StackFailed(stack.name, stack.status, reason)
             return Poll(False, stack.status)
 
         return self._poller.until(f"stack {_short(stack_id)} to reach {goal}", check, deadline_s)
 
+    def stream_events(self, stack_id: str, since: datetime) -> None:
+        """Tell each stack event not told yet, oldest first: what CloudFormation is doing."""
+        if self._on_event is None:
+            return
+        try:
+            events = self._cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
+        except ClientError:
+            return  # events are a view; the wait itself reads the stack
+        seen = self._seen.setdefault(stack_id, set())
+        for event in reversed(events):
+            if event["EventId"] in seen:
+                continue
+            seen.add(event["EventId"])
+            stamp = event.get("Timestamp")
+            if isinstance(stamp, datetime) and stamp < since:
+                continue  # history from before this operation
+            reason = event.get("ResourceStatusReason", "")
+            self._on_event(
+                f"stack {_short(stack_id)}: {event.get('LogicalResourceId')} "
+                f"{event.get('ResourceStatus')}" + (f" ({reason})" if reason else "")
+            )
+
+    def continue_rollback(self, stack_id: str, skip: Sequence[str]) -> None:
+        """UPDATE_ROLLBACK_FAILED -> UPDATE_ROLLBACK_COMPLETE; `skip` names resources to leave
+        as they are (only those the operator named).
+        """
+        self._cfn.continue_update_rollback(StackName=stack_id, ResourcesToSkip=list(skip))
+
     def wait_deleted(self, stack_id: str, deadline_s: float) -> None:
         """Wait by stack id: a deleted stack's name no longer resolves, its id does."""
 
+        since = datetime.now(UTC) - CLOCK_SKEW
+
         def check() -> Poll[None]:
             stack = self.describe(stack_id)
+            if stack is not None:
+                self.stream_events(stack.stack_id, since)
             if stack is None or stack.status == "DELETE_COMPLETE":
                 return Poll(True, "DELETE_COMPLETE")
             if stack.status == "DELETE_FAILED":
@@ -169,7 +232,7 @@ class CloudFormation:
 
         self._poller.until(f"stack {_short(stack_id)} to be deleted", check, deadline_s)
 
-    def failure_reason(self, stack_id: str) -> str:
+    def failure_reason(self, stack_id: str, since: datetime | None = None) -> str:
         """The first resource that failed and why: what a human needs to read.
 
         Events come newest first. Resources cancelled because another one failed, and the
@@ -182,7 +245,16 @@ class CloudFormation:
             events = [e for page in pages for e in page["StackEvents"]]
         except ClientError:
             return ""
-        failed = [e for e in events if str(e.get("ResourceStatus", "")).endswith("FAILED")]
+        failed = [
+            e
+            for e in events
+            if str(e.get("ResourceStatus", "")).endswith("FAILED")
+            and (
+                since is None
+                or not isinstance(e.get("Timestamp"), datetime)
+                or e["Timestamp"] >= since
+            )
+        ]
         resources = [
             e
             for e in failed

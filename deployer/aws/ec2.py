@@ -285,6 +285,18 @@ class Ec2:
 
         self._poller.until(f"{', '.join(instance_ids)} to terminate", check, deadline_s)
 
+    def availability_zones(self) -> list[str]:
+        """The zones of the region open to this account (opt-in zones left out)."""
+        zones = self._ec2.describe_availability_zones(
+            Filters=[{"Name": "zone-type", "Values": ["availability-zone"]}]
+        )["AvailabilityZones"]
+        return sorted(
+            z["ZoneName"]
+            for z in zones
+            if z.get("State") == "available"
+            and z.get("OptInStatus", "opt-in-not-required") == "opt-in-not-required"
+        )
+
     # ---- images and their snapshots ----------------------------------------------------------
 
     def image(self, image_id: str) -> dict[str, Any] | None:

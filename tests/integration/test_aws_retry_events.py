@@ -14,8 +14,8 @@ pytestmark = pytest.mark.integration
 
 THROTTLED = b"""<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>
 <Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>"""
-IDENTITY = b"""<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/t</Arn>
-<UserId>AID</UserId><Account>123456789012</Account></GetCallerIdentityResult>
+IDENTITY = b"""<GetCallerIdentityResponse><GetCallerIdentityResult>
+<Arn>arn:aws:iam::123456789012:user/t</Arn><UserId>AID</UserId><Account>123456789012</Account></GetCallerIdentityResult>
 <ResponseMetadata><RequestId>2</RequestId></ResponseMetadata></GetCallerIdentityResponse>"""
 
 

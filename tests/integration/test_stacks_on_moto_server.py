@@ -26,7 +26,7 @@ def test_a_template_that_fails_cfn_lint_is_bad_input_naming_file_and_line(tmp_pa
     assert "W2506" in caught.value.message
 
 
-def network_and_service(cfn, lines):
+def network_and_service(cfn, lines, **service_parameters):
     templates = Templates.load(REPO / "cloudformation")
     network = ensure_stack(
         cfn,
@@ -44,11 +44,70 @@ def network_and_service(cfn, lines):
             "VpcId": network.outputs["VpcId"],
             "SubnetIds": network.outputs["SubnetIds"],
             "AppPort": "8080",
+            **service_parameters,
         },
         {"deployer:app": "t"},
         lines.append,
     )
     return network, service
+
+
+def self_signed_certificate() -> tuple[bytes, bytes]:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hello.example.com")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ),
+    )
+
+
+def test_with_a_certificate_production_is_https_on_443_and_80_redirects(aws, fast_poller):
+    cert, key = self_signed_certificate()
+    arn = aws.client("acm").import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"]
+    cfn = CloudFormation(aws, fast_poller)
+    network, service = network_and_service(cfn, [], CertificateArn=arn)
+    infra = Infra.from_outputs(network.outputs, service.outputs)
+    assert infra.listener_port == 443
+    elb = aws.client("elbv2")
+    listeners = {
+        listener["Port"]: listener
+        for listener in elb.describe_listeners(LoadBalancerArn=service.outputs["LoadBalancerArn"])[
+            "Listeners"
+        ]
+    }
+    production = listeners[443]
+    assert production["ListenerArn"] == infra.listener_arn
+    assert production["Protocol"] == "HTTPS"
+    assert production["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert production["Certificates"][0]["CertificateArn"] == arn
+    (redirect,) = listeners[80]["DefaultActions"]
+    assert redirect["Type"] == "redirect"
+    assert redirect["RedirectConfig"]["Protocol"] == "HTTPS"
+    assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
+    # (moto's CloudFormation ignores LoadBalancerAttributes: dropping invalid headers,
+    # deletion protection and access logs are checked on the template by checkov in .ci/run.)
 
 
 def test_network_and_service_come_up_across_two_azs_and_rerunning_changes_nothing(aws, fast_poller):
@@ -76,7 +135,7 @@ def test_network_and_service_come_up_across_two_azs_and_rerunning_changes_nothin
     assert lines == ["infra: creating t-network", "infra: creating t-service"]
 
 
-def test_a_fleet_stack_is_created_with_imdsv2_and_deleted_cleanly(aws, fast_poller):
+def test_a_fleet_stack_is_created_with_imdsv2_encrypted_disks_and_deleted_cleanly(aws, fast_poller):
     cfn = CloudFormation(aws, fast_poller)
     network, service = network_and_service(cfn, [])
     infra = Infra.from_outputs(network.outputs, service.outputs)
@@ -91,6 +150,8 @@ def test_a_fleet_stack_is_created_with_imdsv2_and_deleted_cleanly(aws, fast_poll
             "DesiredCapacity": "2",
             "Version": "v1",
             "Digest": "d" * 64,
+            "VolumeGb": "20",
+            "GraceSeconds": "420",
         },
         {"deployer:app": "t"},
         token="t-fleet-v1-1",
@@ -100,11 +161,19 @@ def test_a_fleet_stack_is_created_with_imdsv2_and_deleted_cleanly(aws, fast_poll
         LaunchTemplateId=stack.outputs["LaunchTemplateId"]
     )["LaunchTemplateVersions"][0]
     assert template["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"] == "required"
+    (root,) = template["LaunchTemplateData"]["BlockDeviceMappings"]
+    assert root["DeviceName"] == "/dev/xvda"
+    assert {k: root["Ebs"][k] for k in ("VolumeType", "Encrypted", "VolumeSize")} == {
+        "VolumeType": "gp3",
+        "Encrypted": True,
+        "VolumeSize": 20,
+    }
     group = aws.client("autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=[stack.outputs["AutoScalingGroupName"]]
     )["AutoScalingGroups"][0]
     assert len(group["Instances"]) == 2
     assert group["TargetGroupARNs"] == [stack.outputs["TargetGroupArn"]]
+    assert group["HealthCheckGracePeriod"] == 420
 
     cfn.delete(stack.stack_id)
     cfn.wait_deleted(stack.stack_id, 60)

@@ -5,6 +5,8 @@
 - moto emits no per-resource stack events; AWS names the resource that failed.
 """
 
+from datetime import UTC, datetime, timedelta
+
 import boto3
 import pytest
 from botocore.stub import Stubber
@@ -138,12 +140,18 @@ def test_update_with_nothing_to_change_is_not_an_error():
         assert cfn.update("svc", "{}", {}, {}) is False
 
 
-def event(stack_id, n, logical, status, reason="", kind="AWS::AutoScaling::AutoScalingGroup"):
+NOW = datetime.now(UTC)
+
+
+def event(
+    stack_id, n, logical, status, reason="", kind="AWS::AutoScaling::AutoScalingGroup", age_s=0
+):
+    """A stack event n seconds into the operation (or `age_s` before it: history)."""
     return {
         "StackId": stack_id,
         "EventId": str(n),
         "StackName": "fleet",
-        "Timestamp": f"2026-01-01T00:0{n}:00Z",
+        "Timestamp": NOW + timedelta(seconds=n - age_s),
         "LogicalResourceId": logical,
         "ResourceType": kind,
         "ResourceStatus": status,
@@ -217,3 +225,85 @@ def test_a_deleted_stack_is_unknown_by_name():
             http_status_code=400,
         )
         assert cfn.describe("fleet") is None
+
+
+def test_an_update_rolled_back_is_a_failure_naming_this_update_s_failed_resource():
+    """UPDATE_ROLLBACK_COMPLETE is never success. The wait sees the rollback through (the next
+    run then meets a stack at rest) and names the resource that failed in this update, not
+    one that failed in an older operation.
+    """
+    aws = context()
+    lines: list[str] = []
+    cfn = CloudFormation(aws, InstantPoller(), on_event=lines.append)
+    stack_id = "arn:aws:cloudformation:eu-west-1:1:stack/svc/1"
+    described = {"StackName": "svc", "StackId": stack_id, "CreationTime": "2026-01-01T00:00:00Z"}
+    events = {
+        "StackEvents": [
+            event(
+                stack_id, 3, "svc", "UPDATE_ROLLBACK_COMPLETE", kind="AWS::CloudFormation::Stack"
+            ),
+            event(stack_id, 2, "Listener", "UPDATE_FAILED", "Certificate not found"),
+            event(stack_id, 1, "Listener", "UPDATE_IN_PROGRESS"),
+            event(stack_id, 9, "Alb", "CREATE_FAILED", "an old failure", age_s=86400),
+        ]
+    }
+    with Stubber(aws.client("cloudformation")) as stub:
+        for status in ("UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS"):
+            stub.add_response("describe_stacks", {"Stacks": [{**described, "StackStatus": status}]})
+            stub.add_response("describe_stack_events", events)
+        stub.add_response(
+            "describe_stacks",
+            {"Stacks": [{**described, "StackStatus": "UPDATE_ROLLBACK_COMPLETE"}]},
+        )
+        stub.add_response("describe_stack_events", events)
+        stub.add_response("describe_stack_events", events)  # the failure's reason
+        with pytest.raises(StackFailed) as caught:
+            cfn.wait_for(stack_id, "UPDATE_COMPLETE", 60)
+        stub.assert_no_pending_responses()
+    assert caught.value.status == "UPDATE_ROLLBACK_COMPLETE"
+    assert caught.value.reason == "Listener: Certificate not found"
+    assert "stack svc: Listener UPDATE_FAILED (Certificate not found)" in lines
+    assert not any("an old failure" in line for line in lines)  # history is not streamed
+
+
+def test_a_failed_network_stack_is_never_deleted_unasked():
+    """ROLLBACK_COMPLETE (or DELETE_FAILED): exit 4 naming --replace-failed; no DeleteStack."""
+    from deployer.infra import ensure_stack
+
+    aws = context()
+    cfn = CloudFormation(aws, InstantPoller())
+    stack_id = "arn:aws:cloudformation:eu-west-1:1:stack/net/1"
+    described = {"StackName": "net", "StackId": stack_id, "CreationTime": "2026-01-01T00:00:00Z"}
+    with Stubber(aws.client("cloudformation")) as stub:
+        stub.add_response(
+            "describe_stacks", {"Stacks": [{**described, "StackStatus": "ROLLBACK_COMPLETE"}]}
+        )
+        stub.add_response("describe_stack_events", {"StackEvents": []})
+        with pytest.raises(StackFailed) as caught:
+            ensure_stack(cfn, "net", "{}", {}, {}, lambda _line: None)
+        stub.assert_no_pending_responses()  # and nothing else was called: no delete
+    assert "--replace-failed" in caught.value.message and caught.value.exit_code == 4
+
+
+def test_update_rollback_failed_is_recovered_skipping_only_what_is_named():
+    aws = context()
+    cfn = CloudFormation(aws, InstantPoller())
+    stack_id = "arn:aws:cloudformation:eu-west-1:1:stack/svc/1"
+    described = {"StackName": "svc", "StackId": stack_id, "CreationTime": "2026-01-01T00:00:00Z"}
+    with Stubber(aws.client("cloudformation")) as stub:
+        stub.add_response(
+            "describe_stacks", {"Stacks": [{**described, "StackStatus": "UPDATE_ROLLBACK_FAILED"}]}
+        )
+        stub.add_response("describe_stack_events", {"StackEvents": []})
+        from deployer.infra import ensure_stack
+
+        with pytest.raises(StackFailed) as caught:
+            ensure_stack(cfn, "svc", "{}", {}, {}, lambda _line: None, replace_failed=True)
+        assert "deployer infra recover" in caught.value.message
+        stub.add_response(
+            "continue_update_rollback",
+            {},
+            {"StackName": stack_id, "ResourcesToSkip": ["Listener"]},
+        )
+        cfn.continue_rollback(stack_id, ["Listener"])
+        stub.assert_no_pending_responses()
