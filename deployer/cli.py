@@ -488,6 +488,24 @@ def report(obj: Context, release_id: str, out: Path, events_file: Path | None, o
     ENDING.emit({**shown, "events": str(source)}, text)
 
 
+@cli.command()
+@click.option("--yes", is_flag=True, help="Confirm: remove the environment.")
+@WAIT
+@OUTPUT
+@click.pass_obj
+def destroy(obj: Context, yes: bool, wait_s: float | None, output: str) -> None:
+    """Remove the environment: its fleets, then the load balancer, then the network. The
+    journal is kept. A protected environment is refused.
+    """
+    from deployer.destroy import destroy as remove
+
+    obj.output(output)
+    engine = obj.engine()
+    done = ENDING.run(lambda: remove(engine, yes, wait_s))
+    text = "\n".join(f"removed {name}" for name in done["removed"]) or "nothing to destroy"
+    ENDING.emit(done, text)
+
+
 @cli.group()
 def infra() -> None:
     """The network and service stacks."""

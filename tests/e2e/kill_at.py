@@ -25,14 +25,12 @@ def main() -> None:
     engine = context.engine()
     if moment.startswith("wait:"):
         text = moment.removeprefix("wait:")
-        report = engine.poller.report
 
-        def die_while_waiting(line: str) -> None:
-            report(line)
-            if line.startswith("waiting for") and text in line.split(":")[0]:
+        def die_while_waiting(event: dict) -> None:
+            if event["type"] == "wait_status" and text in event["what"]:
                 die()
 
-        engine.poller.report = die_while_waiting
+        engine.events.subscribe(die_while_waiting)
     else:
         phase, _, done = moment.partition(":")
 

@@ -112,6 +112,38 @@ def test_rollback_and_abort_run_twice_change_nothing_the_second_time(project):
     assert (code, collected["changed"]) == (0, False)
 
 
+def test_destroy_removes_the_environment_in_order_and_keeps_its_history(project):
+    workdir, env = project
+    write_config(workdir, "doomed")
+    code, first, _ = run(workdir, env, "release", "v1")
+    assert code == 0, first
+    assert run(workdir, env, "release", "v2")[0] == 0  # v1 warm beside v2: two fleets
+
+    code, unasked, _ = run(workdir, env, "destroy")
+    assert code == 2 and "--yes" in unasked["error"]["message"]
+    (workdir / "protected.yaml").write_text(
+        (workdir / "deployer.yaml").read_text() + "protected: true\n"
+    )
+    code, refused, _ = run(workdir, env, "destroy", "--yes", config="protected.yaml")
+    assert code == 2 and "protected" in refused["error"]["message"]
+    assert served(first["url"]) == {"hello from v2"}  # nothing was touched
+
+    code, gone, _ = run(workdir, env, "destroy", "--yes")
+    assert code == 0 and gone["changed"]
+    assert gone["removed"][-2:] == ["ops-doomed-service", "ops-doomed-network"]
+    assert len(gone["removed"]) == 4  # two fleets first
+    state = control.status(Layout.for_workdir(workdir))
+    cfn = boto3.client(
+        "cloudformation", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
+    )
+    alive = [s["StackName"] for s in cfn.describe_stacks()["Stacks"]]
+    assert not [name for name in alive if name.startswith("ops-doomed-")]
+    code, history, _ = run(workdir, env, "history")
+    assert [r["version"] for r in history["releases"]] == ["v2", "v1"]  # the journal is kept
+    code, again, _ = run(workdir, env, "destroy", "--yes")
+    assert (code, again["changed"]) == (0, False)
+
+
 @pytest.mark.parametrize(
     ("args", "config_text", "expected"),
     [
