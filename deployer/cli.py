@@ -376,12 +376,12 @@ def plan(obj: Context, version: str, strategy: str | None, rebake: bool, output:
     engine = obj.engine()
     data = ENDING.run(lambda: plan_release(engine, version, rebake))
     if data["noop"]:
-        text = f"nothing to do: {data['reason']}"
+        text = "\n".join([f"nothing to do: {data['reason']}", *infra_lines(data["infra"])])
     else:
         lines = [
             f"release {data['version']} ({data['digest'][:12]}) on {data['target']}: "
             f"{data['reason']}",
-            "  create network and service stacks" if data["creates_infra"] else "",
+            *infra_lines(data["infra"]),
             "  image: "
             + (
                 f"bake a new one ({', '.join(data['bake_changed'])} changed)"
@@ -397,6 +397,19 @@ def plan(obj: Context, version: str, strategy: str | None, rebake: bool, output:
         ]
         text = "\n".join(line for line in lines if line)
     ENDING.emit(data, text)
+
+
+def infra_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for row in rows:
+        if row["action"] == "unchanged":
+            continue
+        lines.append(f"  {row['action']} stack {row['stack']}")
+        lines += [f"    {c['action']:<8} {c['resource']} ({c['type']})" for c in row["changes"]]
+        lines += [
+            f"    parameter {p['name']}: {p['from']!r} -> {p['to']!r}" for p in row["parameters"]
+        ]
+    return lines
 
 
 @cli.command()

@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ from deployer.core.model import Actor, Fleet, Kind, LiveState, Outcome, ReleaseR
 from deployer.core.names import Names
 from deployer.errors import NeedsHuman, StackFailed
 from deployer.events import Events
-from deployer.infra import STACK_DEADLINE_S, Infra, Templates, ensure_stack
+from deployer.infra import STACK_DEADLINE_S, Infra, StackSpec, Templates, ensure_stack
 from deployer.locking import LeaseLost, LockClient
 from deployer.target import Runtime
 
@@ -206,37 +206,43 @@ class Engine:
 
     # ---- infra and live state ------------------------------------------------------------
 
-    def ensure_infra(self) -> Infra:
+    def infra_specs(self, network_outputs: Mapping[str, str]) -> list[StackSpec]:
+        """What the network and service stacks should be (the service's from the network's
+        outputs): one description for ensure_infra and for the plan.
+        """
         templates = Templates.load(self.templates_dir)
         tags = self.tags()
-        network = ensure_stack(
-            self.cfn,
-            self.names.network_stack,
-            templates["network"],
-            {"AzCount": str(self.spec.azs)},
-            {**tags, "deployer:role": "network"},
-            self.report,
-            self.replace_failed,
-        )
-        service = ensure_stack(
-            self.cfn,
-            self.names.service_stack,
-            templates["service"],
-            {
-                "VpcId": network.outputs["VpcId"],
-                "SubnetIds": network.outputs["SubnetIds"],
-                "AppPort": str(self.spec.instance.port),
-                "TestListenerPort": str(self.spec.strategy.test_listener_port),
-                "TestListenerCidr": "0.0.0.0/0",
-                "CertificateArn": self.spec.tls.certificate_arn if self.spec.tls else "",
-                "SslPolicy": (self.spec.tls.ssl_policy if self.spec.tls else DEFAULT_TLS_POLICY),
-                "AccessLogsBucket": self.spec.alb.access_logs_bucket or "",
-                "DeletionProtection": "true" if self.spec.protected else "false",
-            },
-            {**tags, "deployer:role": "service"},
-            self.report,
-            self.replace_failed,
-        )
+        spec = self.spec
+        return [
+            StackSpec(
+                self.names.network_stack,
+                templates["network"],
+                {"AzCount": str(spec.azs)},
+                {**tags, "deployer:role": "network"},
+            ),
+            StackSpec(
+                self.names.service_stack,
+                templates["service"],
+                {
+                    "VpcId": network_outputs.get("VpcId", ""),
+                    "SubnetIds": network_outputs.get("SubnetIds", ""),
+                    "AppPort": str(spec.instance.port),
+                    "TestListenerPort": str(spec.strategy.test_listener_port),
+                    "TestListenerCidr": "0.0.0.0/0",
+                    "CertificateArn": spec.tls.certificate_arn if spec.tls else "",
+                    "SslPolicy": spec.tls.ssl_policy if spec.tls else DEFAULT_TLS_POLICY,
+                    "AccessLogsBucket": spec.alb.access_logs_bucket or "",
+                    "DeletionProtection": "true" if spec.protected else "false",
+                },
+                {**tags, "deployer:role": "service"},
+            ),
+        ]
+
+    def ensure_infra(self) -> Infra:
+        network_spec = self.infra_specs({})[0]
+        network = ensure_stack(self.cfn, *network_spec, self.report, self.replace_failed)
+        service_spec = self.infra_specs(network.outputs)[1]
+        service = ensure_stack(self.cfn, *service_spec, self.report, self.replace_failed)
         if self.spec.protected:
             for stack in (network, service):
                 if not stack.termination_protected:

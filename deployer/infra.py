@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from deployer.aws.cloudformation import CloudFormation, Stack
 from deployer.errors import BadInput, StackFailed
@@ -51,6 +52,15 @@ def lint_templates(directory: Path, region: str) -> None:
                 problems.append(f"{path}:{match.linenumber}: {match.rule.id} {match.message}")
     if problems:
         raise BadInput("cloudformation: cfn-lint found problems:\n  " + "\n  ".join(problems))
+
+
+class StackSpec(NamedTuple):
+    """What a long-lived stack should be: ensure_stack(cfn, *spec, ...) makes it so."""
+
+    name: str
+    body: str
+    parameters: Mapping[str, str]
+    tags: Mapping[str, str]
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,7 @@ def history(engine: Engine, limit: int) -> list[dict[str, Any]]:
 def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, Any]:
     """What `deployer release VERSION` would do now. Reads only; changes nothing."""
     from deployer.baking import bake_plan
+    from deployer.infra_plan import plan_infra
     from deployer.preflight import check_local, download_artifact
     from deployer.release import identity
 
@@ -195,6 +196,7 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
         "noop": decided.noop,
         "reason": decided.reason,
         "creates_infra": infra is None,
+        "infra": plan_infra(engine),
         "image": baking["image"],
         "bake": baking["bake"] and not decided.noop,
         "bake_changed": [] if decided.noop else baking["changed"],

@@ -150,6 +150,50 @@ class CloudFormation:
             raise
         return True
 
+    def preview(
+        self,
+        stack: str,
+        template: str,
+        parameters: Mapping[str, str],
+        tags: Mapping[str, str],
+        name: str,
+        deadline_s: float = 300,
+    ) -> list[dict[str, str]]:
+        """What an update would change, from a change set that is deleted afterwards:
+        [{resource, type, action, replacement}] (action: add, modify, replace, remove).
+        """
+        created = self._cfn.create_change_set(
+            StackName=stack,
+            ChangeSetName=name,
+            ChangeSetType="UPDATE",
+            TemplateBody=template,
+            Parameters=_params(parameters),
+            Tags=_tags(tags),
+        )
+        change_set = str(created["Id"])
+        try:
+
+            def check() -> Poll[dict[str, Any]]:
+                found = self._cfn.describe_change_set(ChangeSetName=change_set)
+                status = str(found.get("Status", ""))
+                return Poll(status in ("CREATE_COMPLETE", "FAILED"), status, found)
+
+            found = self._poller.until(f"change set {name}", check, deadline_s)
+            if found.get("Status") == "FAILED":
+                reason = str(found.get("StatusReason", ""))
+                if "didn't contain changes" in reason or "No updates" in reason:
+                    return []
+                raise StackFailed(_short(stack), "CHANGE_SET_FAILED", reason)
+            changes = list(found.get("Changes", []))
+            while found.get("NextToken"):
+                found = self._cfn.describe_change_set(
+                    ChangeSetName=change_set, NextToken=found["NextToken"]
+                )
+                changes += found.get("Changes", [])
+            return [resource_change(c.get("ResourceChange", {})) for c in changes]
+        finally:
+            self._cfn.delete_change_set(ChangeSetName=change_set)
+
     def protect(self, stack_id: str) -> None:
         self._cfn.update_termination_protection(
             StackName=stack_id, EnableTerminationProtection=True
@@ -265,6 +309,23 @@ class CloudFormation:
         if not first:
             return ""
         return f"{first.get('LogicalResourceId')}: {first.get('ResourceStatusReason', '')}"
+
+
+def resource_change(change: Mapping[str, Any]) -> dict[str, str]:
+    """One ResourceChange as a plan row. Modify with Replacement True is a replacement (a
+    new physical resource); Conditional means it may be, depending on values known later.
+    """
+    action = str(change.get("Action", "")).lower()
+    replacement = str(change.get("Replacement", ""))
+    if action == "modify" and replacement == "True":
+        action = "replace"
+    elif action == "modify" and replacement == "Conditional":
+        action = "modify (may replace)"
+    return {
+        "resource": str(change.get("LogicalResourceId", "")),
+        "type": str(change.get("ResourceType", "")),
+        "action": action,
+    }
 
 
 def _short(stack_ref: str) -> str:

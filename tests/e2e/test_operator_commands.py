@@ -230,3 +230,37 @@ def test_each_failure_class_ends_with_its_exit_code(project):
     code, document, _ = run(workdir, env, "release", "v3", config=config)
     assert code == 1
     assert "every target fails its health check" in document["error"]["message"]
+
+
+def test_plan_shows_a_changed_service_template_resource_by_resource_and_writes_nothing_else(
+    project, monkeypatch
+):
+    workdir, env = project
+    planned = workdir / "planned"
+    copy_project(planned)
+    write_config(planned, "planned")
+    assert run(workdir, env, "release", "v1", config="planned/deployer.yaml")[0] == 0
+    code, same, _ = run(workdir, env, "plan", "v1", config="planned/deployer.yaml")
+    assert code == 0 and {r["action"] for r in same["infra"]} == {"unchanged"}
+
+    service = planned / "cloudformation" / "service.yaml"
+    service.write_text(service.read_text().replace("no release is being tested", "idle"))
+    monkeypatch.chdir(workdir)
+    from deployer.cli import Context
+    from deployer.operations import plan
+
+    engine = Context(Path("planned/deployer.yaml")).engine(start_sandbox=False)
+    data = plan(engine, "v1")
+    rows = {row["stack"]: row for row in data["infra"]}
+    assert rows["ops-planned-network"]["action"] == "unchanged"
+    assert rows["ops-planned-service"]["action"] == "update"
+    assert {
+        "resource": "TestListener",
+        "type": "AWS::ElasticLoadBalancingV2::Listener",
+        "action": "modify",
+    } in rows["ops-planned-service"]["changes"]
+    written = set(engine.runtime.aws.mutations)
+    assert written == {"cloudformation.CreateChangeSet", "cloudformation.DeleteChangeSet"}
+
+    code, shown, _ = run(workdir, env, "plan", "v1", config="planned/deployer.yaml")
+    assert code == 0 and any(r["changes"] for r in shown["infra"])

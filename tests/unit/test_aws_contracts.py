@@ -307,3 +307,48 @@ def test_update_rollback_failed_is_recovered_skipping_only_what_is_named():
         )
         cfn.continue_rollback(stack_id, ["Listener"])
         stub.assert_no_pending_responses()
+
+
+def test_a_plan_reads_replacements_across_pages_and_deletes_its_change_set():
+    """moto reports no Replacement and one page; AWS reports Replacement True|False|Conditional
+    and pages long change sets with NextToken. The change set is deleted in every case.
+    """
+    aws = context()
+    cfn = CloudFormation(aws, InstantPoller())
+    arn = "arn:aws:cloudformation:eu-west-1:1:changeSet/deployer-plan-1/1"
+
+    def change(logical, action, replacement=None):
+        rc = {"Action": action, "LogicalResourceId": logical, "ResourceType": "AWS::X::Y"}
+        return {
+            "Type": "Resource",
+            "ResourceChange": {**rc, **({"Replacement": replacement} if replacement else {})},
+        }
+
+    with Stubber(aws.client("cloudformation")) as stub:
+        stub.add_response("create_change_set", {"Id": arn, "StackId": "s"})
+        stub.add_response("describe_change_set", {"Status": "CREATE_PENDING"})
+        stub.add_response(
+            "describe_change_set",
+            {
+                "Status": "CREATE_COMPLETE",
+                "Changes": [change("Alb", "Modify", "True"), change("Listener", "Modify", "False")],
+                "NextToken": "page-2",
+            },
+        )
+        stub.add_response(
+            "describe_change_set",
+            {
+                "Status": "CREATE_COMPLETE",
+                "Changes": [change("Old", "Remove"), change("Tg", "Modify", "Conditional")],
+            },
+            {"ChangeSetName": arn, "NextToken": "page-2"},
+        )
+        stub.add_response("delete_change_set", {}, {"ChangeSetName": arn})
+        rows = cfn.preview("svc", "{}", {}, {}, "deployer-plan-1")
+        stub.assert_no_pending_responses()
+    assert [(r["resource"], r["action"]) for r in rows] == [
+        ("Alb", "replace"),
+        ("Listener", "modify"),
+        ("Old", "remove"),
+        ("Tg", "modify (may replace)"),
+    ]
