@@ -1,11 +1,20 @@
-"""ELBv2 adapter: listener weights (the traffic switch) and target health (a gate)."""
+"""ELBv2 adapter: listener weights (the traffic switch) and target health (a gate).
+
+deployer alone owns the weights: they live in a listener rule deployer makes (priority 1,
+every path), not in the listener's default action, which the service stack owns (a fixed 503)
+and which CloudFormation resets whenever it updates the listener (a new TLS policy, say). A
+switch is one ModifyRule call, atomic on the ALB; with no weights the rule is removed and the
+listener answers its 503.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from deployer.aws.session import AwsContext
+from botocore.exceptions import ClientError
+
+from deployer.aws.session import AwsContext, error_code
 from deployer.core.model import TargetHealth, TargetState
 
 NO_FLEET_ACTION = {
@@ -43,6 +52,10 @@ def forward_action(weights: Mapping[str, int]) -> dict[str, Any]:
     }
 
 
+WEIGHTS_PRIORITY = "1"
+EVERY_PATH = [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["*"]}}]
+
+
 class Elbv2:
     def __init__(self, aws: AwsContext) -> None:
         self._aws = aws
@@ -51,15 +64,55 @@ class Elbv2:
     def _elb(self) -> Any:
         return self._aws.client("elbv2")
 
-    def listener_weights(self, listener_arn: str) -> dict[str, int]:
+    def _weights_rule(self, listener_arn: str) -> dict[str, Any] | None:
+        pages = self._elb.get_paginator("describe_rules").paginate(ListenerArn=listener_arn)
+        for page in pages:
+            for rule in page["Rules"]:
+                if rule.get("Priority") == WEIGHTS_PRIORITY:
+                    return dict(rule)
+        return None
+
+    def _default_actions(self, listener_arn: str) -> list[dict[str, Any]]:
         listeners = self._elb.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
-        return weights_from_actions(listeners[0].get("DefaultActions", []))
+        return list(listeners[0].get("DefaultActions", []))
+
+    def listener_weights(self, listener_arn: str) -> dict[str, int]:
+        """The weights deployer's rule forwards with; a listener from before the rule (its
+        default action forwarding) is read the old way.
+        """
+        rule = self._weights_rule(listener_arn)
+        if rule is not None:
+            return weights_from_actions(rule.get("Actions", []))
+        return weights_from_actions(self._default_actions(listener_arn))
 
     def set_weights(self, listener_arn: str, weights: Mapping[str, int]) -> None:
-        """The traffic switch: one ModifyListener call, atomic on the ALB."""
-        self._elb.modify_listener(
-            ListenerArn=listener_arn, DefaultActions=[forward_action(weights)]
-        )
+        """The traffic switch: one ModifyRule call on deployer's rule, atomic on the ALB
+        (made at the first switch; removed when no fleet should get traffic).
+        """
+        rule = self._weights_rule(listener_arn)
+        if not weights:
+            if rule is not None:
+                self._elb.delete_rule(RuleArn=rule["RuleArn"])
+            return
+        if rule is not None:
+            self._elb.modify_rule(RuleArn=rule["RuleArn"], Actions=[forward_action(weights)])
+            return
+        try:
+            self._elb.create_rule(
+                ListenerArn=listener_arn,
+                Priority=int(WEIGHTS_PRIORITY),
+                Conditions=EVERY_PATH,
+                Actions=[forward_action(weights)],
+            )
+        except ClientError as exc:
+            if error_code(exc) != "PriorityInUse":  # a retried CreateRule that had worked
+                raise
+            self.set_weights(listener_arn, weights)
+            return
+        if weights_from_actions(self._default_actions(listener_arn)):
+            # A listener from before the rule: its default action goes back to the 503 the
+            # stack owns, so that no fleet it named stays in use there.
+            self._elb.modify_listener(ListenerArn=listener_arn, DefaultActions=[NO_FLEET_ACTION])
 
     def target_health(self, target_group_arn: str) -> list[TargetHealth]:
         described = self._elb.describe_target_health(TargetGroupArn=target_group_arn)

@@ -7,6 +7,7 @@ the front fails open to every registered target.
 
 from __future__ import annotations
 
+import fnmatch
 import http.client
 import logging
 import random
@@ -35,6 +36,25 @@ def weighted_groups(actions: list[Any]) -> list[tuple[str, int]] | dict[str, Any
                 return [(g["TargetGroupArn"], int(g.get("Weight", 1))) for g in groups]
             return [(data["TargetGroupArn"], 1)]
     return {"StatusCode": "503", "MessageBody": "listener has no action"}
+
+
+def actions_for(listener: Any, path: str) -> list[Any]:
+    """The actions of the first rule (by priority) whose path patterns match, as an ALB
+    evaluates them; the default actions when none does.
+    """
+    rules = sorted(getattr(listener, "_non_default_rules", {}).values(), key=lambda r: r.priority)
+    for rule in rules:
+        patterns = [
+            value
+            for condition in rule.conditions
+            if condition.get("Field") == "path-pattern"
+            for value in (
+                condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
+            )
+        ]
+        if patterns and any(fnmatch.fnmatchcase(path.split("?")[0], p) for p in patterns):
+            return list(rule.actions)
+    return list(listener.default_actions)
 
 
 def choose_target(
@@ -99,7 +119,7 @@ class Fronts:
                 log.debug(format, *args)
 
             def _forward(self) -> None:
-                routing = weighted_groups(listener.default_actions)
+                routing = weighted_groups(actions_for(listener, self.path))
                 if isinstance(routing, dict):
                     message = str(routing.get("MessageBody", "")).encode()
                     self._reply(int(routing.get("StatusCode", 503)), message, {})

@@ -89,6 +89,14 @@ def check_internals() -> None:
     ):
         if attribute not in FakeTargetGroup.__init__.__code__.co_names:
             raise MotoInternalsChanged(f"FakeTargetGroup.{attribute}")
+    # The fronts evaluate listener rules as an ALB does (deployer's weights live in one).
+    from moto.elbv2.models import FakeListener, FakeListenerRule
+
+    if "_non_default_rules" not in FakeListener.__init__.__code__.co_names:
+        raise MotoInternalsChanged("FakeListener._non_default_rules")
+    for attribute in ("conditions", "actions", "priority"):
+        if attribute not in FakeListenerRule.__init__.__code__.co_names:
+            raise MotoInternalsChanged(f"FakeListenerRule.{attribute}")
 
 
 def apply(health: HealthLookup, capture: ImageCapture, console: ConsoleOf) -> None:

@@ -74,7 +74,10 @@ def listener_actions(workdir):
         "elbv2", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
     )
     return [
-        listener["DefaultActions"]
+        (
+            listener["DefaultActions"],
+            elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"],
+        )
         for lb in elb.describe_load_balancers()["LoadBalancers"]
         for listener in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
         if listener["Port"] == 80
@@ -244,7 +247,8 @@ def test_plan_shows_a_changed_service_template_resource_by_resource_and_writes_n
     assert code == 0 and {r["action"] for r in same["infra"]} == {"unchanged"}
 
     service = planned / "cloudformation" / "service.yaml"
-    service.write_text(service.read_text().replace("no release is being tested", "idle"))
+    text = service.read_text().replace("no release is being tested", "idle")
+    service.write_text(text.replace("no release is live yet", "nothing live"))
     monkeypatch.chdir(workdir)
     from deployer.cli import Context
     from deployer.operations import plan
@@ -264,3 +268,11 @@ def test_plan_shows_a_changed_service_template_resource_by_resource_and_writes_n
 
     code, shown, _ = run(workdir, env, "plan", "v1", config="planned/deployer.yaml")
     assert code == 0 and any(r["changes"] for r in shown["infra"])
+
+    # The update rewrites both listeners' default actions; production's weights are deployer's
+    # alone (its own rule), so v1 keeps all traffic through and after it.
+    code, again, _ = run(workdir, env, "release", "v1", config="planned/deployer.yaml")
+    assert code == 0 and again["outcome"] == "noop"
+    assert served(again["url"], 20) == {"hello from v1"}
+    code, after, _ = run(workdir, env, "plan", "v1", config="planned/deployer.yaml")
+    assert {r["action"] for r in after["infra"]} == {"unchanged"}

@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from deployer.aws.cloudformation import CloudFormation, StackFailed
-from deployer.aws.elbv2 import Elbv2
+from deployer.aws.elbv2 import NO_FLEET_ACTION, Elbv2
 from deployer.aws.poller import Poller
 from deployer.aws.session import AwsContext
 from deployer.core.model import TargetState
@@ -77,53 +77,69 @@ def test_unhealthy_targets_carry_state_reason_and_description():
     assert "ResponseCodeMismatch" in health[0].reason and "[500]" in health[0].reason
 
 
-def test_switch_is_one_modify_listener_with_weighted_forward_config():
+RULE = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/lb/1/2/3"
+FORWARD = {
+    "Type": "forward",
+    "ForwardConfig": {
+        "TargetGroups": [
+            {"TargetGroupArn": TG, "Weight": 100},
+            {"TargetGroupArn": BLUE, "Weight": 0},
+        ],
+        "TargetGroupStickinessConfig": {"Enabled": False},
+    },
+}
+DEFAULT_RULE = {"RuleArn": RULE + "-default", "Priority": "default", "IsDefault": True}
+
+
+def test_a_switch_is_one_modify_rule_on_deployer_s_own_rule():
+    """The weights live in deployer's rule, so a stack update that rewrites the listener's
+    default action (CloudFormation owns it) never touches them.
+    """
+    aws = context()
+    elb = Elbv2(aws)
+    ours = {"RuleArn": RULE, "Priority": "1", "Actions": [FORWARD]}
+    with Stubber(aws.client("elbv2")) as stub:
+        stub.add_response(
+            "describe_rules", {"Rules": [ours, DEFAULT_RULE]}, {"ListenerArn": LISTENER}
+        )
+        stub.add_response("modify_rule", {"Rules": []}, {"RuleArn": RULE, "Actions": [FORWARD]})
+        stub.add_response(
+            "describe_rules", {"Rules": [ours, DEFAULT_RULE]}, {"ListenerArn": LISTENER}
+        )
+        elb.set_weights(LISTENER, {TG: 100, BLUE: 0})
+        assert elb.listener_weights(LISTENER) == {TG: 100, BLUE: 0}
+        stub.assert_no_pending_responses()
+
+
+def test_the_first_switch_makes_the_rule_and_hands_the_default_action_back():
+    """A listener from before the rule forwards in its default action: the rule is made
+    first (no gap), then the default action goes back to the stack's 503.
+    """
     aws = context()
     elb = Elbv2(aws)
     with Stubber(aws.client("elbv2")) as stub:
+        stub.add_response("describe_rules", {"Rules": [DEFAULT_RULE]}, {"ListenerArn": LISTENER})
         stub.add_response(
-            "modify_listener",
-            {"Listeners": []},
+            "create_rule",
+            {"Rules": []},
             {
                 "ListenerArn": LISTENER,
-                "DefaultActions": [
-                    {
-                        "Type": "forward",
-                        "ForwardConfig": {
-                            "TargetGroups": [
-                                {"TargetGroupArn": TG, "Weight": 100},
-                                {"TargetGroupArn": BLUE, "Weight": 0},
-                            ],
-                            "TargetGroupStickinessConfig": {"Enabled": False},
-                        },
-                    }
-                ],
+                "Priority": 1,
+                "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["*"]}}],
+                "Actions": [FORWARD],
             },
         )
         stub.add_response(
             "describe_listeners",
-            {
-                "Listeners": [
-                    {
-                        "ListenerArn": LISTENER,
-                        "DefaultActions": [
-                            {
-                                "Type": "forward",
-                                "ForwardConfig": {
-                                    "TargetGroups": [
-                                        {"TargetGroupArn": TG, "Weight": 100},
-                                        {"TargetGroupArn": BLUE, "Weight": 0},
-                                    ]
-                                },
-                            }
-                        ],
-                    }
-                ]
-            },
+            {"Listeners": [{"ListenerArn": LISTENER, "DefaultActions": [FORWARD]}]},
             {"ListenerArns": [LISTENER]},
         )
+        stub.add_response(
+            "modify_listener",
+            {"Listeners": []},
+            {"ListenerArn": LISTENER, "DefaultActions": [NO_FLEET_ACTION]},
+        )
         elb.set_weights(LISTENER, {TG: 100, BLUE: 0})
-        assert elb.listener_weights(LISTENER) == {TG: 100, BLUE: 0}
         stub.assert_no_pending_responses()
 
 
