@@ -37,6 +37,7 @@ def fleet_parameters(
         "Digest": record.digest,
         "SettingsPath": f"/deployer/{record_scope(engine)}/",
         **root_volume(engine, image_id),
+        "InstanceProfileArn": infra.instance_profile_arn,
         "KmsKeyId": spec.instance.kms_key_id or "",
         "GraceSeconds": str(hc.grace_seconds),
     }

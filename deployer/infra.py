@@ -74,6 +74,7 @@ class Infra:
     listener_port: int
     test_listener_arn: str
     test_listener_port: int
+    instance_profile_arn: str = ""
 
     @staticmethod
     def nowhere() -> Infra:
@@ -92,6 +93,7 @@ class Infra:
             listener_port=int(service["ListenerPort"]),
             test_listener_arn=service["TestListenerArn"],
             test_listener_port=int(service["TestListenerPort"]),
+            instance_profile_arn=service.get("InstanceProfileArn", ""),
         )
 
 

@@ -70,6 +70,8 @@ def _tags(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in values.items() if v]
 
 
+# The service stack makes the instance role (unnamed: CAPABILITY_IAM is enough).
+CAPABILITIES = ["CAPABILITY_IAM"]
 CLOCK_SKEW = timedelta(seconds=60)  # events this much older than a wait may still be its own
 
 # A failed update rolls back on its own: wait for that to end before reporting the failure,
@@ -130,6 +132,7 @@ class CloudFormation:
             Tags=_tags(tags),
             ClientRequestToken=token,
             OnFailure="DELETE",
+            Capabilities=CAPABILITIES,
         )
         return str(response["StackId"])
 
@@ -143,6 +146,7 @@ class CloudFormation:
                 TemplateBody=template,
                 Parameters=_params(parameters),
                 Tags=_tags(tags),
+                Capabilities=CAPABILITIES,
             )
         except ClientError as exc:
             if "No updates are to be performed" in str(exc):
@@ -169,6 +173,7 @@ class CloudFormation:
             TemplateBody=template,
             Parameters=_params(parameters),
             Tags=_tags(tags),
+            Capabilities=CAPABILITIES,
         )
         change_set = str(created["Id"])
         try:

@@ -184,3 +184,50 @@ def test_a_fleet_stack_is_created_with_imdsv2_encrypted_disks_and_deleted_cleanl
         )["AutoScalingGroups"]
         == []
     )
+
+
+def test_instances_get_a_least_privilege_role_of_their_app_and_environment(aws, fast_poller):
+    cfn = CloudFormation(aws, fast_poller)
+    _, service = network_and_service(
+        cfn,
+        [],
+        SettingsPath="/deployer/shop/prod/",
+        ArtifactBucket="deployer-artifacts-123456789012-us-east-1",
+        ArtifactPrefix="shop/",
+    )
+    iam = aws.client("iam")
+    profile_name = service.outputs["InstanceProfileArn"].rsplit("/", 1)[-1]
+    (role,) = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]["Roles"]
+    # moto's CloudFormation does not attach ManagedPolicyArns: read them from the template.
+    from cfnlint.decode import decode_str
+
+    template, _ = decode_str((REPO / "cloudformation" / "service.yaml").read_text())
+    managed = template["Resources"]["InstanceRole"]["Properties"]["ManagedPolicyArns"]
+    assert [m["Fn::Sub"].rsplit("/", 1)[-1] for m in managed] == [
+        "AmazonSSMManagedInstanceCore",
+        "CloudWatchAgentServerPolicy",
+    ]
+    (name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+    if isinstance(document, str):  # moto keeps a CloudFormation policy as a Python repr
+        import ast
+
+        document = ast.literal_eval(document)
+    grants = {s["Sid"]: s for s in document["Statement"]}
+    assert grants["ItsOwnSettings"]["Resource"] == [
+        "arn:aws:ssm:us-east-1:123456789012:parameter/deployer/shop/prod/*",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/deployer/shop/prod",
+    ]
+    assert grants["ItsArtifacts"]["Action"] == "s3:GetObject"
+    assert grants["ItsArtifacts"]["Resource"] == (
+        "arn:aws:s3:::deployer-artifacts-123456789012-us-east-1/shop/*"
+    )
+    every_action = [
+        a
+        for s in document["Statement"]
+        for a in [s["Action"]]
+        for a in (a if isinstance(a, list) else [a])
+    ]
+    assert not [
+        a for a in every_action if not a.startswith(("ssm:Get", "kms:Decrypt", "s3:GetObject"))
+    ]
