@@ -270,6 +270,20 @@ def parse_duration(value: int | str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+class Scaling(Strict):
+    metric: Literal["cpu", "requests_per_target"] = Field(
+        description="Target tracking on the group's average CPU (%) or on ALB requests per "
+        "target (per minute)."
+    )
+    target: float = Field(gt=0, le=100000, description="The value the group keeps the metric at.")
+
+    @model_validator(mode="after")
+    def _cpu_is_a_percentage(self) -> Scaling:
+        if self.metric == "cpu" and self.target > 100:
+            raise ValueError(f"target: {self.target:g} is not a CPU percentage (1-100)")
+        return self
+
+
 class Tls(Strict):
     certificate_arn: str = Field(
         pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
@@ -316,6 +330,11 @@ class DeployConfig(Strict):
     strategy: Strategy = Field(default_factory=Strategy)
     gates: Gates = Field(default_factory=Gates)
     lock: Lock = Field(default_factory=Lock)
+    scaling: Scaling | None = Field(
+        default=None,
+        description="Target-tracking scaling between capacity.min and capacity.max; every "
+        "new fleet gets the same. Default: none (the group stays at its desired capacity).",
+    )
     tls: Tls | None = None
     alb: Alb = Field(default_factory=Alb)
     protected: bool = Field(

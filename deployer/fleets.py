@@ -38,6 +38,9 @@ def fleet_parameters(
         "SettingsPath": f"/deployer/{record_scope(engine)}/",
         **root_volume(engine, image_id),
         "InstanceProfileArn": infra.instance_profile_arn,
+        "ScalingMetric": spec.scaling.metric if spec.scaling else "",
+        "ScalingTarget": f"{spec.scaling.target:g}" if spec.scaling else "50",
+        "LoadBalancerFullName": infra.load_balancer_full_name,
         "KmsKeyId": spec.instance.kms_key_id or "",
         "GraceSeconds": str(hc.grace_seconds),
     }

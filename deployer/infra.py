@@ -75,6 +75,7 @@ class Infra:
     test_listener_arn: str
     test_listener_port: int
     instance_profile_arn: str = ""
+    load_balancer_full_name: str = ""
 
     @staticmethod
     def nowhere() -> Infra:
@@ -94,6 +95,7 @@ class Infra:
             test_listener_arn=service["TestListenerArn"],
             test_listener_port=int(service["TestListenerPort"]),
             instance_profile_arn=service.get("InstanceProfileArn", ""),
+            load_balancer_full_name=service.get("LoadBalancerFullName", ""),
         )
 
 

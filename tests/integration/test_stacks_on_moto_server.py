@@ -152,6 +152,9 @@ def test_a_fleet_stack_is_created_with_imdsv2_encrypted_disks_and_deleted_cleanl
             "Digest": "d" * 64,
             "VolumeGb": "20",
             "GraceSeconds": "420",
+            "ScalingMetric": "requests_per_target",
+            "ScalingTarget": "250",
+            "LoadBalancerFullName": service.outputs["LoadBalancerFullName"],
         },
         {"deployer:app": "t"},
         token="t-fleet-v1-1",
@@ -174,7 +177,8 @@ def test_a_fleet_stack_is_created_with_imdsv2_encrypted_disks_and_deleted_cleanl
     assert len(group["Instances"]) == 2
     assert group["TargetGroupARNs"] == [stack.outputs["TargetGroupArn"]]
     assert group["HealthCheckGracePeriod"] == 420
-
+    # moto's CloudFormation has no AWS::AutoScaling::ScalingPolicy: the policy's template is
+    # checked by cfn-lint (its ResourceLabel is lb-full-name/tg-full-name, as AWS documents).
     cfn.delete(stack.stack_id)
     cfn.wait_deleted(stack.stack_id, 60)
     assert cfn.describe("t-fleet-v1") is None
