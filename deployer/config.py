@@ -270,6 +270,29 @@ def parse_duration(value: int | str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+class Network(Strict):
+    cidr: str = Field(
+        default="10.40.0.0/16",
+        pattern=r"^\d{1,3}\.\d{1,3}\.0\.0/16$",
+        description="The VPC's /16 (give each environment its own, so they can be peered).",
+    )
+    nat: Literal["single", "per_az"] = Field(
+        default="single",
+        description="One NAT gateway for the private subnets, or one per AZ (survives an AZ).",
+    )
+
+    @field_validator("cidr")
+    @classmethod
+    def _octets(cls, cidr: str) -> str:
+        if any(int(octet) > 255 for octet in cidr.split("/")[0].split(".")):
+            raise ValueError(f"{cidr} is not an IPv4 network")
+        return cidr
+
+    @property
+    def prefix(self) -> str:
+        return ".".join(self.cidr.split(".")[:2])
+
+
 class Scaling(Strict):
     metric: Literal["cpu", "requests_per_target"] = Field(
         description="Target tracking on the group's average CPU (%) or on ALB requests per "
@@ -317,6 +340,7 @@ class DeployConfig(Strict):
     instance: Instance = Field(default_factory=Instance)
     capacity: Capacity = Field(default_factory=Capacity)
     azs: int = Field(default=2, ge=2, le=3, description="Availability Zones the fleet spans.")
+    network: Network = Field(default_factory=Network)
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     rollback_window: int = Field(
         default=3600, description="Seconds (or 90m, 1h, 2d) the previous fleet stays warm."

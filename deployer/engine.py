@@ -217,7 +217,11 @@ class Engine:
             StackSpec(
                 self.names.network_stack,
                 templates["network"],
-                {"AzCount": str(spec.azs)},
+                {
+                    "AzCount": str(spec.azs),
+                    "CidrPrefix": spec.network.prefix,
+                    "NatMode": spec.network.nat,
+                },
                 {**tags, "deployer:role": "network"},
             ),
             StackSpec(

@@ -22,7 +22,7 @@ def fleet_parameters(
         "ImageId": image_id,
         "InstanceType": spec.instance.type,
         "VpcId": infra.vpc_id,
-        "SubnetIds": infra.subnet_ids,
+        "SubnetIds": infra.private_subnet_ids or infra.subnet_ids,
         "InstanceSecurityGroupId": infra.instance_security_group_id,
         "AppPort": str(spec.instance.port),
         "DesiredCapacity": str(capacity),

@@ -76,6 +76,7 @@ class Infra:
     test_listener_port: int
     instance_profile_arn: str = ""
     load_balancer_full_name: str = ""
+    private_subnet_ids: str = ""  # fleets go here (no public IPs); a network from before: ""
 
     @staticmethod
     def nowhere() -> Infra:
@@ -96,6 +97,7 @@ class Infra:
             test_listener_port=int(service["TestListenerPort"]),
             instance_profile_arn=service.get("InstanceProfileArn", ""),
             load_balancer_full_name=service.get("LoadBalancerFullName", ""),
+            private_subnet_ids=network.get("PrivateSubnetIds", ""),
         )
 
 

@@ -119,6 +119,28 @@ def test_network_and_service_come_up_across_two_azs_and_rerunning_changes_nothin
     assert len({s["AvailabilityZone"] for s in subnets}) == 2
     listener = aws.client("elbv2").describe_listeners(ListenerArns=[infra.listener_arn])
     assert listener["Listeners"][0]["DefaultActions"][0]["Type"] == "fixed-response"
+    # Private subnets for the fleets, one per AZ, no public IPs, out through NAT, S3 inside.
+    ec2 = aws.client("ec2")
+    private = ec2.describe_subnets(SubnetIds=infra.private_subnet_ids.split(","))["Subnets"]
+    assert len({s["AvailabilityZone"] for s in private}) == 2
+    assert not any(s["MapPublicIpOnLaunch"] for s in private)
+    # (moto does not list a template's subnet associations: the private tables are the VPC's
+    # tables whose default route is a NAT gateway.)
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [infra.vpc_id]}])[
+        "RouteTables"
+    ]
+    defaults = [
+        r
+        for t in tables
+        for r in t["Routes"]
+        if r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("NatGatewayId")
+    ]
+    assert len(defaults) == 2 and all(r.get("NatGatewayId") for r in defaults)
+    assert len({r["NatGatewayId"] for r in defaults}) == 1  # nat: single
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [infra.vpc_id]}])[
+        "VpcEndpoints"
+    ]
+    assert [e["ServiceName"] for e in endpoints] == ["com.amazonaws.us-east-1.s3"]
 
     writes_before = sum(
         n
@@ -145,7 +167,7 @@ def test_a_fleet_stack_is_created_with_imdsv2_encrypted_disks_and_deleted_cleanl
         {
             "ImageId": "ami-03c3da4cfa8e8943a",
             "VpcId": infra.vpc_id,
-            "SubnetIds": infra.subnet_ids,
+            "SubnetIds": infra.private_subnet_ids,
             "InstanceSecurityGroupId": infra.instance_security_group_id,
             "DesiredCapacity": "2",
             "Version": "v1",
@@ -175,6 +197,10 @@ def test_a_fleet_stack_is_created_with_imdsv2_encrypted_disks_and_deleted_cleanl
         AutoScalingGroupNames=[stack.outputs["AutoScalingGroupName"]]
     )["AutoScalingGroups"][0]
     assert len(group["Instances"]) == 2
+    instances = aws.client("ec2").describe_instances(
+        InstanceIds=[i["InstanceId"] for i in group["Instances"]]
+    )["Reservations"]
+    assert not [i for r in instances for i in r["Instances"] if i.get("PublicIpAddress")]
     assert group["TargetGroupARNs"] == [stack.outputs["TargetGroupArn"]]
     assert group["HealthCheckGracePeriod"] == 420
     # moto's CloudFormation has no AWS::AutoScaling::ScalingPolicy: the policy's template is
