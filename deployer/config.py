@@ -235,11 +235,26 @@ class HttpCheck(Strict):
         return pattern
 
 
+class DefaultAlarms(Strict):
+    """The alarms every fleet stack makes on its own target group."""
+
+    target_5xx_count: int = Field(
+        default=5, ge=1, le=100000, description="5xx answers of green's targets per minute."
+    )
+    p99_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="p99 target response time over a minute."
+    )
+    unhealthy_hosts: int = Field(default=1, ge=1, le=100, description="Unhealthy targets.")
+
+
 class Gates(Strict):
     http: tuple[HttpCheck, ...] = Field(default_factory=lambda: (HttpCheck(),))
     alarms: tuple[str, ...] = Field(
-        default=(), description="CloudWatch alarm names; any in ALARM fails the gate."
+        default=(),
+        description="CloudWatch alarm names; any in ALARM fails the gate. Empty: the new "
+        "fleet's own default alarms (5xx, p99 latency, unhealthy hosts).",
     )
+    default_alarms: DefaultAlarms = Field(default_factory=DefaultAlarms)
     max_failures: int = Field(
         default=0,
         ge=0,

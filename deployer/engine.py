@@ -298,6 +298,7 @@ class Engine:
             target_group_arn=stack.outputs.get("TargetGroupArn", ""),
             asg_name=asg_name,
             desired=group.desired if group else 0,
+            alarms=tuple(a for a in stack.outputs.get("AlarmNames", "").split(",") if a),
         )
 
     # ---- acting --------------------------------------------------------------------------

@@ -41,6 +41,9 @@ def fleet_parameters(
         "ScalingMetric": spec.scaling.metric if spec.scaling else "",
         "ScalingTarget": f"{spec.scaling.target:g}" if spec.scaling else "50",
         "LoadBalancerFullName": infra.load_balancer_full_name,
+        "Alarm5xxCount": str(spec.gates.default_alarms.target_5xx_count),
+        "AlarmP99Seconds": f"{spec.gates.default_alarms.p99_seconds:g}",
+        "AlarmUnhealthyHosts": str(spec.gates.default_alarms.unhealthy_hosts),
         "KmsKeyId": spec.instance.kms_key_id or "",
         "GraceSeconds": str(hc.grace_seconds),
     }

@@ -19,6 +19,8 @@ from deployer.errors import GateFailed
 from deployer.gates import observe_alarms, observe_http, observe_targets
 from deployer.infra import Infra
 
+BEFORE_SWITCH = "before switch"
+
 
 @dataclass(frozen=True)
 class Gated:
@@ -34,13 +36,23 @@ class Gated:
         infra = self.infra
         return self.engine.runtime.url_for(infra.load_balancer_dns, infra.test_listener_port)
 
+    def alarm_names(self, step: str) -> list[str]:
+        """gates.alarms, else the new fleet's own alarms (5xx, p99, unhealthy hosts) once it
+        takes traffic. Before the switch its targets may still be starting (unhealthy for a
+        while, as on AWS): the target-health gate and its deadline judge them then.
+        """
+        configured = self.engine.alarm_names()
+        if configured or step == BEFORE_SWITCH:
+            return configured
+        return list(self.green.alarms)
+
     def observe(self, step: str) -> list[Observation]:
         """Every gate, once; each observation is a gate_observation event."""
         e = self.engine
         seen = [
             observe_targets(e.elb, self.green.target_group_arn, self.expected),
             *[observe_http(self.test_url, check) for check in e.spec.gates.http],
-            *observe_alarms(e.cloudwatch, e.alarm_names()),
+            *observe_alarms(e.cloudwatch, self.alarm_names(step)),
         ]
         for o in seen:
             e.events.emit(
@@ -65,21 +77,21 @@ def wait_until_ready(gated: Gated) -> None:
     failures: dict[str, int] = {}
 
     def check() -> Poll[None]:
-        targets, *others = gated.observe("before switch")
+        targets, *others = gated.observe(BEFORE_SWITCH)
         alarms = [o for o in others if o.kind is GateKind.ALARM]
         verdict = judge(alarms, failures, e.spec.gates.max_failures)
         if verdict.failed:
-            raise GateFailed(verdict.failed.gate, verdict.failed.detail, "before switch")
+            raise GateFailed(verdict.failed.gate, verdict.failed.detail, BEFORE_SWITCH)
         health = e.elb.target_health(gated.green.target_group_arn) if not targets.passed else []
         broken = plainly_broken(health, gated.expected)
         if broken:
-            raise GateFailed(GateKind.TARGET_HEALTH.value, broken, "before switch")
+            raise GateFailed(GateKind.TARGET_HEALTH.value, broken, BEFORE_SWITCH)
         if not targets.passed:
             return Poll(False, targets.detail)
         verdict = judge(others, failures, e.spec.gates.max_failures)
         failures.update(verdict.failures)
         if verdict.failed:
-            raise GateFailed(verdict.failed.gate, verdict.failed.detail, "before switch")
+            raise GateFailed(verdict.failed.gate, verdict.failed.detail, BEFORE_SWITCH)
         return Poll(
             all(o.passed for o in others),
             "checks failing: " + "; ".join(f"{o.gate}: {o.detail}" for o in others if not o.passed),
@@ -94,7 +106,7 @@ def wait_until_ready(gated: Gated) -> None:
         )
     except PollTimeout as exc:
         raise GateFailed(
-            GateKind.TARGET_HEALTH.value, f"{exc.last_status} after {deadline}s", "before switch"
+            GateKind.TARGET_HEALTH.value, f"{exc.last_status} after {deadline}s", BEFORE_SWITCH
         ) from None
     e.report(
         f"gate: {gated.green.version} passed on the test listener "

@@ -68,6 +68,7 @@ class Fleet:
     weight: int = 0
     bake_key: str = ""
     settings: str = ""
+    alarms: tuple[str, ...] = ()  # the fleet stack's own alarms on its target group
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from moto.ec2.models import ec2_backends
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.ssm.models import ssm_backends
 
-from deployer.sandbox import api_rules, latency, lifecycle, patches, stacks
+from deployer.sandbox import alarms, api_rules, latency, lifecycle, patches, stacks
+from deployer.sandbox.alarms import Evaluator
 from deployer.sandbox.front import Fronts
 from deployer.sandbox.gateway import Gateway, Listener
 from deployer.sandbox.hosts import HostManager, Launch
@@ -31,6 +32,7 @@ from deployer.sandbox.world import WORLD
 
 log = logging.getLogger("deployer.sandbox")
 TICK_S = 0.1
+EVALUATE_EVERY_S = 0.25
 
 
 def running_instances() -> dict[str, Launch]:
@@ -125,7 +127,10 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     lifecycle.apply()
     stacks.apply()
     api_rules.apply()
+    alarms.apply()
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)
+    evaluator = Evaluator(time_scale, prober.lookup)
+    next_evaluation = 0.0
 
     gateway = Gateway(DomainDispatcherApplication(create_backend_app), WORLD, profile)
     listener = Listener(gateway, "127.0.0.1", port, WORLD)
@@ -159,6 +164,9 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
                 hosts.reconcile(running_instances())
                 prober.tick()
                 fronts.reconcile()
+                if time.monotonic() >= next_evaluation:  # CloudWatch's evaluation, scaled
+                    evaluator.tick()
+                    next_evaluation = time.monotonic() + EVALUATE_EVERY_S
             except Exception:  # keep serving; the log says what went wrong
                 log.exception("data plane tick failed")
             stop.wait(TICK_S)

@@ -12,10 +12,12 @@ import http.client
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from deployer.sandbox import alarms
 from deployer.sandbox.layout import Layout, write_json
 from deployer.sandbox.prober import EndpointOf, elbv2_backend
 
@@ -133,10 +135,12 @@ class Fronts:
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 upstream = http.client.HTTPConnection(endpoint[0], endpoint[1], timeout=30)
+                started = time.monotonic()
                 try:
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     response = upstream.getresponse()
                     payload = response.read()
+                    alarms.publish(chosen[0], response.status, time.monotonic() - started)
                     passed = {
                         k: v
                         for k, v in response.getheaders()

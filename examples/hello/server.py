@@ -7,6 +7,8 @@ BROKEN=1 in app.env (or a file named BROKEN next to this one) makes the health c
 which is how the tests build a version that must be rejected. FAIL_AFTER=<seconds> makes it
 fail only after that many seconds of uptime; FLAP=<seconds> makes it alternate, healthy for
 that long, then failing for that long. Each also works as a file of that name holding the value.
+ERRORS=1 (or a file named ERRORS) makes GET / answer 500 while /healthz stays 200: a build
+that passes its health checks and fails its users, which only traffic metrics catch.
 """
 
 import json
@@ -44,6 +46,8 @@ class Handler(BaseHTTPRequestHandler):
             status, body = (500, "broken\n") if broken() else (200, "ok\n")
         elif self.path.startswith("/version"):
             status, body = 200, json.dumps({"version": VERSION}) + "\n"
+        elif os.environ.get("ERRORS") == "1" or os.path.exists(os.path.join(HERE, "ERRORS")):
+            status, body = 500, f"error from {VERSION}\n"
         else:
             status, body = 200, f"hello from {VERSION}\n"
         data = body.encode()

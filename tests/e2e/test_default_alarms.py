@@ -1,0 +1,79 @@
+"""A build that passes its health checks and answers its users 500 is caught by the fleet's
+own 5xx alarm, with no alarm configured: the sandbox's load balancer publishes the ALB's
+metrics per target group and evaluates the alarms the fleet stack made on them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import copy_project
+from tests.e2e.test_release_cycle import Cli
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """\
+app: hello
+environment: metrics
+artifact: {{source: {source}}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 30}}
+strategy: {{kind: canary, steps: [20, 100], bake_seconds: 6}}
+gates: {{interval_seconds: 0.5, default_alarms: {{target_5xx_count: 3}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("metrics")
+    copy_project(workdir)
+    shutil.copytree(workdir / "app", workdir / "app-errors")
+    (workdir / "app-errors" / "ERRORS").write_text("GET / answers 500\n")
+    (workdir / "deployer.yaml").write_text(CONFIG.format(source="app"))
+    (workdir / "errors.yaml").write_text(CONFIG.format(source="app-errors"))
+    cli = Cli(workdir)
+    yield cli
+    cli("sandbox", "down")
+
+
+def users(url: str, stop: threading.Event, seen: dict[int, int]) -> None:
+    while not stop.is_set():
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except OSError:
+            status = 0
+        seen[status] = seen.get(status, 0) + 1
+
+
+def test_a_canary_answering_500_is_rolled_back_by_its_default_5xx_alarm(project):
+    first = project.json("release", "v1")
+    stop, seen = threading.Event(), {}
+    traffic = [
+        threading.Thread(target=users, args=(first["url"], stop, seen), daemon=True)
+        for _ in range(4)
+    ]
+    for thread in traffic:
+        thread.start()
+    try:
+        failed = project("release", "v2", "--output", "json", config="errors.yaml")
+    finally:
+        stop.set()
+        for thread in traffic:
+            thread.join(10)
+    assert failed.returncode == 1, failed.stderr
+    error = json.loads(failed.stdout)["error"]["message"]
+    assert "gate 'alarm hello-metrics-fleet-v2-" in error and "Target5xxAlarm" in error
+    assert "step 1: canary 20/100" in error
+    assert seen.get(500, 0) >= 3 and seen.get(200, 0) > 0  # users saw v2's errors, briefly
+    status = project.json("status")
+    assert status["live_version"] == "v1"
+    with urllib.request.urlopen(first["url"], timeout=5) as answer:
+        assert answer.read().decode().strip() == "hello from v1"
