@@ -298,13 +298,13 @@ class Engine:
             target_group_arn=stack.outputs.get("TargetGroupArn", ""),
             asg_name=asg_name,
             desired=group.desired if group else 0,
-            alarms=tuple(a for a in stack.outputs.get("AlarmNames", "").split(",") if a),
+            alarms=tuple(a for a in stack.outputs.get("GateAlarmNames", "").split(",") if a),
         )
 
     # ---- acting --------------------------------------------------------------------------
 
     def set_weights(self, listener_arn: str, weights: dict[str, int]) -> None:
-        """One ModifyListener call; transient AWS errors are retried, anything else raised."""
+        """One rule change (ModifyRule); transient AWS errors are retried, anything else raised."""
         from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
         @retry(

@@ -218,7 +218,7 @@ def test_each_failure_class_ends_with_its_exit_code(project):
     client.set_behaviours(endpoint, stack_failures={})
 
     assert run(workdir, env, "release", "v1")[0] == 0
-    client.set_behaviours(endpoint, denied={"elbv2:ModifyListener": "AccessDenied"})
+    client.set_behaviours(endpoint, denied={"elbv2:ModifyRule": "AccessDenied"})
     code, document, _ = run(workdir, env, "release", "v2")
     assert code in (1, 4) and "AccessDenied" in document["error"]["message"]
     client.set_behaviours(endpoint, denied={})

@@ -98,7 +98,7 @@ def throttled():
             "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
             "ResponseMetadata": {"HTTPStatusCode": 400},
         },
-        "ModifyListener",
+        "ModifyRule",
     )
 
 
@@ -108,7 +108,7 @@ def denied():
             "Error": {"Code": "AccessDenied", "Message": "not allowed"},
             "ResponseMetadata": {"HTTPStatusCode": 403},
         },
-        "ModifyListener",
+        "ModifyRule",
     )
 
 
