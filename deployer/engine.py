@@ -206,11 +206,13 @@ class Engine:
 
     # ---- infra and live state ------------------------------------------------------------
 
-    def infra_specs(self, network_outputs: Mapping[str, str]) -> list[StackSpec]:
+    def infra_specs(
+        self, network_outputs: Mapping[str, str], templates: Templates | None = None
+    ) -> list[StackSpec]:
         """What the network and service stacks should be (the service's from the network's
         outputs): one description for ensure_infra and for the plan.
         """
-        templates = Templates.load(self.templates_dir)
+        templates = templates or Templates.load(self.templates_dir)
         tags = self.tags()
         spec = self.spec
         return [
@@ -246,9 +248,10 @@ class Engine:
         ]
 
     def ensure_infra(self) -> Infra:
-        network_spec = self.infra_specs({})[0]
+        templates = Templates.load(self.templates_dir)
+        network_spec = self.infra_specs({}, templates)[0]
         network = ensure_stack(self.cfn, *network_spec, self.report, self.replace_failed)
-        service_spec = self.infra_specs(network.outputs)[1]
+        service_spec = self.infra_specs(network.outputs, templates)[1]
         service = ensure_stack(self.cfn, *service_spec, self.report, self.replace_failed)
         if self.spec.protected:
             for stack in (network, service):

@@ -24,7 +24,8 @@ STARTING_COMMANDS = ("release", "rollback", "abort")
 def _quiet() -> None:
     """Apprise logs its failures with the URL's host; we report them ourselves, masked."""
     logger = logging.getLogger("apprise")
-    logger.addHandler(logging.NullHandler())
+    if not logger.handlers:  # once: every notification thread calls this
+        logger.addHandler(logging.NullHandler())
     logger.propagate = False
 
 

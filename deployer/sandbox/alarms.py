@@ -140,8 +140,16 @@ def apply() -> None:
     FakeTargetGroup.get_cfn_attribute = get_cfn_attribute  # type: ignore[attr-defined]
 
 
+_DIMENSIONS: dict[str, list[dict[str, str]]] = {}
+
+
 def dimensions_of(target_group_arn: str) -> list[dict[str, str]] | None:
-    """The dimensions an ALB publishes a target group's metrics under."""
+    """The dimensions an ALB publishes a target group's metrics under. Found once per group
+    (a group stays with its load balancer): every proxied request asks.
+    """
+    known = _DIMENSIONS.get(target_group_arn)
+    if known is not None:
+        return known
     backend_ = elbv2_backend()
     group = backend_.target_groups.get(target_group_arn)
     if group is None:
@@ -153,10 +161,11 @@ def dimensions_of(target_group_arn: str) -> list[dict[str, str]] | None:
     )
     if not balancer:
         return None
-    return [
+    _DIMENSIONS[target_group_arn] = [
         {"Name": "LoadBalancer", "Value": balancer.split(":loadbalancer/", 1)[-1]},
         {"Name": "TargetGroup", "Value": target_group_arn.rsplit(":", 1)[-1]},
     ]
+    return _DIMENSIONS[target_group_arn]
 
 
 def _routing(backend_: Any, target_group_arn: str) -> str:
