@@ -296,12 +296,76 @@ class Network(Strict):
         description="One NAT gateway for the private subnets, or one per AZ (survives an AZ).",
     )
 
+    vpc_id: str | None = Field(
+        default=None,
+        pattern=r"^vpc-[0-9a-f]{8,17}$",
+        description="Bring your own network: a VPC made beforehand. deployer then makes no "
+        "network stack; give public_subnet_ids and private_subnet_ids with it.",
+    )
+    public_subnet_ids: tuple[str, ...] = Field(
+        default=(),
+        description="Your subnets for the load balancer and the image builder: at least two "
+        "AZs, each routing 0.0.0.0/0 to an internet gateway.",
+    )
+    private_subnet_ids: tuple[str, ...] = Field(
+        default=(),
+        description="Your subnets for the fleets (no public IPs): at least two AZs, each with "
+        "a way out (a NAT gateway, or VPC endpoints for S3 and SSM).",
+    )
+
     @field_validator("cidr")
     @classmethod
     def _octets(cls, cidr: str) -> str:
         if any(int(octet) > 255 for octet in cidr.split("/")[0].split(".")):
             raise ValueError(f"{cidr} is not an IPv4 network")
         return cidr
+
+    @field_validator("public_subnet_ids", "private_subnet_ids")
+    @classmethod
+    def _subnets(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        for subnet in ids:
+            if not re.match(r"^subnet-[0-9a-f]{8,17}$", subnet):
+                raise ValueError(f"'{subnet}' is not a subnet id like subnet-0abc12345def67890")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"a subnet is given twice: {list(ids)}")
+        return ids
+
+    @model_validator(mode="after")
+    def _own_or_ours(self) -> Network:
+        given = {"public_subnet_ids", "private_subnet_ids"} & self.model_fields_set
+        if self.vpc_id is None:
+            if given:
+                raise ValueError(f"{', '.join(sorted(given))} given without vpc_id")
+            return self
+        for field in ("public_subnet_ids", "private_subnet_ids"):
+            if len(getattr(self, field)) < 2:
+                raise ValueError(
+                    f"{field}: with vpc_id, give at least two subnets (in two AZs or more)"
+                )
+        both = set(self.public_subnet_ids) & set(self.private_subnet_ids)
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} is both public and private")
+        ours = {"cidr", "nat"} & self.model_fields_set
+        if ours:
+            raise ValueError(
+                f"{', '.join(sorted(ours))} shape the network deployer makes; with vpc_id "
+                "(your own network) leave them out"
+            )
+        return self
+
+    @property
+    def own(self) -> bool:
+        """The operator's own VPC: deployer makes no network stack."""
+        return self.vpc_id is not None
+
+    def own_outputs(self) -> dict[str, str]:
+        """The operator's network, in the network stack's output names."""
+        return {
+            "VpcId": self.vpc_id or "",
+            "SubnetIds": ",".join(self.public_subnet_ids),
+            "PrivateSubnetIds": ",".join(self.private_subnet_ids),
+            "BuilderSubnetId": self.public_subnet_ids[0] if self.public_subnet_ids else "",
+        }
 
     @property
     def prefix(self) -> str:

@@ -210,62 +210,75 @@ class Engine:
         self, network_outputs: Mapping[str, str], templates: Templates | None = None
     ) -> list[StackSpec]:
         """What the network and service stacks should be (the service's from the network's
-        outputs): one description for ensure_infra and for the plan.
+        outputs): one description for ensure_infra and for the plan. With the operator's own
+        network (network.vpc_id) there is no network stack, only the service.
         """
         templates = templates or Templates.load(self.templates_dir)
-        tags = self.tags()
+        specs = [] if self.spec.network.own else [self.network_spec(templates)]
+        if self.spec.network.own:
+            network_outputs = self.spec.network.own_outputs()
+        return [*specs, self.service_spec(network_outputs, templates)]
+
+    def network_spec(self, templates: Templates) -> StackSpec:
+        network = self.spec.network
+        return StackSpec(
+            self.names.network_stack,
+            templates["network"],
+            {"AzCount": str(self.spec.azs), "CidrPrefix": network.prefix, "NatMode": network.nat},
+            {**self.tags(), "deployer:role": "network"},
+        )
+
+    def service_spec(self, network_outputs: Mapping[str, str], templates: Templates) -> StackSpec:
         spec = self.spec
-        return [
-            StackSpec(
-                self.names.network_stack,
-                templates["network"],
-                {
-                    "AzCount": str(spec.azs),
-                    "CidrPrefix": spec.network.prefix,
-                    "NatMode": spec.network.nat,
-                },
-                {**tags, "deployer:role": "network"},
-            ),
-            StackSpec(
-                self.names.service_stack,
-                templates["service"],
-                {
-                    "VpcId": network_outputs.get("VpcId", ""),
-                    "SubnetIds": network_outputs.get("SubnetIds", ""),
-                    "AppPort": str(spec.instance.port),
-                    "TestListenerPort": str(spec.strategy.test_listener_port),
-                    "TestListenerCidr": "0.0.0.0/0",
-                    "CertificateArn": spec.tls.certificate_arn if spec.tls else "",
-                    "SslPolicy": spec.tls.ssl_policy if spec.tls else DEFAULT_TLS_POLICY,
-                    "AccessLogsBucket": spec.alb.access_logs_bucket or "",
-                    "DeletionProtection": "true" if spec.protected else "false",
-                    "SettingsPath": f"/deployer/{self.names.app}/{self.names.environment}/",
-                    "ArtifactBucket": self.artifact_bucket if self.account else "",
-                    "ArtifactPrefix": f"{self.names.app}/",
-                },
-                {**tags, "deployer:role": "service"},
-            ),
-        ]
+        return StackSpec(
+            self.names.service_stack,
+            templates["service"],
+            {
+                "VpcId": network_outputs.get("VpcId", ""),
+                "SubnetIds": network_outputs.get("SubnetIds", ""),
+                "AppPort": str(spec.instance.port),
+                "TestListenerPort": str(spec.strategy.test_listener_port),
+                "TestListenerCidr": "0.0.0.0/0",
+                "CertificateArn": spec.tls.certificate_arn if spec.tls else "",
+                "SslPolicy": spec.tls.ssl_policy if spec.tls else DEFAULT_TLS_POLICY,
+                "AccessLogsBucket": spec.alb.access_logs_bucket or "",
+                "DeletionProtection": "true" if spec.protected else "false",
+                "SettingsPath": f"/deployer/{self.names.app}/{self.names.environment}/",
+                "ArtifactBucket": self.artifact_bucket if self.account else "",
+                "ArtifactPrefix": f"{self.names.app}/",
+            },
+            {**self.tags(), "deployer:role": "service"},
+        )
 
     def ensure_infra(self) -> Infra:
         templates = Templates.load(self.templates_dir)
-        network_spec = self.infra_specs({}, templates)[0]
-        network = ensure_stack(self.cfn, *network_spec, self.report, self.replace_failed)
-        service_spec = self.infra_specs(network.outputs, templates)[1]
+        made = []
+        network_outputs: Mapping[str, str]
+        if self.spec.network.own:
+            network_outputs = self.spec.network.own_outputs()
+        else:
+            network_spec = self.network_spec(templates)
+            network = ensure_stack(self.cfn, *network_spec, self.report, self.replace_failed)
+            network_outputs, made = network.outputs, [network]
+        service_spec = self.service_spec(network_outputs, templates)
         service = ensure_stack(self.cfn, *service_spec, self.report, self.replace_failed)
         if self.spec.protected:
-            for stack in (network, service):
+            for stack in (*made, service):
                 if not stack.termination_protected:
                     self.report(f"infra: turning on termination protection of {stack.name}")
                     self.cfn.protect(stack.stack_id)
-        return self._seen(Infra.from_outputs(network.outputs, service.outputs))
+        return self._seen(Infra.from_outputs(network_outputs, service.outputs))
 
     def existing_infra(self) -> Infra | None:
-        network = self.cfn.describe(self.names.network_stack)
+        if self.spec.network.own:
+            network_outputs: Mapping[str, str] | None = self.spec.network.own_outputs()
+        else:
+            network = self.cfn.describe(self.names.network_stack)
+            network_outputs = network.outputs if network is not None else None
         service = self.cfn.describe(self.names.service_stack)
-        if network is None or service is None or "ListenerArn" not in service.outputs:
+        if network_outputs is None or service is None or "ListenerArn" not in service.outputs:
             return None
-        return self._seen(Infra.from_outputs(network.outputs, service.outputs))
+        return self._seen(Infra.from_outputs(network_outputs, service.outputs))
 
     def _seen(self, infra: Infra) -> Infra:
         self._listeners[infra.listener_arn] = "production"

@@ -14,7 +14,7 @@ from deployer.infra import fingerprint
 
 
 def plan_infra(engine: Engine) -> list[dict[str, Any]]:
-    network = engine.cfn.describe(engine.names.network_stack)
+    network = None if engine.spec.network.own else engine.cfn.describe(engine.names.network_stack)
     specs = engine.infra_specs(network.outputs if network is not None else {})
     rows = []
     for spec in specs:

@@ -17,6 +17,7 @@ from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.checks import CheckCache, check_playbook, check_templates
 from deployer.config import LoadedConfig
+from deployer.core.network import network_problems
 from deployer.engine import Engine
 from deployer.errors import BadInput, Unreachable
 
@@ -60,17 +61,38 @@ def check_aws(engine: Engine, artifact: Artifact | None) -> Artifact:
         names = engine.alarm_names()
         found = engine.cloudwatch.alarm_states(names) if names else {}
         zones = engine.ec2.availability_zones()
-    if len(zones) < engine.spec.azs:
+    if not engine.spec.network.own and len(zones) < engine.spec.azs:
         raise BadInput(
             f"{engine.loaded.path}: azs: {engine.spec.azs} Availability Zones asked, but "
             f"{engine.runtime.aws.region} offers {len(zones)} ({', '.join(zones) or 'none'})"
         )
+    if engine.spec.network.own:
+        check_own_network(engine)
     missing = [n for n in names if n not in found]
     if missing:
         raise BadInput(
             f"{engine.loaded.path}: gates.alarms: no CloudWatch alarm named {', '.join(missing)}"
         )
     return artifact if artifact is not None else download_artifact(engine)
+
+
+def check_own_network(engine: Engine) -> None:
+    """network.vpc_id: the operator's VPC and subnets will do (exit 2 naming the field)."""
+    network = engine.spec.network
+    assert network.vpc_id is not None
+    with unreachable_as_error(f"describe {network.vpc_id}"):
+        facts = engine.ec2.network_of(
+            network.vpc_id, [*network.public_subnet_ids, *network.private_subnet_ids]
+        )
+    problems = network_problems(
+        facts,
+        network.vpc_id,
+        network.public_subnet_ids,
+        network.private_subnet_ids,
+        engine.runtime.aws.region,
+    )
+    if problems:
+        raise BadInput(f"{engine.loaded.path}: " + "\n  ".join(problems))
 
 
 def download_artifact(engine: Engine) -> Artifact:

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, error_code
+from deployer.core.network import NetworkFacts
 
 T = TypeVar("T")
 NOT_FOUND = frozenset(
@@ -115,8 +116,17 @@ class Ec2:
             "InstanceType": instance_type,
             "MinCount": 1,
             "MaxCount": 1,
-            "SubnetId": subnet_id,
-            "SecurityGroupIds": list(security_group_ids),
+            # A public address asked for explicitly: a subnet of the operator's own network
+            # need not give one by default, and the runner reaches the builder over SSH.
+            "NetworkInterfaces": [
+                {
+                    "DeviceIndex": 0,
+                    "SubnetId": subnet_id,
+                    "Groups": list(security_group_ids),
+                    "AssociatePublicIpAddress": True,
+                    "DeleteOnTermination": True,
+                }
+            ],
             "ClientToken": token,
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
             "InstanceInitiatedShutdownBehavior": "terminate",
@@ -284,6 +294,26 @@ class Ec2:
             return Poll(states <= {"terminated"}, ", ".join(sorted(states)))
 
         self._poller.until(f"{', '.join(instance_ids)} to terminate", check, deadline_s)
+
+    def network_of(self, vpc_id: str, subnet_ids: Sequence[str]) -> NetworkFacts:
+        """What preflight needs to judge an operator's own network: the VPC (None when it
+        does not exist), its subnets among those asked, its route tables and its endpoints.
+        """
+        vpcs = self._ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"]
+        if not vpcs:
+            return NetworkFacts(None, {}, [], [])
+        subnets = self._ec2.describe_subnets(
+            Filters=[{"Name": "subnet-id", "Values": list(subnet_ids)}]
+        )["Subnets"]
+        tables = self._ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])[
+            "RouteTables"
+        ]
+        endpoints = self._ec2.describe_vpc_endpoints(
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]
+        )["VpcEndpoints"]
+        return NetworkFacts(
+            vpcs[0], {s["SubnetId"]: s for s in subnets}, list(tables), list(endpoints)
+        )
 
     def availability_zones(self) -> list[str]:
         """The zones of the region open to this account (opt-in zones left out)."""

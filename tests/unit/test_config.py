@@ -52,6 +52,40 @@ def test_the_repository_config_is_valid():
         ("target:\n  kind: aws\n  region: mars\n", "target.region", "should match pattern"),
         ("target:\n  kind: gcp\n", "target", "does not match any of the expected tags"),
         ("instance:\n  port: 80\n", "instance.port", "greater than or equal to 1024"),
+        (
+            "network: {public_subnet_ids: [subnet-0000000a, subnet-0000000b]}\n",
+            "network",
+            "public_subnet_ids given without vpc_id",
+        ),
+        (
+            "network: {vpc_id: vpc-00000001, public_subnet_ids: [subnet-0000000a, "
+            "subnet-0000000b], private_subnet_ids: [subnet-0000001a]}\n",
+            "network",
+            "private_subnet_ids: with vpc_id, give at least two subnets",
+        ),
+        (
+            "network: {vpc_id: vpc-00000001, cidr: 10.9.0.0/16, public_subnet_ids: "
+            "[subnet-0000000a, subnet-0000000b], private_subnet_ids: [subnet-0000001a, "
+            "subnet-0000001b]}\n",
+            "network",
+            "cidr shape the network deployer makes",
+        ),
+        (
+            "network: {vpc_id: vpc-00000001, public_subnet_ids: [subnet-0000000a, "
+            "subnet-0000000b], private_subnet_ids: [subnet-0000000a, subnet-0000001b]}\n",
+            "network",
+            "subnet-0000000a is both public and private",
+        ),
+        (
+            "network: {vpc_id: my-vpc}\n",
+            "network.vpc_id",
+            "should match pattern",
+        ),
+        (
+            "network: {vpc_id: vpc-00000001, public_subnet_ids: [subnet-x, subnet-y]}\n",
+            "network.public_subnet_ids",
+            "'subnet-x' is not a subnet id",
+        ),
     ],
 )
 def test_bad_fields_are_named_with_a_reason(tmp_path, extra, field, reason):
