@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployer.aws.actions import BAKE_ACTIONS
 from deployer.bake.artifact import Artifact
 from deployer.bake.baker import BakeRequest
 from deployer.bake.images import Images
@@ -52,7 +53,7 @@ def bake(
     """
     version = Version.parse(version_text)
     with engine.timed("preflight"):
-        artifact = preflight(engine)
+        artifact = preflight(engine, needed=BAKE_ACTIONS)
     images = Images(engine.ec2_in, engine.spec.image_regions, engine.names.app, engine.report)
     inputs = engine.baker.inputs(_request(engine, version, artifact, None, rebake))
     if not rebake:

@@ -407,6 +407,16 @@ class Alb(Strict):
     )
 
 
+class CloudFormationSettings(Strict):
+    role_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$",
+        description="A service role the stacks run under (cloudformation/deployer-iam.yaml "
+        "makes one): the deploy role then needs no rights on what the templates make, only "
+        "iam:PassRole on this role.",
+    )
+
+
 class DeployConfig(Strict):
     app: str = Field(
         pattern=NAME_PATTERN,
@@ -440,6 +450,7 @@ class DeployConfig(Strict):
     )
     tls: Tls | None = None
     alb: Alb = Field(default_factory=Alb)
+    cloudformation: CloudFormationSettings = Field(default_factory=CloudFormationSettings)
     protected: bool = Field(
         default=False,
         description="Turn on the load balancer's deletion protection and the network and "

@@ -95,7 +95,9 @@ class Engine:
         self._releases_seen: set[str] = set()
         self.names = Names(self.spec.app, self.spec.environment)
         aws = runtime.aws
-        self.cfn = CloudFormation(aws, poller, on_event=report)
+        self.cfn = CloudFormation(
+            aws, poller, on_event=report, role_arn=loaded.spec.cloudformation.role_arn
+        )
         self.replace_failed = False  # --replace-failed: delete failed network/service stacks
         self.ec2 = Ec2(aws, poller)
         self.elb = Elbv2(aws)

@@ -6,13 +6,14 @@ content (deployer.checks), so running them again costs milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from deployer.aws.actions import RELEASE_ACTIONS
 from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.checks import CheckCache, check_playbook, check_templates
@@ -20,6 +21,7 @@ from deployer.config import LoadedConfig
 from deployer.core.network import network_problems
 from deployer.engine import Engine
 from deployer.errors import BadInput, Unreachable
+from deployer.permissions import check_permissions
 
 
 def target_region(loaded: LoadedConfig) -> str:
@@ -128,8 +130,12 @@ def download_artifact(engine: Engine) -> Artifact:
     return Artifact(final, digest, source)
 
 
-def preflight(engine: Engine, bakes: bool = True) -> Artifact:
+def preflight(
+    engine: Engine, bakes: bool = True, needed: Iterable[str] = RELEASE_ACTIONS
+) -> Artifact:
+    """`needed`: the IAM actions the command makes (deployer.aws.actions)."""
     artifact = check_aws(engine, check_local(engine.loaded, engine.workdir))
+    check_permissions(engine, needed)
     check_credentials_last(engine, worst_case(engine, bakes))
     return artifact
 

@@ -88,12 +88,20 @@ SETTLING = frozenset(
 
 class CloudFormation:
     def __init__(
-        self, aws: AwsContext, poller: Poller, on_event: Callable[[str], None] | None = None
+        self,
+        aws: AwsContext,
+        poller: Poller,
+        on_event: Callable[[str], None] | None = None,
+        role_arn: str | None = None,
     ) -> None:
         self._aws = aws
         self._poller = poller
         self._on_event = on_event  # each new stack event while a wait runs, as a line
         self._seen: dict[str, set[str]] = {}
+        # The service role stacks run under (cloudformation.role_arn): CloudFormation, not
+        # the caller, then needs the rights on what the templates make. Deletes and
+        # rollbacks use the role the stack was last given.
+        self._role = {"RoleARN": role_arn} if role_arn else {}
 
     @property
     def _cfn(self) -> Any:
@@ -133,6 +141,7 @@ class CloudFormation:
             ClientRequestToken=token,
             OnFailure="DELETE",
             Capabilities=CAPABILITIES,
+            **self._role,
         )
         return str(response["StackId"])
 
@@ -147,6 +156,7 @@ class CloudFormation:
                 Parameters=_params(parameters),
                 Tags=_tags(tags),
                 Capabilities=CAPABILITIES,
+                **self._role,
             )
         except ClientError as exc:
             if "No updates are to be performed" in str(exc):
@@ -174,6 +184,7 @@ class CloudFormation:
             Parameters=_params(parameters),
             Tags=_tags(tags),
             Capabilities=CAPABILITIES,
+            **self._role,
         )
         change_set = str(created["Id"])
         try:

@@ -24,6 +24,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from deployer.aws.actions import ActionLog
 from deployer.errors import Unreachable
 
 
@@ -142,9 +143,13 @@ class AwsContext:
     credentials: dict[str, str] | None = None
     # Told of every failed attempt botocore will retry: (operation, error, attempt).
     on_retry: Callable[[str, str, int], None] | None = None
+    _identity: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.session.events.register("before-call", self._count)
+        log = ActionLog()
+        if log.path:
+            self.session.events.register("before-parameter-build", log)
         self.session.events.register("before-send", self._count_request)
         self.session.events.register("needs-retry", self._retrying)
 
@@ -218,8 +223,15 @@ class AwsContext:
         return self._clients[key]
 
     def account_id(self) -> str:
-        with unreachable_as_error("check credentials"):
-            return str(self.client("sts", probe=True).get_caller_identity()["Account"])
+        return self.identity()["Account"]
+
+    def identity(self) -> dict[str, str]:
+        """Who the credentials are (GetCallerIdentity, asked once): Account, Arn, UserId."""
+        if self._identity is None:
+            with unreachable_as_error("check credentials"):
+                answer = self.client("sts", probe=True).get_caller_identity()
+            self._identity = {k: str(answer.get(k, "")) for k in ("Account", "Arn", "UserId")}
+        return self._identity
 
 
 def make_context(

@@ -7,7 +7,8 @@ gateway handles), before and after moto's own handler:
   `IdempotentParameterMismatch`;
 - eventual consistency: an EC2 id made in the last `consistency_window_s` seconds answers
   its NotFound code to every other EC2 call that names it;
-- DescribeAlarms without AlarmTypes lists metric alarms only.
+- DescribeAlarms without AlarmTypes lists metric alarms only;
+- iam:SimulatePrincipalPolicy, answered from the `denied` behaviour (simulator.py).
 
 Errors are raised as moto ServiceExceptions, so moto serializes them in each protocol's shape
 (EC2 XML, query XML, JSON, CBOR) with the status AWS uses.
@@ -26,6 +27,7 @@ from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, BaseResponse, EmptyResult
 
 from deployer.sandbox.faults import Fault, Faults
+from deployer.sandbox.simulator import simulate_principal_policy
 from deployer.sandbox.world import WORLD
 
 # (service, action) -> the parameter that carries its idempotency token.
@@ -169,6 +171,8 @@ def call_action(self: BaseResponse) -> Any:
     if fault is not None:
         return _error(self, fault.code, fault.message, fault.status)
     params = _params(self)
+    if (service, action) == ("iam", "SimulatePrincipalPolicy"):
+        return simulate_principal_policy(self, params)
     if service == "ec2":
         fresh = _fresh_id_named(params)
         if fresh is not None:

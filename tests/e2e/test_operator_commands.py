@@ -218,9 +218,23 @@ def test_each_failure_class_ends_with_its_exit_code(project):
     client.set_behaviours(endpoint, stack_failures={})
 
     assert run(workdir, env, "release", "v1")[0] == 0
+    stacks_before = run(workdir, env, "status")[1]["fleets"]
     client.set_behaviours(endpoint, denied={"elbv2:ModifyRule": "AccessDenied"})
     code, document, _ = run(workdir, env, "release", "v2")
+    assert code == 5, document  # the policy simulator knew: refused before any change
+    assert "elasticloadbalancing:ModifyRule" in document["error"]["message"]
+    assert "Nothing was changed" in document["error"]["message"]
+    assert run(workdir, env, "status")[1]["fleets"] == stacks_before
+
+    # A role that may not simulate its policy: the check is skipped (said), and the refusal
+    # comes from the switch itself, once the fleet exists.
+    client.set_behaviours(
+        endpoint,
+        denied={"elbv2:ModifyRule": "AccessDenied", "iam:SimulatePrincipalPolicy": "AccessDenied"},
+    )
+    code, document, stderr = run(workdir, env, "release", "v2")
     assert code in (1, 4) and "AccessDenied" in document["error"]["message"]
+    assert "permission preflight skipped" in stderr
     client.set_behaviours(endpoint, denied={})
 
     broken = workdir / "app-broken"

@@ -156,6 +156,43 @@ def test_update_with_nothing_to_change_is_not_an_error():
         assert cfn.update("svc", "{}", {}, {}) is False
 
 
+def test_with_a_service_role_every_stack_write_runs_under_it():
+    role = "arn:aws:iam::123456789012:role/deployer-cfn"
+    aws = context()
+    cfn = CloudFormation(aws, InstantPoller(), role_arn=role)
+    stack_id = "arn:aws:cloudformation:eu-west-1:123456789012:stack/svc/1"
+    with Stubber(aws.client("cloudformation")) as stub:
+        stub.add_response(
+            "create_stack",
+            {"StackId": stack_id},
+            {
+                "StackName": "svc",
+                "TemplateBody": "{}",
+                "Parameters": [],
+                "Tags": [],
+                "ClientRequestToken": "t",
+                "OnFailure": "DELETE",
+                "Capabilities": ["CAPABILITY_IAM"],
+                "RoleARN": role,
+            },
+        )
+        stub.add_response(
+            "update_stack",
+            {"StackId": stack_id},
+            {
+                "StackName": "svc",
+                "TemplateBody": "{}",
+                "Parameters": [],
+                "Tags": [],
+                "Capabilities": ["CAPABILITY_IAM"],
+                "RoleARN": role,
+            },
+        )
+        assert cfn.create("svc", "{}", {}, {}, token="t") == stack_id
+        assert cfn.update("svc", "{}", {}, {}) is True
+        stub.assert_no_pending_responses()
+
+
 NOW = datetime.now(UTC)
 
 

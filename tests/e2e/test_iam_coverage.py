@@ -1,0 +1,166 @@
+"""The deploy role in cloudformation/deployer-iam.yaml grants what deployer does, and no more
+services than it uses: every AWS action a sandbox bake, release, canary, rollback, gc, plan,
+settings change and destroy make is recorded (DEPLOYER_ACTION_LOG, from botocore's events),
+and checked against the role's policy. What CloudFormation does on the caller's behalf for
+each resource type of our templates (cloudformation/resource-actions.yaml) is checked against
+the CloudFormation service role's policy.
+
+Only actions are checked here, not resources or conditions: those are IAM's to evaluate.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, copy_project
+from tests.e2e.test_release_cycle import Cli
+
+pytestmark = pytest.mark.e2e
+
+ROLE = "arn:aws:iam::123456789012:role/deployer-iam-hello-CloudFormationServiceRole"
+CONFIG = f"""\
+app: hello
+environment: iam
+artifact: {{source: app}}
+capacity: {{min: 1, desired: 1, max: 2}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 30}}
+strategy: {{kind: canary, steps: [50, 100], bake_seconds: 1}}
+gates: {{interval_seconds: 0.5}}
+rollback_window: 0
+cloudformation: {{role_arn: {ROLE}}}
+"""
+# Called without an API call of their own: CreateStack/UpdateStack with a RoleARN.
+IMPLICIT = {"iam:PassRole"}
+
+
+class CfnLoader(yaml.SafeLoader):
+    """A template's YAML, its short-form functions (!Sub, !Ref...) read as plain values."""
+
+
+CfnLoader.add_multi_constructor(
+    "!",
+    lambda loader, suffix, node: (
+        loader.construct_scalar(node)
+        if isinstance(node, yaml.ScalarNode)
+        else loader.construct_sequence(node)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node)
+    ),
+)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def granted(role: dict[str, Any]) -> list[str]:
+    """The Allow actions of a role's inline policies."""
+    actions: list[str] = []
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if statement["Effect"] != "Allow":
+                continue
+            listed = statement["Action"]
+            actions.extend([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def allows(patterns: list[str], action: str) -> bool:
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+
+def service(action: str) -> str:
+    return action.split(":")[0].lower()
+
+
+COMMANDS = (
+    ("plan", "v1"),
+    ("bake", "v1"),
+    ("release", "v1"),
+    ("config", "set", "GREETING", "hi", "--secure"),
+    ("config", "get", "GREETING"),
+    ("release", "v2"),
+    ("-c", "changed.yaml", "plan", "v3"),  # a change set, deleted afterwards
+    ("status",),
+    ("history",),
+    ("rollback",),
+    ("config", "unset", "GREETING"),
+    ("gc",),
+    ("destroy", "--yes"),
+)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> dict[str, set[str]]:
+    """Every action of a day's work on the sandbox, by command, as the deploy role would
+    make them.
+    """
+    workdir = tmp_path_factory.mktemp("iam")
+    copy_project(workdir)
+    (workdir / "deployer.yaml").write_text(CONFIG)
+    (workdir / "changed.yaml").write_text(CONFIG + "alb: {access_logs_bucket: elb-logs}\n")
+    cli = Cli(workdir)
+    by_command: dict[str, set[str]] = {}
+    try:
+        for index, command in enumerate(COMMANDS):
+            config = command[1] if command[0] == "-c" else "deployer.yaml"
+            args = command[2:] if command[0] == "-c" else command
+            log = workdir / f"actions-{index}.log"
+            cli.env["DEPLOYER_ACTION_LOG"] = str(log)
+            done = cli(*args, config=config)
+            assert done.returncode == 0, (command, done.stderr)
+            actions = set(log.read_text().split()) if log.exists() else set()
+            by_command[args[0]] = by_command.get(args[0], set()) | actions
+    finally:
+        cli("sandbox", "down")
+    return by_command
+
+
+def test_the_deploy_role_allows_every_action_deployer_makes(recorded):
+    template = load_template(REPO / "cloudformation" / "deployer-iam.yaml")
+    policy = granted(template["Resources"]["DeployRole"])
+    from deployer.aws.actions import UNCONDITIONAL
+
+    needed = (set().union(*recorded.values()) - UNCONDITIONAL) | IMPLICIT
+    assert {"elasticloadbalancing:ModifyRule", "ec2:CreateImage"} <= needed  # it did record
+    missing = sorted(a for a in needed if not allows(policy, a))
+    assert missing == [], f"deployer-iam.yaml's DeployRole lacks {missing}"
+    unused = sorted({service(p) for p in policy} - {service(a) for a in needed})
+    assert unused == [], f"DeployRole grants services deployer never calls: {unused}"
+
+
+def test_the_permission_preflight_asks_for_what_bake_and_release_make(recorded):
+    from deployer.aws.actions import BAKE_ACTIONS, RELEASE_ACTIONS, UNCONDITIONAL
+
+    assert sorted(recorded["bake"] - UNCONDITIONAL - BAKE_ACTIONS) == []
+    assert sorted(recorded["release"] - UNCONDITIONAL - RELEASE_ACTIONS) == []
+
+
+def test_every_resource_type_of_the_templates_has_its_actions_in_the_map():
+    actions = yaml.safe_load((REPO / "cloudformation" / "resource-actions.yaml").read_text())
+    used = set()
+    for name in ("network", "service", "fleet"):
+        template = load_template(REPO / "cloudformation" / f"{name}.yaml")
+        used |= {r["Type"] for r in template["Resources"].values()}
+    assert sorted(used - set(actions)) == []
+    for resource_type, listed in actions.items():
+        assert listed, resource_type
+        for action in listed:
+            assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9*]+", action), (resource_type, action)
+
+
+def test_the_cloudformation_service_role_allows_what_the_templates_make():
+    actions = yaml.safe_load((REPO / "cloudformation" / "resource-actions.yaml").read_text())
+    template = load_template(REPO / "cloudformation" / "deployer-iam.yaml")
+    policy = granted(template["Resources"]["CloudFormationServiceRole"])
+    needed = {a for listed in actions.values() for a in listed} | {"iam:PassRole"}
+    missing = sorted(a for a in needed if not allows(policy, a))
+    assert missing == [], f"CloudFormationServiceRole lacks {missing}"
+    unused = sorted({service(p) for p in policy} - {service(a) for a in needed})
+    assert unused == [], f"CloudFormationServiceRole grants services never used: {unused}"
