@@ -407,6 +407,48 @@ class Alb(Strict):
     )
 
 
+LISTENER_ARN = (
+    r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener/app/[A-Za-z0-9-]+/"
+    r"[0-9a-f]+/[0-9a-f]+$"
+)
+
+
+class Service(Strict):
+    listener_arn: str | None = Field(
+        default=None,
+        pattern=LISTENER_ARN,
+        description="Bring your own load balancer: its production listener. deployer then "
+        "makes no load balancer and manages only the weights, in a rule of its own "
+        "(rule_priority); give test_listener_arn and network.vpc_id with it.",
+    )
+    test_listener_arn: str | None = Field(
+        default=None,
+        pattern=LISTENER_ARN,
+        description="A listener of your load balancer that carries no user traffic; deployer "
+        "checks green through it.",
+    )
+    rule_priority: int = Field(
+        default=1,
+        ge=1,
+        le=50000,
+        description="The priority of deployer's weights rule on both listeners (every path). "
+        "Your rules of a lower number still match first.",
+    )
+
+    @model_validator(mode="after")
+    def _both_listeners(self) -> Service:
+        if (self.listener_arn is None) != (self.test_listener_arn is None):
+            raise ValueError("give listener_arn and test_listener_arn together")
+        if self.listener_arn is not None and self.listener_arn == self.test_listener_arn:
+            raise ValueError("test_listener_arn must not be the production listener")
+        return self
+
+    @property
+    def own(self) -> bool:
+        """The operator's own load balancer: deployer makes none."""
+        return self.listener_arn is not None
+
+
 class CloudFormationSettings(Strict):
     role_arn: str | None = Field(
         default=None,
@@ -451,6 +493,7 @@ class DeployConfig(Strict):
     tls: Tls | None = None
     alb: Alb = Field(default_factory=Alb)
     cloudformation: CloudFormationSettings = Field(default_factory=CloudFormationSettings)
+    service: Service = Field(default_factory=Service)
     protected: bool = Field(
         default=False,
         description="Turn on the load balancer's deletion protection and the network and "
@@ -501,6 +544,22 @@ class DeployConfig(Strict):
                 f"strategy.bake_seconds ({self.strategy.bake_seconds}) is shorter than one gate "
                 f"interval (gates.interval_seconds {self.gates.interval_seconds:g}): the final "
                 "step would take all traffic before a gate has looked at it"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _own_load_balancer(self) -> DeployConfig:
+        if not self.service.own:
+            return self
+        if not self.network.own:
+            raise ValueError(
+                "service.listener_arn: your own load balancer needs your own network: give "
+                "network.vpc_id (the load balancer's VPC) and its subnets"
+            )
+        if self.tls is not None or self.alb.access_logs_bucket:
+            raise ValueError(
+                "tls and alb shape the load balancer deployer makes; with service.listener_arn "
+                "(your own) set them on yours"
             )
         return self
 

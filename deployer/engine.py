@@ -37,6 +37,7 @@ from deployer.errors import NeedsHuman, StackFailed
 from deployer.events import Events
 from deployer.infra import STACK_DEADLINE_S, Infra, StackSpec, Templates, ensure_stack
 from deployer.locking import LeaseLost, LockClient
+from deployer.own_load_balancer import OwnLoadBalancer
 from deployer.target import Runtime
 
 Report = Callable[[str], None]
@@ -100,7 +101,9 @@ class Engine:
         )
         self.replace_failed = False  # --replace-failed: delete failed network/service stacks
         self.ec2 = Ec2(aws, poller)
-        self.elb = Elbv2(aws)
+        service = loaded.spec.service
+        self.elb = Elbv2(aws, priority=service.rule_priority, owns_listeners=not service.own)
+        self._own_load_balancer: OwnLoadBalancer | None = None
         self.asg = AutoScaling(aws)
         self.s3 = S3(aws)
         self.cloudwatch = CloudWatch(aws)
@@ -248,9 +251,24 @@ class Engine:
                 "SettingsPath": f"/deployer/{self.names.app}/{self.names.environment}/",
                 "ArtifactBucket": self.artifact_bucket if self.account else "",
                 "ArtifactPrefix": f"{self.names.app}/",
+                **self.own_load_balancer().parameters(),
             },
             {**self.tags(), "deployer:role": "service"},
         )
+
+    def own_load_balancer(self) -> OwnLoadBalancer:
+        """service.listener_arn: the operator's load balancer, read from ELB once per run
+        (an empty one when deployer makes its own).
+        """
+        if self._own_load_balancer is None:
+            service = self.spec.service
+            if service.listener_arn is None or service.test_listener_arn is None:
+                self._own_load_balancer = OwnLoadBalancer()
+            else:
+                self._own_load_balancer = OwnLoadBalancer.read(
+                    self.elb, service.listener_arn, service.test_listener_arn
+                )
+        return self._own_load_balancer
 
     def ensure_infra(self) -> Infra:
         templates = Templates.load(self.templates_dir)

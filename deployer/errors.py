@@ -38,7 +38,9 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
         "needs a human: a rollback or cleanup step failed; state is journalled, "
         "and `deployer status` says what to do"
     ),
-    ExitCode.UNREACHABLE: "AWS/credentials/endpoint unreachable before any change",
+    ExitCode.UNREACHABLE: (
+        "AWS/credentials/endpoint unreachable, or a permission missing, before any change"
+    ),
 }
 
 

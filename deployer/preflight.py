@@ -70,6 +70,8 @@ def check_aws(engine: Engine, artifact: Artifact | None) -> Artifact:
         )
     if engine.spec.network.own:
         check_own_network(engine)
+    if engine.spec.service.own:
+        check_own_load_balancer(engine)
     missing = [n for n in names if n not in found]
     if missing:
         raise BadInput(
@@ -93,6 +95,19 @@ def check_own_network(engine: Engine) -> None:
         network.private_subnet_ids,
         engine.runtime.aws.region,
     )
+    if problems:
+        raise BadInput(f"{engine.loaded.path}: " + "\n  ".join(problems))
+
+
+def check_own_load_balancer(engine: Engine) -> None:
+    """service.listener_arn: the operator's listeners will do (exit 2 naming the field)."""
+    with unreachable_as_error("describe the load balancer of service.listener_arn"):
+        own = engine.own_load_balancer()
+        fleets = engine.cfn.list_with_prefix(engine.names.fleet_stack_prefix)
+        groups = [s.outputs["TargetGroupArn"] for s in fleets if s.outputs.get("TargetGroupArn")]
+        problems = own.problems(
+            engine.elb, engine.spec.network.vpc_id or "", engine.runtime.aws.region, groups
+        )
     if problems:
         raise BadInput(f"{engine.loaded.path}: " + "\n  ".join(problems))
 

@@ -52,13 +52,17 @@ def forward_action(weights: Mapping[str, int]) -> dict[str, Any]:
     }
 
 
-WEIGHTS_PRIORITY = "1"
 EVERY_PATH = [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["*"]}}]
 
 
 class Elbv2:
-    def __init__(self, aws: AwsContext) -> None:
+    def __init__(self, aws: AwsContext, priority: int = 1, owns_listeners: bool = True) -> None:
+        """`priority`: where deployer's weights rule sits. `owns_listeners`: False for the
+        operator's own load balancer, whose default actions deployer never reads or changes.
+        """
         self._aws = aws
+        self.priority = str(priority)
+        self.owns_listeners = owns_listeners
 
     @property
     def _elb(self) -> Any:
@@ -68,7 +72,7 @@ class Elbv2:
         pages = self._elb.get_paginator("describe_rules").paginate(ListenerArn=listener_arn)
         for page in pages:
             for rule in page["Rules"]:
-                if rule.get("Priority") == WEIGHTS_PRIORITY:
+                if rule.get("Priority") == self.priority:
                     return dict(rule)
         return None
 
@@ -83,7 +87,31 @@ class Elbv2:
         rule = self._weights_rule(listener_arn)
         if rule is not None:
             return weights_from_actions(rule.get("Actions", []))
+        if not self.owns_listeners:
+            return {}
         return weights_from_actions(self._default_actions(listener_arn))
+
+    def rule_at_priority(self, listener_arn: str) -> dict[str, Any] | None:
+        """The rule where deployer's weights rule goes (None: the priority is free)."""
+        return self._weights_rule(listener_arn)
+
+    def describe_listener(self, listener_arn: str) -> dict[str, Any] | None:
+        try:
+            listeners = self._elb.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
+        except ClientError as exc:
+            if error_code(exc) == "ListenerNotFound":
+                return None
+            raise
+        return dict(listeners[0]) if listeners else None
+
+    def describe_load_balancer(self, arn: str) -> dict[str, Any] | None:
+        try:
+            found = self._elb.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+        except ClientError as exc:
+            if error_code(exc) == "LoadBalancerNotFound":
+                return None
+            raise
+        return dict(found[0]) if found else None
 
     def set_weights(self, listener_arn: str, weights: Mapping[str, int]) -> None:
         """The traffic switch: one ModifyRule call on deployer's rule, atomic on the ALB
@@ -100,7 +128,7 @@ class Elbv2:
         try:
             self._elb.create_rule(
                 ListenerArn=listener_arn,
-                Priority=int(WEIGHTS_PRIORITY),
+                Priority=int(self.priority),
                 Conditions=EVERY_PATH,
                 Actions=[forward_action(weights)],
             )
@@ -109,7 +137,7 @@ class Elbv2:
                 raise
             self.set_weights(listener_arn, weights)
             return
-        if weights_from_actions(self._default_actions(listener_arn)):
+        if self.owns_listeners and weights_from_actions(self._default_actions(listener_arn)):
             # A listener from before the rule: its default action goes back to the 503 the
             # stack owns, so that no fleet it named stays in use there.
             self._elb.modify_listener(ListenerArn=listener_arn, DefaultActions=[NO_FLEET_ACTION])

@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -180,3 +182,76 @@ def test_a_release_into_your_own_vpc_makes_no_network_stack(project):
 
     plan = cli.json("plan", "v1")
     assert [row["stack"] for row in plan["infra"]] == ["hello-byo-service"]
+
+
+def make_load_balancer(aws: Awscli, network: dict) -> dict[str, str]:
+    """The team's own ALB in its VPC: a production listener whose default action and rule
+    (priority 1: /admin) are theirs, and a listener for tests.
+    """
+    group = aws(
+        "ec2", "create-security-group", "--group-name", "team-alb", "--description", "ours",
+        "--vpc-id", network["vpc"],
+    )["GroupId"]  # fmt: skip
+    balancer = aws(
+        "elbv2", "create-load-balancer", "--name", "team-alb", "--type", "application",
+        "--subnets", *network["public"], "--security-groups", group,
+    )["LoadBalancers"][0]["LoadBalancerArn"]  # fmt: skip
+
+    def listener(port: int, body: str) -> str:
+        action = (
+            "Type=fixed-response,FixedResponseConfig={StatusCode=404,ContentType=text/plain,"
+            f"MessageBody={body}}}"
+        )
+        made = aws(
+            "elbv2", "create-listener", "--load-balancer-arn", balancer, "--protocol", "HTTP",
+            "--port", str(port), "--default-actions", action,
+        )  # fmt: skip
+        return str(made["Listeners"][0]["ListenerArn"])
+
+    production, test = listener(80, "yours"), listener(8081, "tests")
+    aws(
+        "elbv2", "create-rule", "--listener-arn", production, "--priority", "1",
+        "--conditions", "Field=path-pattern,Values=/admin",
+        "--actions", "Type=fixed-response,FixedResponseConfig={StatusCode=403}",
+    )  # fmt: skip
+    return {"balancer": balancer, "production": production, "test": test}
+
+
+def test_with_your_own_load_balancer_deployer_manages_only_its_weights_rule(project):
+    cli, aws, network = project
+    mine = make_load_balancer(aws, network)
+    base = CONFIG.format(
+        vpc=network["vpc"],
+        public=", ".join(network["public"]),
+        private=", ".join(network["private"]),
+    ).replace("environment: byo", "environment: team")
+    service = f"service: {{listener_arn: {mine['production']}, test_listener_arn: {mine['test']}"
+    (cli.workdir / "taken.yaml").write_text(base + service + "}\n")
+    (cli.workdir / "team.yaml").write_text(base + service + ", rule_priority: 10}\n")
+    balancers = len(aws("elbv2", "describe-load-balancers")["LoadBalancers"])
+
+    taken = cli("release", "v1", "--output", "json", config="taken.yaml")
+    assert taken.returncode == 2, taken.stderr
+    message = json.loads(taken.stdout)["error"]["message"]
+    assert "service.rule_priority: priority 1 of" in message
+    assert "taken by a rule of yours" in message
+    assert "hello-team-service" not in stacks(aws)
+
+    released = cli("release", "v1", "--output", "json", config="team.yaml")
+    assert released.returncode == 0, released.stderr
+    url = json.loads(released.stdout)["url"]
+    assert served(url) == {"hello from v1"}
+    assert len(aws("elbv2", "describe-load-balancers")["LoadBalancers"]) == balancers
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url + "admin", timeout=5)
+    assert refused.value.code == 403  # the team's own rule still matches first
+
+    destroyed = cli("destroy", "--yes", "--output", "json", config="team.yaml")
+    assert destroyed.returncode == 0, destroyed.stderr
+    rules = aws("elbv2", "describe-rules", "--listener-arn", mine["production"])["Rules"]
+    assert sorted(r["Priority"] for r in rules) == ["1", "default"]
+    (listener,) = aws("elbv2", "describe-listeners", "--listener-arns", mine["production"])[
+        "Listeners"
+    ]
+    assert listener["DefaultActions"][0]["FixedResponseConfig"]["MessageBody"] == "yours"
+    assert not [s for s in stacks(aws) if s.startswith("hello-team-")]

@@ -44,6 +44,7 @@ def network_and_service(cfn, lines, **service_parameters):
             "VpcId": network.outputs["VpcId"],
             "SubnetIds": network.outputs["SubnetIds"],
             "AppPort": "8080",
+            "OwnLoadBalancerSecurityGroupId": "",
             **service_parameters,
         },
         {"deployer:app": "t"},

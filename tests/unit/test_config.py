@@ -16,6 +16,10 @@ artifact:
 """
 
 
+LISTENER = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/team/0a1b/2c3d"
+TEST_LISTENER = LISTENER.replace("2c3d", "4e5f")
+
+
 def write(tmp_path, text):
     path = tmp_path / "deployer.yaml"
     path.write_text(textwrap.dedent(text))
@@ -76,6 +80,18 @@ def test_the_repository_config_is_valid():
             "network",
             "subnet-0000000a is both public and private",
         ),
+        (
+            f"service: {{listener_arn: {LISTENER}, test_listener_arn: {TEST_LISTENER}}}\n",
+            "(top level)",
+            "your own load balancer needs your own network",
+        ),
+        (f"service: {{listener_arn: {LISTENER}}}\n", "service", "give listener_arn and test"),
+        (
+            f"service: {{listener_arn: {LISTENER}, test_listener_arn: {LISTENER}}}\n",
+            "service",
+            "must not be the production listener",
+        ),
+        ("service: {listener_arn: arn:aws:elb:x}\n", "service.listener_arn", "should match"),
         (
             "network: {vpc_id: my-vpc}\n",
             "network.vpc_id",
