@@ -26,12 +26,33 @@ HealthOf = Callable[[str, str], tuple[str, str, str] | None]
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"}
 
 
+def redirect_location(config: dict[str, Any], host: str, path: str) -> str:
+    """Where an ALB redirect action sends a request: each part of RedirectConfig, or the
+    request's own (#{protocol}, #{host}, #{port}, #{path}, #{query} keep it).
+    """
+    path, _, query = path.partition("?")
+    protocol = str(config.get("Protocol", "#{protocol}")).replace("#{protocol}", "HTTP").lower()
+    hostname = str(config.get("Host", "#{host}")).replace("#{host}", host.split(":")[0])
+    port = str(config.get("Port", "#{port}"))
+    default_port = {"https": "443", "http": "80"}[protocol]
+    netloc = hostname if port in ("#{port}", default_port) else f"{hostname}:{port}"
+    new_path = str(config.get("Path", "/#{path}")).replace("/#{path}", path)
+    new_query = str(config.get("Query", "#{query}")).replace("#{query}", query)
+    return f"{protocol}://{netloc}{new_path}" + (f"?{new_query}" if new_query else "")
+
+
 def weighted_groups(actions: list[Any]) -> list[tuple[str, int]] | dict[str, Any]:
-    """The forward weights of a listener's default action, or its fixed response."""
+    """The forward weights of a listener's default action, or its fixed response (a
+    redirect is a fixed response with a Location).
+    """
     for action in actions:
         data = getattr(action, "data", action)
         if data.get("Type") == "fixed-response":
             return dict(data.get("FixedResponseConfig", {}))
+        if data.get("Type") == "redirect":
+            config = dict(data.get("RedirectConfig", {}))
+            status = str(config.get("StatusCode", "HTTP_301")).removeprefix("HTTP_")
+            return {"StatusCode": status, "MessageBody": "", "Redirect": config}
         if data.get("Type") == "forward":
             groups = data.get("ForwardConfig", {}).get("TargetGroups")
             if groups:
@@ -124,7 +145,13 @@ class Fronts:
                 routing = weighted_groups(actions_for(listener, self.path))
                 if isinstance(routing, dict):
                     message = str(routing.get("MessageBody", "")).encode()
-                    self._reply(int(routing.get("StatusCode", 503)), message, {})
+                    headers = {}
+                    if "Redirect" in routing:
+                        host = self.headers.get("Host", "localhost")
+                        headers["Location"] = redirect_location(
+                            routing["Redirect"], host, self.path
+                        )
+                    self._reply(int(routing.get("StatusCode", 503)), message, headers)
                     return
                 chosen = choose_target(routing, front._health_of, front._rng)
                 endpoint = front._endpoint_of(chosen[1]) if chosen else None

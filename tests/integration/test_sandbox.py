@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -250,3 +251,54 @@ def test_a_host_never_shares_an_address_with_another_sandboxs_app(tmp_path):
         squatter.listen()
         ip, _ = hosts._allocate(8080)
     assert ip != taken
+
+
+def test_with_a_certificate_the_sandbox_serves_443_and_port_80_redirects_to_it(
+    sandbox, sandbox_aws, network
+):
+    """The service stack with a certificate imported into the sandbox's ACM: production is
+    HTTPS on 443, and port 80 answers a 301 to it over HTTP, as the ALB's redirect does.
+    """
+    from deployer.aws.cloudformation import CloudFormation
+    from deployer.infra import Templates, ensure_stack
+    from tests.integration.test_stacks_on_moto_server import self_signed_certificate
+
+    layout, _ = sandbox
+    cert, key = self_signed_certificate()
+    acm = sandbox_aws.client("acm")
+    arn = acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"]
+    service = ensure_stack(
+        CloudFormation(sandbox_aws, POLL),
+        "tls-service",
+        Templates.load(REPO / "cloudformation")["service"],
+        {
+            "VpcId": network[0],
+            "SubnetIds": ",".join(network[1]),
+            "CertificateArn": arn,
+            "OwnLoadBalancerSecurityGroupId": "",
+        },
+        {"deployer:app": "tls"},
+        lambda _line: None,
+    )
+    assert service.outputs["ListenerPort"] == "443"
+    dns = service.outputs["LoadBalancerDns"]
+    url = POLL.until(
+        "front",
+        lambda: Poll(
+            control.front_url(layout, dns, 80) is not None,
+            "starting",
+            control.front_url(layout, dns, 80),
+        ),
+        10,
+    )
+
+    class NoFollow(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    request = urllib.request.Request(url + "orders?page=2", headers={"Host": "shop.example"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.build_opener(NoFollow).open(request, timeout=5)
+    assert answer.value.code == 301
+    assert answer.value.headers["Location"] == "https://shop.example/orders?page=2"
+    assert control.front_url(layout, dns, 443) is not None
