@@ -248,6 +248,8 @@ class Engine:
                 "SslPolicy": spec.tls.ssl_policy if spec.tls else DEFAULT_TLS_POLICY,
                 "AccessLogsBucket": spec.alb.access_logs_bucket or "",
                 "DeletionProtection": "true" if spec.protected else "false",
+                "App": self.names.app,
+                "Environment": self.names.environment,
                 "SettingsPath": f"/deployer/{self.names.app}/{self.names.environment}/",
                 "ArtifactBucket": self.artifact_bucket if self.account else "",
                 "ArtifactPrefix": f"{self.names.app}/",

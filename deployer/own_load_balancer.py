@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.aws.elbv2 import Elbv2, weights_from_actions
+from deployer.aws.elbv2 import Elbv2, is_every_path, weights_from_actions
 
 
 @dataclass(frozen=True)
@@ -101,12 +101,5 @@ class OwnLoadBalancer:
 
 def _is_deployers(rule: dict[str, Any], fleet_groups: Collection[str]) -> bool:
     """deployer's weights rule: every path, forwarding to this app's fleets only."""
-    paths = [
-        value
-        for condition in rule.get("Conditions", [])
-        for value in (
-            condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
-        )
-    ]
     groups = weights_from_actions(rule.get("Actions", []))
-    return paths == ["*"] and bool(groups) and set(groups) <= set(fleet_groups)
+    return is_every_path(rule) and bool(groups) and set(groups) <= set(fleet_groups)

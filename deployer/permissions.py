@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import yaml
-from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer.aws.dynamodb import TABLE
 from deployer.aws.iam import Iam
@@ -53,9 +52,12 @@ def check_permissions(engine: Engine, needed: Iterable[str]) -> None:
     if principal is None:
         engine.report(f"note: permission preflight skipped: {caller} cannot be simulated")
         return
+    iam = Iam(engine.runtime.aws)
     try:
-        denied, unsure = evaluate(engine, principal, set(needed))
-    except (ClientError, BotoCoreError) as exc:
+        principal = iam.role_arn(principal)
+        denied, unsure = evaluate(engine, iam, principal, set(needed))
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run never stops a run
+        # (an endpoint without IAM's simulator, say: LocalStack, a plain moto server)
         why = error_code(exc) or type(exc).__name__
         engine.report(f"note: permission preflight skipped: the policy simulator said {why}")
         return
@@ -72,7 +74,9 @@ def check_permissions(engine: Engine, needed: Iterable[str]) -> None:
         )
 
 
-def evaluate(engine: Engine, principal: str, actions: set[str]) -> tuple[set[str], set[str]]:
+def evaluate(
+    engine: Engine, iam: Iam, principal: str, actions: set[str]
+) -> tuple[set[str], set[str]]:
     """(denied, unsure): the actions refused for sure, and those the simulator left open."""
     arn = _ARN.match(principal)
     assert arn is not None
@@ -104,8 +108,9 @@ def evaluate(engine: Engine, principal: str, actions: set[str]) -> tuple[set[str
             return role
         if service == "elasticloadbalancing" and listener and not name.startswith(_READS):
             # A rule of the production listener (its id made up): policies scope these.
-            if "Rule" in name:
-                return listener.replace(":listener/", ":listener-rule/") + "/0000000000000000"
+            if "Rule" in name:  # deployer's rule, or one as it will be (its id made up)
+                made = listener.replace(":listener/", ":listener-rule/") + "/0000000000000000"
+                return str((engine.elb.rule_at_priority(listener) or {}).get("RuleArn", made))
             return listener
         return "*"
 
@@ -116,14 +121,16 @@ def evaluate(engine: Engine, principal: str, actions: set[str]) -> tuple[set[str
         by_resource[resource(action)].append(action)
     context = request_context(engine)
     denied, unsure = set(), set()
-    iam = Iam(engine.runtime.aws)
     for resource_arn, group in by_resource.items():
-        for result in iam.simulate(principal, group, resource_arn, context):
+        tags = context
+        if ":elasticloadbalancing:" in resource_arn:  # the listener's own tags, as they are
+            tags = with_resource_tags(context, engine.elb.tags_of(resource_arn))
+        for result in iam.simulate(principal, group, resource_arn, tags):
             decision = result.get("EvalDecision")
             name = str(result.get("EvalActionName"))
             if decision == "allowed":
                 continue
-            if decision == "implicitDeny" and not definite(name, resource_arn, result):
+            if not definite(name, resource_arn, result):
                 unsure.add(name)
             else:
                 denied.add(name)
@@ -137,8 +144,10 @@ def definite(action: str, resource_arn: str, result: dict[str, Any]) -> bool:
     The Describe calls of EC2, ELB and Auto Scaling take no resource (`*` only), and their
     deny is definite.
     """
-    if result.get("MissingContextValues"):
+    if result.get("MissingContextValues"):  # an explicit deny on a key we lack, too
         return False
+    if result.get("EvalDecision") == "explicitDeny":
+        return True
     service, name = action.split(":")
     return resource_arn != "*" or (service in _STAR_ONLY and name.startswith("Describe"))
 
@@ -148,7 +157,10 @@ def request_context(engine: Engine) -> dict[str, list[str]]:
     finds on what it changes), and the service role it passes.
     """
     tags = {**engine.tags(), "deployer:role": "fleet"}
-    context: dict[str, list[str]] = {"aws:TagKeys": sorted(tags)}
+    context: dict[str, list[str]] = {
+        "aws:TagKeys": sorted(tags),
+        "aws:RequestedRegion": [engine.runtime.aws.region],
+    }
     for key in ("deployer:app", "deployer:environment"):
         for prefix in ("aws:RequestTag", "aws:ResourceTag", "ec2:ResourceTag"):
             context[f"{prefix}/{key}"] = [tags[key]]
@@ -158,6 +170,14 @@ def request_context(engine: Engine) -> dict[str, list[str]]:
         context["cloudformation:RoleArn"] = [role]
         context["iam:PassedToService"] = ["cloudformation.amazonaws.com"]
     return context
+
+
+def with_resource_tags(context: dict[str, list[str]], tags: dict[str, str]) -> dict[str, list[str]]:
+    """The context with the resource tags replaced by a resource's real ones (an operator's
+    own listener need not carry deployer's tags).
+    """
+    kept = {k: v for k, v in context.items() if not k.startswith("aws:ResourceTag/")}
+    return {**kept, **{f"aws:ResourceTag/{key}": [value] for key, value in tags.items()}}
 
 
 def cloudformation_actions(engine: Engine) -> set[str]:

@@ -86,7 +86,9 @@ class ActionLog:
 # checks that a sandbox bake and release make no other.
 BAKE_ACTIONS: frozenset[str] = frozenset(
     {
-        "iam:SimulatePrincipalPolicy",
+        "iam:SimulatePrincipalPolicy",  # the permission preflight, about its own role
+        "iam:GetRole",
+        "elasticloadbalancing:DescribeTags",  # ... and the listeners' tags, as they are
         "dynamodb:CreateTable",
         "dynamodb:DescribeTable",
         "dynamodb:GetItem",

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from deployer.aws.session import AwsContext, error_code
 from deployer.core.model import TargetHealth, TargetState
+from deployer.errors import NeedsHuman
 
 NO_FLEET_ACTION = {
     "Type": "fixed-response",
@@ -53,6 +54,18 @@ def forward_action(weights: Mapping[str, int]) -> dict[str, Any]:
 
 
 EVERY_PATH = [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["*"]}}]
+
+
+def is_every_path(rule: Mapping[str, Any]) -> bool:
+    """Whether a rule has deployer's condition alone: every path."""
+    paths = [
+        value
+        for condition in rule.get("Conditions", [])
+        for value in (
+            condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
+        )
+    ]
+    return paths == ["*"] and len(rule.get("Conditions", [])) == 1
 
 
 class Elbv2:
@@ -95,6 +108,16 @@ class Elbv2:
         """The rule where deployer's weights rule goes (None: the priority is free)."""
         return self._weights_rule(listener_arn)
 
+    def tags_of(self, arn: str) -> dict[str, str]:
+        """A listener's (or a rule's) tags; {} for one that does not exist."""
+        try:
+            found = self._elb.describe_tags(ResourceArns=[arn])["TagDescriptions"]
+        except ClientError as exc:
+            if error_code(exc) in ("ListenerNotFound", "RuleNotFound", "ValidationError"):
+                return {}
+            raise
+        return {t["Key"]: t["Value"] for d in found for t in d.get("Tags", [])}
+
     def describe_listener(self, listener_arn: str) -> dict[str, Any] | None:
         try:
             listeners = self._elb.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
@@ -113,11 +136,18 @@ class Elbv2:
             raise
         return dict(found[0]) if found else None
 
-    def set_weights(self, listener_arn: str, weights: Mapping[str, int]) -> None:
+    def set_weights(
+        self, listener_arn: str, weights: Mapping[str, int], _retried: bool = False
+    ) -> None:
         """The traffic switch: one ModifyRule call on deployer's rule, atomic on the ALB
         (made at the first switch; removed when no fleet should get traffic).
         """
         rule = self._weights_rule(listener_arn)
+        if rule is not None and not self.owns_listeners and not is_every_path(rule):
+            raise NeedsHuman(  # an operator's rule took the priority since the preflight
+                f"priority {self.priority} of {listener_arn} holds a rule that is not "
+                f"deployer's ({rule.get('RuleArn')}); it was left as it is"
+            )
         if not weights:
             if rule is not None:
                 self._elb.delete_rule(RuleArn=rule["RuleArn"])
@@ -133,9 +163,9 @@ class Elbv2:
                 Actions=[forward_action(weights)],
             )
         except ClientError as exc:
-            if error_code(exc) != "PriorityInUse":  # a retried CreateRule that had worked
-                raise
-            self.set_weights(listener_arn, weights)
+            if error_code(exc) != "PriorityInUse" or _retried:  # a retried CreateRule
+                raise  # that had worked is found by its priority once, not forever
+            self.set_weights(listener_arn, weights, _retried=True)
             return
         if self.owns_listeners and weights_from_actions(self._default_actions(listener_arn)):
             # A listener from before the rule: its default action goes back to the 503 the

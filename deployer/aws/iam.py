@@ -5,12 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from deployer.aws.session import AwsContext
 
 
 class Iam:
     def __init__(self, aws: AwsContext) -> None:
         self._aws = aws
+
+    def role_arn(self, principal_arn: str) -> str:
+        """A role's full ARN, path included (a session ARN has no path: IAM Identity Center's
+        roles live under /aws-reserved/...). Users, or a role we may not read, as given.
+        """
+        if ":role/" not in principal_arn:
+            return principal_arn
+        name = principal_arn.rsplit("/", 1)[-1]
+        try:
+            return str(self._aws.client("iam").get_role(RoleName=name)["Role"]["Arn"])
+        except ClientError:
+            return principal_arn
 
     def simulate(
         self,

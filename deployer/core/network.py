@@ -10,8 +10,19 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_ROUTE = "0.0.0.0/0"
-# Where a private subnet's default route may lead and still get out.
-WAYS_OUT = ("NatGatewayId", "TransitGatewayId", "NetworkInterfaceId", "InstanceId")
+# Where a private subnet's default route may lead and still get out: a NAT gateway, a
+# transit gateway or Cloud WAN, an appliance (instance, interface, Gateway Load Balancer
+# endpoint), a virtual private gateway, a local or carrier gateway.
+WAYS_OUT = (
+    "NatGatewayId",
+    "TransitGatewayId",
+    "CoreNetworkArn",
+    "NetworkInterfaceId",
+    "InstanceId",
+    "LocalGatewayId",
+    "CarrierGatewayId",
+)
+WAY_OUT_GATEWAYS = ("vgw-", "vpce-")
 # Without NAT, the instances still need these services, through VPC endpoints.
 NEEDED_ENDPOINTS = ("s3", "ssm")
 
@@ -77,7 +88,7 @@ def route_table_of(facts: NetworkFacts, subnet_id: str) -> Mapping[str, Any] | N
 
 def _default_route(table: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     for route in (table or {}).get("Routes", []):
-        if route.get("DestinationCidrBlock") == DEFAULT_ROUTE and route.get("State") != "blackhole":
+        if route.get("DestinationCidrBlock") == DEFAULT_ROUTE and route.get("State") == "active":
             return route
     return None
 
@@ -98,6 +109,8 @@ def _private_problem(facts: NetworkFacts, subnet_id: str, region: str) -> str:
     table = route_table_of(facts, subnet_id)
     route = _default_route(table)
     if route is not None and any(route.get(key) for key in WAYS_OUT):
+        return ""
+    if route is not None and str(route.get("GatewayId", "")).startswith(WAY_OUT_GATEWAYS):
         return ""
     if route is not None and str(route.get("GatewayId", "")).startswith("igw-"):
         return (
@@ -128,6 +141,6 @@ def _has_endpoint(facts: NetworkFacts, service_name: str, table_id: str) -> bool
         if endpoint.get("VpcEndpointType") == "Gateway":
             if table_id in endpoint.get("RouteTableIds", []):
                 return True
-        else:
+        elif endpoint.get("PrivateDnsEnabled"):  # else the SDKs resolve the public endpoint
             return True
     return False

@@ -60,7 +60,11 @@ def test_private_subnets_without_nat_need_endpoints_for_s3_and_ssm():
         "RouteTableIds": ["rtb-priv"],
         "State": "available",
     }
-    ssm = {"ServiceName": f"com.amazonaws.{REGION}.ssm", "VpcEndpointType": "Interface"}
+    ssm = {
+        "ServiceName": f"com.amazonaws.{REGION}.ssm",
+        "VpcEndpointType": "Interface",
+        "PrivateDnsEnabled": True,
+    }
     (first, second) = problems(tables)
     assert "has no way out" in first and "s3 and ssm" in first and "rtb-priv" in first
     assert problems(tables, [s3, ssm]) == []
@@ -68,6 +72,17 @@ def test_private_subnets_without_nat_need_endpoints_for_s3_and_ssm():
     assert only_s3 and all("endpoint for ssm" in p for p in only_s3)
     elsewhere = {**s3, "RouteTableIds": ["rtb-other"]}
     assert problems(tables, [elsewhere, ssm])
+    no_private_dns = {**ssm, "PrivateDnsEnabled": False}
+    assert problems(tables, [s3, no_private_dns])
+
+
+def test_a_transit_gateway_or_an_inspection_endpoint_is_a_way_out():
+    for target in ({"TransitGatewayId": "tgw-1"}, {"GatewayId": "vpce-1"}):
+        tables = [
+            table("rtb-pub", PUBLIC, GatewayId="igw-1"),
+            table("rtb-priv", PRIVATE, **target),
+        ]
+        assert problems(tables) == []
 
 
 def test_a_blackholed_gateway_route_is_no_route():

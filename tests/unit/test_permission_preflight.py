@@ -50,6 +50,15 @@ STACK = "arn:aws:cloudformation:eu-west-1:123456789012:stack/hello-prod-service/
         ("ec2:RunInstances", STAR, {"EvalDecision": "implicitDeny"}, False),
         # EC2's Describe calls take `*` only: missing for sure
         ("ec2:DescribeImages", STAR, {"EvalDecision": "implicitDeny"}, True),
+        # an explicit deny is one, on any resource...
+        ("ec2:RunInstances", STAR, {"EvalDecision": "explicitDeny"}, True),
+        # ...unless it hangs on a key the context lacked (a negated condition matches then)
+        (
+            "ec2:RunInstances",
+            STAR,
+            {"EvalDecision": "explicitDeny", "MissingContextValues": ["aws:SourceVpc"]},
+            False,
+        ),
     ],
 )
 def test_an_implicit_deny_refuses_only_when_it_is_definite(action, resource, result, refused):
@@ -126,3 +135,18 @@ def test_each_call_is_logged_as_the_iam_actions_it_needs(service, operation, par
     from deployer.aws.actions import iam_actions
 
     assert iam_actions(service, operation, params) == actions
+
+
+def test_a_listener_is_simulated_with_its_own_tags_not_deployers():
+    from deployer.permissions import with_resource_tags
+
+    context = {
+        "aws:RequestTag/deployer:app": ["hello"],
+        "aws:ResourceTag/deployer:app": ["hello"],
+        "aws:RequestedRegion": ["eu-west-1"],
+    }
+    assert with_resource_tags(context, {"team": "web"}) == {
+        "aws:RequestTag/deployer:app": ["hello"],
+        "aws:RequestedRegion": ["eu-west-1"],
+        "aws:ResourceTag/team": ["web"],
+    }
