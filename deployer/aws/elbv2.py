@@ -119,19 +119,17 @@ class Elbv2:
         return {t["Key"]: t["Value"] for d in found for t in d.get("Tags", [])}
 
     def describe_listener(self, listener_arn: str) -> dict[str, Any] | None:
-        try:
-            listeners = self._elb.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
-        except ClientError as exc:
-            if error_code(exc) == "ListenerNotFound":
-                return None
-            raise
-        return dict(listeners[0]) if listeners else None
+        return self._one("describe_listeners", "ListenerArns", listener_arn, "Listeners")
 
     def describe_load_balancer(self, arn: str) -> dict[str, Any] | None:
+        return self._one("describe_load_balancers", "LoadBalancerArns", arn, "LoadBalancers")
+
+    def _one(self, call: str, by: str, arn: str, listed: str) -> dict[str, Any] | None:
+        """One listener or load balancer by ARN; None when ELB says it is not found."""
         try:
-            found = self._elb.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+            found = getattr(self._elb, call)(**{by: [arn]})[listed]
         except ClientError as exc:
-            if error_code(exc) == "LoadBalancerNotFound":
+            if error_code(exc) in ("ListenerNotFound", "LoadBalancerNotFound"):
                 return None
             raise
         return dict(found[0]) if found else None
