@@ -247,8 +247,64 @@ class DefaultAlarms(Strict):
     unhealthy_hosts: int = Field(default=1, ge=1, le=100, description="Unhealthy targets.")
 
 
+class MetricGates(Strict):
+    """Green judged against blue from the load balancer's metrics (requests, target 5xx,
+    target response time), on CloudWatch's clock. Blue is the baseline; a first release,
+    with no blue, is held to absolute limits.
+    """
+
+    enabled: bool = True
+    min_periods: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="Complete minute periods with requests a step needs before green can pass "
+        "(a step holds until it has them, or for strategy.bake_seconds, whichever is longer).",
+    )
+    max_error_increase: float = Field(
+        default=0.5,
+        ge=0,
+        le=100,
+        description="Percentage points green's 5xx rate may exceed blue's before it can fail "
+        "(it must also be significantly higher).",
+    )
+    max_latency_ratio: float = Field(
+        default=1.5,
+        ge=1,
+        le=100,
+        description="How many times slower than blue (per-period medians) green may be "
+        "before it can fail (it must also be significantly slower).",
+    )
+    latency_statistic: Literal["Average", "p50", "p90", "p95", "p99"] = Field(
+        default="p90", description="The per-period statistic of TargetResponseTime compared."
+    )
+    significance: float = Field(
+        default=0.01, gt=0, le=0.2, description="The p-value below which a difference counts."
+    )
+    max_error_rate: float = Field(
+        default=5.0,
+        gt=0,
+        le=100,
+        description="With no previous fleet to compare with: the 5xx rate (percent) green "
+        "must not be significantly above.",
+    )
+    max_latency_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="With no previous fleet to compare with: the median period's latency "
+        "green must stay under.",
+    )
+    require_traffic: bool = Field(
+        default=False,
+        description="Fail a step that never gets enough requests to judge (default: say so "
+        "and go on with the other gates).",
+    )
+
+
 class Gates(Strict):
     http: tuple[HttpCheck, ...] = Field(default_factory=lambda: (HttpCheck(),))
+    metrics: MetricGates = Field(default_factory=MetricGates)
     alarms: tuple[str, ...] = Field(
         default=(),
         description="CloudWatch alarm names; any in ALARM fails the gate. Empty: the new "
@@ -271,6 +327,41 @@ class Gates(Strict):
 
 class Lock(Strict):
     lease_seconds: int = Field(default=60, ge=3, le=3600)
+
+
+class Verify(Strict):
+    """The team's own checks: commands run on the machine running deployer, from the config
+    file's folder, with DEPLOYER_URL, DEPLOYER_TEST_URL, DEPLOYER_VERSION,
+    DEPLOYER_PREVIOUS_VERSION and DEPLOYER_STEP set. A non-zero exit or a timeout fails the
+    release (exit 1, traffic back).
+    """
+
+    timeout_seconds: int = Field(default=300, ge=1, le=7200)
+    before_traffic: tuple[str, ...] = Field(
+        default=(),
+        max_length=20,
+        description="Against the test listener, after green passed its gates there and "
+        "before any user traffic.",
+    )
+    after_step: tuple[str, ...] = Field(
+        default=(),
+        max_length=20,
+        description="Against production, after each traffic step's hold.",
+    )
+
+    @field_validator("before_traffic", "after_step")
+    @classmethod
+    def _commands(cls, commands: tuple[str, ...]) -> tuple[str, ...]:
+        import shlex
+
+        for index, command in enumerate(commands):
+            try:
+                words = shlex.split(command)
+            except ValueError as exc:
+                raise ValueError(f"entry {index}: {exc}") from None
+            if not words:
+                raise ValueError(f"entry {index}: an empty command")
+        return commands
 
 
 def parse_duration(value: int | str) -> int:
@@ -484,6 +575,7 @@ class DeployConfig(Strict):
     )
     strategy: Strategy = Field(default_factory=Strategy)
     gates: Gates = Field(default_factory=Gates)
+    verify: Verify = Field(default_factory=Verify)
     lock: Lock = Field(default_factory=Lock)
     scaling: Scaling | None = Field(
         default=None,

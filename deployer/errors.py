@@ -16,6 +16,7 @@ Library errors (botocore, ansible-runner, pydantic) are mapped to these at the b
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -51,17 +52,29 @@ class DeployerError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def details(self) -> dict[str, Any]:
+        """What `--output json` adds to the error beside its kind and message."""
+        return {}
+
 
 class ReleaseFailed(DeployerError):
     exit_code = ExitCode.RELEASE_FAILED
 
 
 class GateFailed(ReleaseFailed):
-    def __init__(self, gate: str, observation: str, step: str) -> None:
+    def __init__(
+        self, gate: str, observation: str, step: str, evidence: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"gate '{gate}' failed at step '{step}': {observation}")
         self.gate = gate
         self.observation = observation
         self.step = step
+        self.evidence = evidence or {}
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {"gate": self.gate, "step": self.step, "evidence": self.evidence}
 
 
 class BadInput(DeployerError):

@@ -61,6 +61,7 @@ class Ending:
             print(text, file=sys.stderr if self.result_to_stderr else sys.stdout)
 
     def fail(self, exc: DeployerError, **extra: Any) -> NoReturn:
+        extra = {**exc.details, **extra}
         code = int(exc.exit_code)
         self._end(False, code, {}, exc.message)
         say(_color("1;31", "error: ") + exc.message)

@@ -26,7 +26,7 @@ from deployer.core.steps import PlannedStep
 from deployer.engine import Engine
 from deployer.errors import NeedsHuman, ReleaseFailed
 from deployer.fleets import ensure_fleet, fleet_name
-from deployer.gating import Gated, hold, wait_until_ready
+from deployer.gating import Gated, hold, verify, wait_until_ready
 from deployer.infra import Infra
 
 
@@ -82,8 +82,18 @@ def _green(run: Run, record: ReleaseRecord, live: LiveState) -> Fleet:
     return green
 
 
+def _blue(record: ReleaseRecord, live: LiveState) -> Fleet | None:
+    return live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
+
+
 def _gated(run: Run, record: ReleaseRecord, live: LiveState) -> Gated:
-    return Gated(run.engine, run.infra, _green(run, record, live), record.capacity)
+    green = _green(run, record, live)
+    return Gated(run.engine, run.infra, green, record.capacity, _blue(record, live))
+
+
+def _production_url(run: Run) -> str:
+    infra = run.infra
+    return run.engine.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
 
 
 def bake(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> ReleaseRecord:
@@ -116,6 +126,10 @@ def gate(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> Re
         run.engine.report("resume: traffic had moved to the new fleet; moving it back first")
         restore(run.engine, run.infra, record, "moving traffic back before resuming")
     wait_until_ready(gated)
+    hooks = run.engine.spec.verify.before_traffic
+    if hooks:
+        previous = gated.blue.version if gated.blue else ""
+        verify(gated, hooks, "before traffic", _production_url(run), previous)
     return record
 
 
@@ -133,7 +147,11 @@ def traffic(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep)
         f"traffic: {step.name} ({record.version} {step.traffic.green_weight}"
         + (f", {blue.version} {step.traffic.blue_weight})" if blue else ")")
     )
-    hold(gated, step.traffic.hold_seconds, step.name)
+    total = step.traffic.green_weight + step.traffic.blue_weight
+    hold(gated, step.traffic.hold_seconds, step.name, step.traffic.green_weight / total)
+    hooks = e.spec.verify.after_step
+    if hooks:
+        verify(gated, hooks, step.name, _production_url(run), blue.version if blue else "")
     return record
 
 
@@ -142,7 +160,7 @@ def watch(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep) -
     run.engine.report(
         f"watch: every gate, for {step.hold_seconds:g}s, with the previous fleet warm"
     )
-    hold(_gated(run, record, live), step.hold_seconds, step.name)
+    hold(_gated(run, record, live), step.hold_seconds, step.name, share=1.0)
     return record
 
 

@@ -57,6 +57,24 @@ def last(events: Sequence[Event], kind: str) -> Event | None:
     return next((e for e in reversed(events) if e["type"] == kind), None)
 
 
+def failing_verdict(events: Sequence[Event]) -> Event | None:
+    """The gate observation that failed the release (the last failing one before rollback)."""
+    end = last(events, "outcome")
+    if end is None or end["ok"]:
+        return None
+    rollback = next(
+        (e for e in events if e["type"] == "phase_started" and e["phase"] == "rollback"), None
+    )
+    failing = [
+        e
+        for e in events
+        if e["type"] == "gate_observation"
+        and not e["passed"]
+        and (rollback is None or e["ts"] <= rollback["ts"])
+    ]
+    return failing[-1] if failing else None
+
+
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -82,6 +100,21 @@ def markdown(events: Sequence[Event]) -> str:
     ]
     if end.get("reason"):
         lines.append(f"| reason | {_cell(end['reason'])} |")
+    failed = failing_verdict(events)
+    if failed is not None and failed.get("evidence"):
+        lines += [
+            "",
+            f"**Why {version} failed** ({_cell(failed['gate'])}, {_cell(failed['step'])}):",
+        ]
+        lines += ["", "| evidence | value |", "|---|---|"]
+        lines += [
+            f"| {_cell(k)} | {_cell(v)} |"
+            for k, v in failed["evidence"].items()
+            if not isinstance(v, dict | list)
+        ]
+        tail = failed["evidence"].get("last_lines")
+        if isinstance(tail, list) and tail:
+            lines += ["", "```", *[str(line) for line in tail[-20:]], "```"]
     rows = phase_rows(events)
     if rows:
         lines += ["", "| phase | seconds | outcome |", "|---|---:|---|"]

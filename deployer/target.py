@@ -30,6 +30,13 @@ class Runtime:
     reach: Reach  # onto a running builder, through its temporary access
     source_cidr: Callable[[], str]  # who may reach a builder on port 22
     description: str
+    # Real seconds per second of CloudWatch's clock: 1 on AWS; the sandbox runs its minutes
+    # faster (DEPLOYER_SANDBOX_TIME_SCALE), and the gates wait on AWS's durations through it.
+    cloudwatch_scale: float = 1.0
+
+    def aws_seconds(self, modelled_s: float) -> float:
+        """An AWS duration (a metric period, a publication delay) in real seconds here."""
+        return modelled_s * self.cloudwatch_scale
 
 
 def open_target(
@@ -163,4 +170,5 @@ def _sandbox(
         reach=reach,
         source_cidr=source_cidr,
         description=f"sandbox at {state.endpoint} (profile {state.profile})",
+        cloudwatch_scale=state.cloudwatch_time_scale or state.time_scale,
     )

@@ -1,9 +1,11 @@
 """`deployer report`: one release drawn from its recorded events (`.deployer/events/`, or an
 `--events` file): the phases on a time axis, each version's share of production traffic over
-time, every gate observation as a pass or fail mark, and the failure point and rollback.
+time, every gate observation as a pass, wait (a metric gate without enough data yet) or
+fail mark, and the failure point, with the failing verdict and its numbers, and rollback.
 
 matplotlib (the `report` extra) draws it; SVG keeps its text as text, and every element
-carries an id (`phase:…`, `weights:…`, `gate-pass`, `gate-fail`, `failure`, `rollback`).
+carries an id (`phase:…`, `weights:…`, `gate-pass`, `gate-wait`, `gate-fail`, `failure`,
+`verdict`, `rollback`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from deployer.errors import BadInput
 from deployer.events import Event
-from deployer.summary import first, last
+from deployer.summary import failing_verdict, first, last
 
 FORMATS = (".svg", ".png")
 
@@ -89,6 +91,19 @@ def draw(events: Sequence[Event], out: Path) -> dict[str, Any]:
     for ax in (phases_ax, weights_ax, gates_ax):
         if failure is not None:
             ax.axvline(failure, color="crimson", linestyle="--", linewidth=1.2, gid="failure")
+    failed = failing_verdict(events)
+    verdict_text = f"{failed['gate']}: {failed['detail']}" if failed else ""
+    if failure is not None and verdict_text:
+        note = weights_ax.annotate(
+            _wrap(verdict_text, 70),
+            xy=(failure, 50),
+            xytext=(6, 0),
+            textcoords="offset points",
+            fontsize=7,
+            color="crimson",
+            va="center",
+        )
+        note.set_gid("verdict")
     rollback = [
         (_seconds(e, start) - float(e["seconds"]), float(e["seconds"]))
         for e in events
@@ -107,10 +122,17 @@ def draw(events: Sequence[Event], out: Path) -> dict[str, Any]:
     return {
         **shown,
         "failure_at": failure,
+        "verdict": verdict_text,
         "rollback": bool(rollback),
         "outcome": verdict,
         "out": str(out),
     }
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:4])
 
 
 def _phases(ax: Any, events: Sequence[Event], start: datetime) -> list[str]:
@@ -190,12 +212,13 @@ def _gates(ax: Any, events: Sequence[Event], start: datetime) -> dict[str, int]:
     for e in observed:
         if e["gate"] not in gates:
             gates.append(e["gate"])
-    counts = {"pass": 0, "fail": 0}
-    for passed, marker, color, gid in (
-        (True, "o", "seagreen", "pass"),
-        (False, "x", "crimson", "fail"),
+    counts = {"pass": 0, "wait": 0, "fail": 0}
+    for gid, marker, color in (
+        ("pass", "o", "seagreen"),
+        ("wait", ".", "grey"),
+        ("fail", "x", "crimson"),
     ):
-        chosen = [e for e in observed if bool(e["passed"]) is passed]
+        chosen = [e for e in observed if _mark(e) == gid]
         counts[gid] = len(chosen)
         if chosen:
             ax.scatter(
@@ -209,8 +232,16 @@ def _gates(ax: Any, events: Sequence[Event], start: datetime) -> dict[str, int]:
     ax.set_yticks(range(len(gates)), [g[:28] for g in gates])
     ax.set_ylim(-0.5, max(len(gates), 1) - 0.5)
     ax.invert_yaxis()
-    ax.set_title("gate observations (o pass, x fail)", loc="left", fontsize=9)
+    ax.set_title(
+        "gate observations (o pass, . not enough data yet, x fail)", loc="left", fontsize=9
+    )
     return counts
+
+
+def _mark(event: Event) -> str:
+    if not event["passed"]:
+        return "fail"
+    return "wait" if event.get("verdict") == "insufficient" else "pass"
 
 
 def _failure(events: Sequence[Event], start: datetime) -> float | None:
@@ -218,10 +249,5 @@ def _failure(events: Sequence[Event], start: datetime) -> float | None:
     end = last(events, "outcome")
     if end is None or end["ok"]:
         return None
-    failing = [e for e in events if e["type"] == "gate_observation" and not e["passed"]]
-    rollback = next(
-        (e for e in events if e["type"] == "phase_started" and e["phase"] == "rollback"), None
-    )
-    if rollback is not None:
-        failing = [e for e in failing if e["ts"] <= rollback["ts"]]
-    return _seconds(failing[-1] if failing else end, start)
+    failed = failing_verdict(events)
+    return _seconds(failed if failed is not None else end, start)

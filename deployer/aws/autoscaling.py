@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployer.aws.session import AwsContext
+from deployer.core.health import Member
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,23 @@ class AutoScaling:
             instance_ids=tuple(i["InstanceId"] for i in instances),
             zones=tuple(sorted({i["AvailabilityZone"] for i in instances})),
         )
+
+    def members(self, name: str) -> tuple[int, list[Member]]:
+        """The group's desired capacity and every instance in it, as Auto Scaling sees them."""
+        groups = self._asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+            "AutoScalingGroups"
+        ]
+        if not groups:
+            return 0, []
+        group = groups[0]
+        return int(group["DesiredCapacity"]), [
+            Member(
+                instance_id=i["InstanceId"],
+                lifecycle=str(i.get("LifecycleState", "")),
+                healthy=str(i.get("HealthStatus", "Healthy")) == "Healthy",
+            )
+            for i in group.get("Instances", [])
+        ]
 
     def scale_to_zero(self, name: str) -> None:
         self._asg.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, DesiredCapacity=0)

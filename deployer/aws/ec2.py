@@ -143,6 +143,22 @@ class Ec2:
         instances = self._propagated(lambda: self._ec2.run_instances(**params))["Instances"]
         return str(instances[0]["InstanceId"])
 
+    def launch_times(self, instance_ids: Sequence[str]) -> dict[str, float]:
+        """Instance id -> when it launched (epoch seconds); ids EC2 does not know yet are
+        left out (a new instance may not be visible everywhere for a moment).
+        """
+        if not instance_ids:
+            return {}
+        found: dict[str, float] = {}
+        pages = self._ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-id", "Values": list(instance_ids)}]
+        )
+        for page in pages:
+            for reservation in page.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    found[instance["InstanceId"]] = instance["LaunchTime"].timestamp()
+        return found
+
     def describe_instance(self, instance_id: str) -> dict[str, Any]:
         def describe() -> dict[str, Any]:
             reservations = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]

@@ -7,6 +7,10 @@ is still there; once it is gone, the watchdog ends every process using the bake'
 and removes the directory. The next bake also removes directories whose owner is gone.
 
     python -m deployer.bake.watchdog OWNER_PID DIRECTORY
+    python -m deployer.bake.watchdog OWNER_PID --group PGID
+
+The second form guards a process group instead (a verify hook, deployer.verify): once the
+owner is gone, the group is ended.
 """
 
 from __future__ import annotations
@@ -101,6 +105,46 @@ def remove_orphans(root: Path | None = None) -> list[Path]:
     return removed
 
 
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def end_group(group: int, grace_s: float = 3.0) -> None:
+    """SIGTERM a process group, then SIGKILL it if it is still there."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and group_alive(group):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
+
+
+def watchdog_for_group(group: int) -> subprocess.Popen[bytes]:
+    """Start the watchdog of a process group this process started."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "deployer.bake.watchdog", str(os.getpid()), "--group", str(group)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def watch_group(owner: int, group: int) -> None:
+    while group_alive(group):
+        if not _alive(owner):
+            end_group(group)
+            return
+        time.sleep(TICK_S)
+
+
 def watch(owner: int, directory: Path) -> None:
     while directory.exists():
         if not _alive(owner):
@@ -111,4 +155,7 @@ def watch(owner: int, directory: Path) -> None:
 
 
 if __name__ == "__main__":
-    watch(int(sys.argv[1]), Path(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[2] == "--group":
+        watch_group(int(sys.argv[1]), int(sys.argv[3]))
+    else:
+        watch(int(sys.argv[1]), Path(sys.argv[2]))

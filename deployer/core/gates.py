@@ -8,22 +8,29 @@ fails the release, naming the gate, what was observed and the step.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class GateKind(StrEnum):
     TARGET_HEALTH = "target-health"
     HTTP = "http"
     ALARM = "alarm"
+    METRIC = "metric"  # green judged against blue from CloudWatch (core.metrics)
+    VERIFY = "verify"  # the team's own check (verify: in deployer.yaml)
 
 
 @dataclass(frozen=True)
 class Observation:
     kind: GateKind
-    name: str  # "GET /healthz", an alarm name, or the target group
+    name: str  # "GET /healthz", an alarm name, "error rate", or the target group
     passed: bool | None  # None: could not be read, which counts as failed
     detail: str
+    # A metric gate's verdict ("pass", "fail", "insufficient": not enough data yet, which
+    # is not a failure) and its numbers (rates, counts, p-value, effect size).
+    verdict: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def gate(self) -> str:

@@ -4,7 +4,9 @@ target that is not healthy, is not a pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from deployer.core.gates import GateKind, Observation
 from deployer.core.model import TargetHealth, TargetState
@@ -52,3 +54,84 @@ def plainly_broken(targets: Sequence[TargetHealth], expected: int) -> str:
     ):
         return f"every target fails its health check: {describe_targets(targets)}"
     return ""
+
+
+# ---- during a hold: a fleet that grows, shrinks or heals is not failing ----------------------
+
+# Asked of Auto Scaling: an instance it is taking out (and replacing, when below desired).
+LEAVING = ("Terminating", "Detaching", "EnteringStandby", "Standby", "Warmed")
+IN_TRANSITION = frozenset({TargetState.INITIAL, TargetState.DRAINING})
+
+
+@dataclass(frozen=True)
+class Member:
+    """An instance of the fleet's Auto Scaling group, as Auto Scaling sees it."""
+
+    instance_id: str
+    lifecycle: str  # InService, Pending, Pending:Wait, Terminating, ...
+    healthy: bool  # HealthStatus: Auto Scaling replaces an Unhealthy one
+    launched_at: float | None = None  # epoch seconds (EC2 LaunchTime)
+
+
+def in_transition(
+    target: TargetHealth, members: Mapping[str, Member] | None, now: float, grace_s: float
+) -> str:
+    """Why a target that is not healthy is not a failure yet, or "" when it is one.
+    `members` None: Auto Scaling could not be read, so only the target's own state counts.
+    """
+    if target.state in IN_TRANSITION:
+        return target.state.value
+    if members is None:
+        return ""
+    member = members.get(target.target_id)
+    if member is None:
+        return "leaving its group"
+    if member.lifecycle.startswith(LEAVING) or not member.healthy:
+        return "being replaced by Auto Scaling"
+    if member.lifecycle.startswith("Pending"):
+        return "starting"
+    if member.launched_at is not None and now - member.launched_at < grace_s:
+        return "within its health-check grace period"
+    return ""
+
+
+def needed_healthy(capacity: int, desired_now: int, share: float, coming: int) -> int:
+    """How many healthy targets a traffic step needs: its share of the fleet's size (the size
+    Auto Scaling keeps now, when it scaled in), less the targets on their way, at least one.
+    """
+    size = min(capacity, desired_now) if desired_now > 0 else capacity
+    wanted = max(1, math.ceil(size * share - 1e-9))
+    return max(1, wanted - coming)
+
+
+def assess_during_hold(
+    targets: Sequence[TargetHealth],
+    members: Mapping[str, Member] | None,
+    now: float,
+    grace_s: float,
+    capacity: int,
+    desired_now: int,
+    share: float,
+) -> Observation:
+    """Target health while a step holds. Not failures: a new target still `initial`, a target
+    Auto Scaling is replacing (or taking out), one within the health-check grace period.
+    Failures: a target unhealthy for a definite reason, or fewer healthy targets than the
+    step needs.
+    """
+    healthy = [t for t in targets if t.state is TargetState.HEALTHY]
+    waiting = {
+        t.target_id: why
+        for t in targets
+        if t.state is not TargetState.HEALTHY and (why := in_transition(t, members, now, grace_s))
+    }
+    broken = [
+        t for t in targets if t.state is not TargetState.HEALTHY and t.target_id not in waiting
+    ]
+    needed = needed_healthy(capacity, desired_now, share, len(waiting))
+    detail = f"{len(healthy)}/{needed} healthy needed: {describe_targets(targets)}"
+    if waiting:
+        detail += "; not counted against it: " + ", ".join(
+            f"{i} ({why})" for i, why in sorted(waiting.items())
+        )
+    passed = not broken and len(healthy) >= needed
+    return Observation(GateKind.TARGET_HEALTH, "green", passed, detail)

@@ -2,37 +2,45 @@
 
 - `AWS::CloudWatch::Alarm` in a template makes a metric alarm (moto's CloudFormation has no
   such resource), named as CloudFormation names it (stack-LogicalId-SUFFIX).
-- The fronts publish, per request, what an ALB publishes per target group:
-  `RequestCount`, `HTTPCode_Target_5XX_Count`, `TargetResponseTime`; the evaluator adds
-  `UnHealthyHostCount` from the prober.
-- The evaluator sets the state of every alarm made by a template, as CloudWatch does: the
-  statistic (Sum, Average, Maximum, Minimum, SampleCount or pNN) over its evaluation window
-  (Period x EvaluationPeriods, scaled by the sandbox's time scale), against its threshold,
-  with TreatMissingData. Alarms made through the API are left alone (tests set their state).
+- The fronts publish, per request, what an ALB publishes per target group and per load
+  balancer: `RequestCount`, `HTTPCode_Target_5XX_Count`, `TargetResponseTime`; the evaluator
+  adds `UnHealthyHostCount` and `HealthyHostCount` from the prober.
+- What readers see, and when alarms change state, follows CloudWatch's clock
+  (deployer.sandbox.cloudwatch_clock): minute periods, a publication delay, evaluation once a
+  minute over complete periods with DatapointsToAlarm and TreatMissingData. Alarms made
+  through the API are left alone (tests set their state).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.cloudformation.models import CloudFormationModel
-from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
+from moto.cloudwatch.models import CloudWatchBackend, cloudwatch_backends
+from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core.responses import ActionResult
 
+from deployer.sandbox.cloudwatch_clock import (
+    EVALUATION_EVERY_S,
+    NAMESPACE,
+    Clock,
+    MetricStore,
+    answer_metric_stat,
+    dimensions_key,
+    evaluate_alarm,
+    is_ours,
+    reason_data,
+    statistic,
+)
 from deployer.sandbox.layout import ACCOUNT_ID, REGION
 from deployer.sandbox.prober import elbv2_backend
 
-NAMESPACE = "AWS/ApplicationELB"
-KEEP_DATA = timedelta(hours=1)
-COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
-}
 _FROM_TEMPLATES: set[str] = set()
 _LOCK = threading.Lock()
 
@@ -66,7 +74,7 @@ class TemplateAlarm(CloudFormationModel):
     ) -> TemplateAlarm:
         props = cloudformation_json["Properties"]
         name = str(props.get("AlarmName") or resource_name)
-        cloudwatch_backends[account_id][region_name].put_metric_alarm(
+        alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
             name=name,
             namespace=str(props.get("Namespace", "")),
             metric_name=str(props.get("MetricName", "")),
@@ -83,7 +91,11 @@ class TemplateAlarm(CloudFormationModel):
             ],
             alarm_actions=[],
             treat_missing_data=props.get("TreatMissingData"),
+            datapoints_to_alarm=(
+                int(props["DatapointsToAlarm"]) if props.get("DatapointsToAlarm") else None
+            ),
         )
+        alarm.state_value = "INSUFFICIENT_DATA"  # as CloudWatch makes a new alarm (moto: OK)
         with _LOCK:
             _FROM_TEMPLATES.add(name)
         return cls(name)
@@ -181,107 +193,130 @@ def _routing(backend_: Any, target_group_arn: str) -> str:
     return ""
 
 
+# ---- publishing and reading, on CloudWatch's clock (deployer.sandbox.cloudwatch_clock) --------
+
+_STORE: MetricStore | None = None
+_ORIGINAL_GET_METRIC_DATA = CloudWatchBackend.get_metric_data
+_ORIGINAL_GET_METRIC_STATISTICS = CloudWatchResponse.get_metric_statistics
+
+
+def install(clock: Clock) -> MetricStore:
+    """The store every front publishes to and every reader reads from; patches the readers."""
+    global _STORE
+    _STORE = MetricStore(clock, time.time)
+
+    def get_metric_data(self: Any, queries: list[Any], start_time: Any, end_time: Any, **kw: Any):
+        ours = [q for q in queries if is_ours(q)]
+        others = [q for q in queries if not is_ours(q)]
+        results = (
+            _ORIGINAL_GET_METRIC_DATA(
+                self, queries=others, start_time=start_time, end_time=end_time, **kw
+            )
+            if others
+            else []
+        )
+        store = _STORE
+        if store is None:
+            return results
+        return [answer_metric_stat(store, q, start_time, end_time) for q in ours] + results
+
+    def get_metric_statistics(self: Any) -> Any:
+        if self._get_param("Namespace") != NAMESPACE or _STORE is None:
+            return _ORIGINAL_GET_METRIC_STATISTICS(self)
+        return ActionResult(statistics_result(self, _STORE))
+
+    CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign,assignment]
+    CloudWatchResponse.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
+    return _STORE
+
+
+def statistics_result(request: Any, store: MetricStore) -> dict[str, Any]:
+    """GetMetricStatistics on AWS/ApplicationELB, from the published periods."""
+    name = str(request._get_param("MetricName"))
+    dimensions = request._get_params().get("Dimensions", [])
+    wanted = list(request._get_param("Statistics", []) or [])
+    extended = list(request._get_param("ExtendedStatistics", []) or [])
+    points = store.published(
+        name,
+        dimensions_key(dimensions),
+        _seconds(request._get_param("StartTime")),
+        _seconds(request._get_param("EndTime")),
+        float(request._get_int_param("Period")),
+    )
+    datapoints = []
+    for when, samples in points:
+        point: dict[str, Any] = {"Timestamp": datetime.fromtimestamp(when, tz=UTC)}
+        point.update({stat: statistic(stat, samples) for stat in wanted})
+        if extended:
+            point["ExtendedStatistics"] = {p: statistic(p, samples) for p in extended}
+        datapoints.append(point)
+    return {"Label": name, "Datapoints": datapoints}
+
+
+def _seconds(moment: Any) -> float:
+    if isinstance(moment, datetime):
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return datetime.fromisoformat(str(moment).replace("Z", "+00:00")).timestamp()
+
+
 def publish(target_group_arn: str, status: int, seconds: float) -> None:
-    """One request answered by a target of the group, as the ALB counts it."""
-    dimensions = dimensions_of(target_group_arn)
-    if dimensions is None:
+    """One request answered by a target of the group, counted as the ALB counts it: per
+    target group and per load balancer; 5xx only when there is one.
+    """
+    store, dimensions = _STORE, dimensions_of(target_group_arn)
+    if store is None or dimensions is None:
         return
-    now = datetime.now(UTC)
-    data = [
-        ("RequestCount", 1.0),
-        ("TargetResponseTime", seconds),
-        *([("HTTPCode_Target_5XX_Count", 1.0)] if status >= 500 else []),
-    ]
-    _append([(name, value, dimensions, now) for name, value in data])
-
-
-def _append(points: list[tuple[str, float, list[dict[str, str]], datetime]]) -> None:
-    store = backend()
-    for name, value, dimensions, when in points:
-        store.metric_data.append(MetricDatum(NAMESPACE, name, value, dimensions, when))
-
-
-def _statistic(alarm: Any, values: list[float]) -> float:
-    if alarm.extended_statistic:
-        ranked = sorted(values)
-        share = float(alarm.extended_statistic[1:]) / 100
-        return ranked[min(len(ranked) - 1, max(0, int(round(share * len(ranked))) - 1))]
-    return {
-        "Sum": sum(values),
-        "Average": sum(values) / len(values),
-        "Maximum": max(values),
-        "Minimum": min(values),
-        "SampleCount": float(len(values)),
-    }.get(alarm.statistic, sum(values))
-
-
-def _matches(datum: Any, alarm: Any) -> bool:
-    if datum.namespace != alarm.namespace or datum.name != alarm.metric_name:
-        return False
-    return all(d in datum.dimensions for d in alarm.dimensions)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    now = time.time()
+    per_group = dimensions_key(dimensions)
+    per_balancer = dimensions_key([d for d in dimensions if d["Name"] == "LoadBalancer"])
+    for key in (per_group, per_balancer):
+        store.add("RequestCount", key, 1.0, now)
+        store.add("TargetResponseTime", key, seconds, now)
+        if status >= 500:
+            store.add("HTTPCode_Target_5XX_Count", key, 1.0, now)
 
 
 class Evaluator:
-    """Publishes UnHealthyHostCount and evaluates the template-made alarms, each tick."""
+    """Publishes the host counts from the health checks and evaluates the template-made
+    alarms once a (scaled) minute, as CloudWatch does.
+    """
 
-    def __init__(self, time_scale: float, health_of: Callable[[str, str], Any]) -> None:
-        self._scale = max(time_scale, 0.001)
+    def __init__(self, store: MetricStore, health_of: Callable[[str, str], Any]) -> None:
+        self._store = store
         self._health_of = health_of
+        self._next_sample = 0.0
+        self._next_evaluation = 0.0
 
     def tick(self) -> None:
-        self._publish_unhealthy()
-        store = backend()
-        now = datetime.now(UTC)
-        store.metric_data[:] = [
-            d for d in store.metric_data if now - _aware(d.timestamp) <= KEEP_DATA
-        ]
-        with _LOCK:
-            names = set(_FROM_TEMPLATES)
-        for name in names:
-            alarm = store.alarms.get(name)
-            if alarm is not None:
-                self._evaluate(alarm, store.metric_data, now)
+        now = time.time()
+        clock = self._store.clock
+        if now >= self._next_sample:
+            self._publish_hosts(now)
+            self._next_sample = now + min(1.0, clock.real(10.0))
+        if now >= self._next_evaluation:
+            self._evaluate_all(now)
+            self._store.drop_old()
+            minute = clock.real(EVALUATION_EVERY_S)
+            self._next_evaluation = (math.floor(now / minute) + 1) * minute
 
-    def _publish_unhealthy(self) -> None:
-        now = datetime.now(UTC)
-        points = []
+    def _publish_hosts(self, now: float) -> None:
         for arn, group in list(elbv2_backend().target_groups.items()):
             dimensions = dimensions_of(arn)
             if dimensions is None or not group.targets:
                 continue
             states = [(self._health_of(arn, t) or ("initial",))[0] for t in list(group.targets)]
-            points.append(("UnHealthyHostCount", float(states.count("unhealthy")), dimensions, now))
-            points.append(("HealthyHostCount", float(states.count("healthy")), dimensions, now))
-        _append(points)
+            key = dimensions_key(dimensions)
+            self._store.add("UnHealthyHostCount", key, float(states.count("unhealthy")), now)
+            self._store.add("HealthyHostCount", key, float(states.count("healthy")), now)
 
-    def _evaluate(self, alarm: Any, data: list[Any], now: datetime) -> None:
-        window = timedelta(seconds=alarm.period * alarm.evaluation_periods * self._scale)
-        values = [
-            d.value
-            for d in list(data)
-            if isinstance(d, MetricDatum)
-            and _matches(d, alarm)
-            and now - _aware(d.timestamp) <= window
-        ]
-        if values:
-            value = _statistic(alarm, values)
-            breaching = COMPARE.get(alarm.comparison_operator, COMPARE["GreaterThanThreshold"])(
-                value, alarm.threshold
-            )
-            state = "ALARM" if breaching else "OK"
-            reason = (
-                f"Threshold Crossed: {alarm.extended_statistic or alarm.statistic} {value:g} "
-                f"over the last {window.total_seconds():g}s (threshold {alarm.threshold:g})"
-            )
-        else:
-            missing = alarm.treat_missing_data or "missing"
-            if missing == "ignore":
-                return
-            state = {"notBreaching": "OK", "breaching": "ALARM"}.get(missing, "INSUFFICIENT_DATA")
-            reason = f"no datapoints in the last {window.total_seconds():g}s ({missing})"
-        if state != alarm.state_value:
-            alarm.update_state(reason, json.dumps({"value": values[-1:] or None}), state)
+    def _evaluate_all(self, now: float) -> None:
+        store = backend()
+        with _LOCK:
+            names = set(_FROM_TEMPLATES)
+        for name in names:
+            alarm = store.alarms.get(name)
+            if alarm is None or alarm.namespace != NAMESPACE:
+                continue
+            verdict = evaluate_alarm(alarm, self._store, now)
+            if verdict.state and verdict.state != alarm.state_value:
+                alarm.update_state(verdict.reason, reason_data(verdict, alarm), verdict.state)

@@ -29,6 +29,7 @@ class SandboxState:
     region: str
     time_scale: float
     profile: str = "fast"
+    cloudwatch_time_scale: float = 0.0  # real seconds per CloudWatch second (0: time_scale)
 
 
 def _alive(pid: int) -> bool:
@@ -77,6 +78,7 @@ def status(layout: Layout) -> SandboxState | None:
         raw["region"],
         float(raw["time_scale"]),
         str(raw.get("profile", "fast")),
+        float(raw.get("cloudwatch_time_scale") or raw["time_scale"]),
     )
 
 

@@ -22,6 +22,7 @@ from moto.ssm.models import ssm_backends
 
 from deployer.sandbox import alarms, api_rules, latency, lifecycle, patches, stacks
 from deployer.sandbox.alarms import Evaluator
+from deployer.sandbox.cloudwatch_clock import Clock
 from deployer.sandbox.front import Fronts
 from deployer.sandbox.gateway import Gateway, Listener
 from deployer.sandbox.hosts import HostManager, Launch
@@ -32,7 +33,6 @@ from deployer.sandbox.world import WORLD
 
 log = logging.getLogger("deployer.sandbox")
 TICK_S = 0.1
-EVALUATE_EVERY_S = 0.25
 
 
 def running_instances() -> dict[str, Launch]:
@@ -129,8 +129,10 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     api_rules.apply()
     alarms.apply()
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)
-    evaluator = Evaluator(time_scale, prober.lookup)
-    next_evaluation = 0.0
+    # CloudWatch's clock is set at start: its periods must not change length under a reader.
+    cloudwatch_scale = WORLD.behaviours.cloudwatch_scale(time_scale)
+    clock = Clock(cloudwatch_scale, WORLD.behaviours.metric_publication_delay_s)
+    evaluator = Evaluator(alarms.install(clock), prober.lookup)
 
     gateway = Gateway(DomainDispatcherApplication(create_backend_app), WORLD, profile)
     listener = Listener(gateway, "127.0.0.1", port, WORLD)
@@ -152,6 +154,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
             "endpoint": endpoint,
             "region": REGION,
             "time_scale": time_scale,
+            "cloudwatch_time_scale": cloudwatch_scale,
             "profile": profile,
             "started_at": time.time(),
         },
@@ -164,9 +167,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
                 hosts.reconcile(running_instances())
                 prober.tick()
                 fronts.reconcile()
-                if time.monotonic() >= next_evaluation:  # CloudWatch's evaluation, scaled
-                    evaluator.tick()
-                    next_evaluation = time.monotonic() + EVALUATE_EVERY_S
+                evaluator.tick()  # CloudWatch: host counts, and alarms once a scaled minute
             except Exception:  # keep serving; the log says what went wrong
                 log.exception("data plane tick failed")
             stop.wait(TICK_S)

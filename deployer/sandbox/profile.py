@@ -21,6 +21,10 @@ be given at start-up as JSON (`DEPLOYER_SANDBOX_BEHAVIOURS`, a file path or inli
 | api_latency_ms       | added to every API call (scaled)                                     |
 | denied               | {"service:Action": code}: that call is refused (AccessDenied, ...),  |
 |                      | as a missing IAM permission would be                                 |
+| metric_publication_delay_s | a CloudWatch period of ALB metrics is readable this long (modelled |
+|                      | seconds) after it closed; alarms see it then too                     |
+| cloudwatch_time_scale| how fast CloudWatch's minute runs (real seconds per modelled second);|
+|                      | 0: the sandbox's time scale. `fast` runs it 50x fast for the demo    |
 | seed                 | seeds every random choice above                                      |
 
 An outage (connections refused for a while) is an action, not a setting:
@@ -70,6 +74,8 @@ class Behaviours:
     error_fraction: dict[str, float] = field(default_factory=dict)
     api_latency_ms: float = 0.0
     denied: dict[str, str] = field(default_factory=dict)
+    metric_publication_delay_s: float = 0.0
+    cloudwatch_time_scale: float = 0.0
     seed: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -90,8 +96,15 @@ class Behaviours:
     def fraction(self, table: dict[str, float], service: str) -> float:
         return float(table.get(service, table.get("*", 0.0)))
 
+    def cloudwatch_scale(self, time_scale: float) -> float:
+        """Real seconds per modelled CloudWatch second."""
+        return self.cloudwatch_time_scale or time_scale
 
-FAST = Behaviours()
+
+# The demo's sandbox answers at once; CloudWatch's minute lasts 1.2 s there, so that the
+# metric gates of a demo release decide in seconds rather than minutes.
+FAST_CLOUDWATCH_TIME_SCALE = 0.02
+FAST = Behaviours(cloudwatch_time_scale=FAST_CLOUDWATCH_TIME_SCALE)
 AWS = Behaviours(
     latency=True,
     consistency_window_s=1.0,
@@ -101,6 +114,9 @@ AWS = Behaviours(
     metric_alarms_only=True,
     rate_limits=dict(AWS_RATE_LIMITS),
     api_latency_ms=40.0,
+    # CloudWatch documents no figure; ALB datapoints are commonly readable one to two minutes
+    # after their minute: one minute is the kind end of that.
+    metric_publication_delay_s=60.0,
 )
 
 

@@ -9,10 +9,13 @@ fail only after that many seconds of uptime; FLAP=<seconds> makes it alternate, 
 that long, then failing for that long. Each also works as a file of that name holding the value.
 ERRORS=1 (or a file named ERRORS) makes GET / answer 500 while /healthz stays 200: a build
 that passes its health checks and fails its users, which only traffic metrics catch.
+ERROR_RATE=<fraction> (or a file of that name) fails only that share of GET / (0.1: every
+tenth request), as a build with a bug on some paths does.
 """
 
 import json
 import os
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,6 +35,24 @@ def broken() -> bool:
     return bool(flap) and int(uptime / float(flap)) % 2 == 1
 
 
+_SERVED = [0]
+_COUNT_LOCK = threading.Lock()
+
+
+def fails_this_one() -> bool:
+    """Whether this GET / fails: every one with ERRORS, a steady share with ERROR_RATE."""
+    if os.environ.get("ERRORS") == "1" or os.path.exists(os.path.join(HERE, "ERRORS")):
+        return True
+    rate = os.environ.get("ERROR_RATE") or _read(os.path.join(HERE, "ERROR_RATE"))
+    if not rate:
+        return False
+    with _COUNT_LOCK:
+        _SERVED[0] += 1
+        served = _SERVED[0]
+    share = float(rate)
+    return int(served * share) > int((served - 1) * share)
+
+
 def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
@@ -46,7 +67,7 @@ class Handler(BaseHTTPRequestHandler):
             status, body = (500, "broken\n") if broken() else (200, "ok\n")
         elif self.path.startswith("/version"):
             status, body = 200, json.dumps({"version": VERSION}) + "\n"
-        elif os.environ.get("ERRORS") == "1" or os.path.exists(os.path.join(HERE, "ERRORS")):
+        elif fails_this_one():
             status, body = 500, f"error from {VERSION}\n"
         else:
             status, body = 200, f"hello from {VERSION}\n"

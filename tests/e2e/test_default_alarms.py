@@ -1,6 +1,7 @@
 """A build that passes its health checks and answers its users 500 is caught by the fleet's
 own 5xx alarm, with no alarm configured: the sandbox's load balancer publishes the ALB's
-metrics per target group and evaluates the alarms the fleet stack made on them.
+metrics per target group and evaluates the alarms the fleet stack made on them, on
+CloudWatch's clock (the step holds for the alarm's window and the publication delay).
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ environment: metrics
 artifact: {{source: {source}}}
 health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 30}}
 strategy: {{kind: canary, steps: [20, 100], bake_seconds: 6}}
-gates: {{interval_seconds: 0.5, default_alarms: {{target_5xx_count: 3}}}}
+gates:
+  interval_seconds: 0.5
+  default_alarms: {{target_5xx_count: 3}}
+  metrics: {{enabled: false}}  # the alarm alone: test_metric_gates judges green against blue
+
 """
 
 

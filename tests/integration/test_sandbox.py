@@ -40,7 +40,7 @@ def wait_host(layout, instance_id):
     )
 
 
-def bake_by_hand(aws, layout, version, broken=False):
+def bake_by_hand(aws, layout, version, broken=False, errors=False):
     """What the bake does, without Ansible: install the app on a builder, then image it."""
     ec2 = aws.client("ec2")
     builder = ec2.run_instances(ImageId=BASE_AMI, MinCount=1, MaxCount=1)["Instances"][0]
@@ -51,6 +51,8 @@ def bake_by_hand(aws, layout, version, broken=False):
     shutil.copytree(REPO / "examples" / "hello", app)
     if broken:
         open(f"{app}/BROKEN", "w").close()
+    if errors:  # `/` answers 500 while the health check passes
+        open(f"{app}/ERRORS", "w").close()
     env = f"{root['root']}/etc/deployer"
     subprocess.run(["mkdir", "-p", env], check=True)
     with open(f"{env}/app.env", "w") as handle:
