@@ -275,6 +275,13 @@ class MetricGates(Strict):
         description="How many times slower than blue (per-period medians) green may be "
         "before it can fail (it must also be significantly slower).",
     )
+    min_latency_increase_ms: int = Field(
+        default=50,
+        ge=0,
+        le=60000,
+        description="...and slower by at least this many milliseconds (a 1 ms app that takes "
+        "2 ms is not slower for anyone).",
+    )
     latency_statistic: Literal["Average", "p50", "p90", "p95", "p99"] = Field(
         default="p90", description="The per-period statistic of TargetResponseTime compared."
     )

@@ -46,6 +46,7 @@ def metric_policy(metrics: MetricGates) -> MetricPolicy:
         min_periods=metrics.min_periods,
         max_error_increase=metrics.max_error_increase,
         max_latency_ratio=metrics.max_latency_ratio,
+        min_latency_increase_s=metrics.min_latency_increase_ms / 1000,
         significance=metrics.significance,
         max_error_rate=metrics.max_error_rate,
         max_latency_seconds=metrics.max_latency_seconds,

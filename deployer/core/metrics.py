@@ -9,7 +9,9 @@ come in as `Period`s; the verdict is pass, fail or not enough data, and carries 
   1 % on green is no regression when blue fails 1 % too, and 5 errors mean something
   different in 100 requests and in 100,000.
 - **Latency.** Green fails when it is significantly slower (Mann-Whitney U, one-sided, on
-  the per-period values) *and* slower by more than `max_latency_ratio` (medians).
+  the per-period values) *and* slower by more than `max_latency_ratio` (medians) *and* by
+  more than `min_latency_increase_s`: an app answering in 1 ms that takes 2 ms is not slower
+  for anyone.
 - **No blue** (a first release): absolute limits. The error rate fails when it is
   significantly above `max_error_rate` (an exact binomial test); latency when the median
   period is above `max_latency_seconds`.
@@ -68,6 +70,7 @@ class MetricPolicy:
     min_periods: int = 3
     max_error_increase: float = 0.5  # percentage points above blue's rate
     max_latency_ratio: float = 1.5  # green's median period over blue's
+    min_latency_increase_s: float = 0.05  # and slower by at least this much: 1 ms -> 2 ms is not
     significance: float = 0.01
     max_error_rate: float = 5.0  # percent, with no blue to compare with
     max_latency_seconds: float = 2.0  # with no blue to compare with
@@ -224,7 +227,12 @@ def judge_latency(
         f"green median {median(g):.3f}s vs blue {median(b):.3f}s "
         f"(x{ratio:.2f}), p={_show_p(p_value)}"
     )
-    if p_value < policy.significance and ratio > policy.max_latency_ratio:
+    slower_by = median(g) - median(b)
+    if (
+        p_value < policy.significance
+        and ratio > policy.max_latency_ratio
+        and slower_by > policy.min_latency_increase_s
+    ):
         return MetricJudgement("latency", Verdict.FAIL, summary, evidence)
     return MetricJudgement("latency", Verdict.PASS, summary, evidence)
 

@@ -6,7 +6,8 @@ GET /healthz  -> 200 "ok" (or 500 when the build is broken on purpose, see below
 BROKEN=1 in app.env (or a file named BROKEN next to this one) makes the health check fail,
 which is how the tests build a version that must be rejected. FAIL_AFTER=<seconds> makes it
 fail only after that many seconds of uptime; FLAP=<seconds> makes it alternate, healthy for
-that long, then failing for that long. Each also works as a file of that name holding the value.
+that long, then failing for that long; WARMUP=<seconds> makes it fail until it has been up
+that long, as an app that loads its caches first. Each also works as a file of that name holding the value.
 ERRORS=1 (or a file named ERRORS) makes GET / answer 500 while /healthz stays 200: a build
 that passes its health checks and fails its users, which only traffic metrics catch.
 ERROR_RATE=<fraction> (or a file of that name) fails only that share of GET / (0.1: every
@@ -28,6 +29,9 @@ def broken() -> bool:
     if os.environ.get("BROKEN") == "1" or os.path.exists(os.path.join(HERE, "BROKEN")):
         return True
     uptime = time.monotonic() - STARTED
+    warmup = os.environ.get("WARMUP") or _read(os.path.join(HERE, "WARMUP"))
+    if warmup and uptime < float(warmup):
+        return True
     fail_after = os.environ.get("FAIL_AFTER") or _read(os.path.join(HERE, "FAIL_AFTER"))
     if fail_after and uptime > float(fail_after):
         return True
