@@ -38,7 +38,7 @@ verify: {verify}
 """
 SMOKE = """\
 #!/bin/sh
-echo "smoke: $DEPLOYER_VERSION (was $DEPLOYER_PREVIOUS_VERSION) at $DEPLOYER_TEST_URL, $DEPLOYER_STEP"
+echo "smoke: $DEPLOYER_VERSION (was $DEPLOYER_PREVIOUS_VERSION) at $DEPLOYER_TEST_URL"
 env | grep ^DEPLOYER_ > hook-env.txt
 sleep 300 &  # something it started and left behind
 echo "smoke failed: GET /orders answered 500"
