@@ -394,9 +394,20 @@ def plan(obj: Context, version: str, strategy: str | None, rebake: bool, output:
             *[f"  {s['name']}, held {s['hold_seconds']}s" for s in data["steps"]],
             f"  watch {data['watch_seconds']}s" if data["watch_seconds"] else "",
             *[f"  retire {stack}" for stack in data["retire"]],
+            "  predicted on AWS's clock, with steady traffic:",
+            *[
+                f"    {row['what']:<28} {minutes(row['seconds']):>7}  ({row['why']})"
+                for row in data["timing"]
+            ],
+            f"    {'in all':<28} {minutes(data['predicted_seconds']):>7}",
         ]
         text = "\n".join(line for line in lines if line)
     ENDING.emit(data, text)
+
+
+def minutes(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
 
 
 def infra_lines(rows: list[dict[str, Any]]) -> list[str]:

@@ -49,12 +49,23 @@ class PlainProgress:
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
+        self._verdicts: dict[tuple[str, str], str] = {}
 
     def __call__(self, event: Event) -> None:
-        line = plain_line(event)
+        line = plain_line(event) or self._new_verdict(event)
         if line:
             self._stream.write(f"{event['ts'][11:19]} · {line}\n")
             self._stream.flush()
+
+    def _new_verdict(self, event: Event) -> str:
+        """A metric gate's verdict, each time it changes within a step (with its numbers)."""
+        if event["type"] != "gate_observation" or not event.get("verdict"):
+            return ""
+        key = (event["step"], event["gate"])
+        if self._verdicts.get(key) == event["verdict"]:
+            return ""
+        self._verdicts[key] = event["verdict"]
+        return f"gate {event['gate']} ({event['step']}): {event['verdict']}: {event['detail']}"
 
 
 class LiveProgress:
@@ -123,6 +134,8 @@ class LiveProgress:
             gates = Table(box=None, show_header=False, pad_edge=False)
             for o in self.gates:
                 mark = "[green]pass[/]" if o["passed"] else "[red]FAIL[/]"
+                if o["passed"] and o.get("verdict") == "insufficient":
+                    mark = "[dim]wait[/]"
                 gates.add_row(mark, Text(o["gate"]), Text(str(o["detail"])[:60]), Text(o["step"]))
             parts.append(gates)
         return Group(*parts)

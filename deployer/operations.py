@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from deployer.core.decide import WARM_STACK_STATES, plan_release
+from deployer.core.durations import PlannedTime, TimingInputs, predict, total_s
 from deployer.core.health import assess_target_health
 from deployer.core.model import Fleet, LiveState, Outcome, ReleaseRecord, TargetState
 from deployer.core.names import Version
-from deployer.core.rollout import plan_steps
+from deployer.core.rollout import Step, plan_steps
 from deployer.engine import Engine
 from deployer.errors import NeedsHuman
 from deployer.locking import describe_holder, unlock
@@ -187,6 +188,10 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
     )
     keep = {f.stack_name for f in (decided.blue, decided.reuse_fleet) if f is not None}
     retire = [f.stack_name for f in live.fleets if f.stack_name not in keep]
+    infra_rows = plan_infra(engine)
+    timing = (
+        [] if decided.noop else predicted_times(engine, infra_rows, baking["bake"], steps, retire)
+    )
     return {
         "version": version.text,
         "target": engine.runtime.description,
@@ -196,7 +201,7 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
         "noop": decided.noop,
         "reason": decided.reason,
         "creates_infra": infra is None,
-        "infra": plan_infra(engine),
+        "infra": infra_rows,
         "image": baking["image"],
         "bake": baking["bake"] and not decided.noop,
         "bake_changed": [] if decided.noop else baking["changed"],
@@ -216,8 +221,44 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
         ],
         "watch_seconds": 0 if decided.noop else strategy.watch_seconds,
         "retire": [] if decided.noop else retire,
+        "timing": [{"what": r.what, "seconds": r.seconds, "why": r.why} for r in timing],
+        "predicted_seconds": total_s(timing),
         "in_flight": record_json(inflight) if (inflight := engine.inflight()) else None,
     }
+
+
+def predicted_times(
+    engine: Engine,
+    infra_rows: list[dict[str, Any]],
+    bakes: bool,
+    steps: list[Step],
+    retire: list[str],
+) -> list[PlannedTime]:
+    """How long each part of the release would take on AWS (core.durations)."""
+    from deployer.gating import metric_policy
+
+    spec = engine.spec
+    configured = list(spec.gates.alarms)
+    if configured:
+        windows = [a.window_s for a in engine.cloudwatch.alarm_states(configured).values()]
+    else:  # the fleet's own 5xx and latency alarms: one minute
+        windows = [60.0]
+    return predict(
+        TimingInputs(
+            stacks_to_create=[
+                r["stack"].rsplit("-", 1)[-1] for r in infra_rows if r["action"] == "create"
+            ],
+            stacks_to_update=sum(1 for r in infra_rows if r["action"] == "update"),
+            bakes=bakes,
+            regions=len(spec.image_regions),
+            health_interval_s=float(spec.health_check.interval_seconds),
+            steps=[(s.name, float(s.hold_seconds)) for s in steps],
+            watch_s=float(spec.strategy.watch_seconds),
+            alarm_window_s=max(windows, default=0.0),
+            metrics=metric_policy(spec.gates.metrics) if spec.gates.metrics.enabled else None,
+            retires=len(retire),
+        )
+    )
 
 
 def unlock_scope(engine: Engine, lock_id: str) -> str:

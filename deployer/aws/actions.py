@@ -143,6 +143,7 @@ RELEASE_ACTIONS: frozenset[str] = BAKE_ACTIONS | frozenset(
         "elasticloadbalancing:DescribeListeners",
         "elasticloadbalancing:DescribeRules",
         "elasticloadbalancing:DescribeTargetHealth",
+        "cloudwatch:GetMetricData",  # the metric gate
         "elasticloadbalancing:CreateRule",
         "elasticloadbalancing:ModifyRule",
         "elasticloadbalancing:DeleteRule",

@@ -126,6 +126,9 @@ def test_plan_says_what_a_release_would_do_and_changes_nothing(project):
     assert planned["bake"] is True and planned["noop"] is False
     assert planned["blue"] == before["live_version"]
     assert [s["name"] for s in planned["steps"]] == ["step 1: all traffic"]
+    timing = {row["what"]: row["seconds"] for row in planned["timing"]}
+    assert timing["bake"] > 0 and timing["step 1: all traffic"] >= 4 * 60  # AWS's clock
+    assert planned["predicted_seconds"] == sum(timing.values())
     assert project.json("status") == before
 
 

@@ -4,6 +4,7 @@ blue's own errors accounted for; absolute limits when there is no blue. Pure sce
 
 import pytest
 
+from deployer.core.durations import TimingInputs, predict, total_s
 from deployer.core.metrics import (
     MetricPolicy,
     MetricWindow,
@@ -103,3 +104,28 @@ def test_a_step_window_starts_at_the_minute_that_holds_the_step_and_blue_looks_b
 
 def test_the_evidence_wait_covers_the_minutes_and_their_publication():
     assert evidence_wait_s(MetricPolicy(min_periods=3)) == 3 * 60 + 2 * 60
+
+
+def test_plan_predicts_each_step_on_aws_clock():
+    rows = predict(
+        TimingInputs(
+            stacks_to_create=["network", "service"],
+            stacks_to_update=0,
+            bakes=True,
+            regions=2,
+            health_interval_s=10,
+            steps=[("step 1: canary 10/100", 60), ("step 2: all traffic", 600)],
+            watch_s=0,
+            alarm_window_s=60,
+            metrics=MetricPolicy(min_periods=3),
+            retires=1,
+        )
+    )
+    held = {r.what: r for r in rows}
+    assert held["step 1: canary 10/100"].seconds == 4 * 60  # three minutes, published
+    assert "metrics" in held["step 1: canary 10/100"].why
+    assert held["step 2: all traffic"].seconds == 600  # bake_seconds is longer
+    assert held["bake"].seconds > held["fleet"].seconds
+    assert total_s(rows) == sum(r.seconds for r in rows)
+    no_metrics = predict(TimingInputs([], 0, False, 1, 10, [("step 1", 30)], 0, 60, None, 0))
+    assert {r.what: r.seconds for r in no_metrics}["step 1"] == 120  # the alarm's minute + delay
