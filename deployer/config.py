@@ -450,8 +450,10 @@ class Service(Strict):
 
 
 # What CloudWatch Logs accepts as a retention (PutRetentionPolicy, AWS::Logs::LogGroup).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731)
-LOG_RETENTION_DAYS += (1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
+    *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
+)
 
 
 class Logs(Strict):

@@ -65,7 +65,7 @@ class Ending:
         self._end(False, code, {}, exc.message)
         say(_color("1;31", "error: ") + exc.message)
         say(_color("2", f"exit {code}: {EXIT_CODE_MEANINGS[exc.exit_code]}"))
-        self._json_failure(code, type(exc).__name__, exc.message, extra)
+        self._json_failure(code, type(exc).__name__, exc.message, {**exc.details, **extra})
         sys.exit(code)
 
     def interrupted(self) -> NoReturn:

@@ -20,11 +20,21 @@ from moto.ec2.models import ec2_backends
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.ssm.models import ssm_backends
 
-from deployer.sandbox import alarms, api_rules, latency, lifecycle, patches, stacks
+from deployer.sandbox import (
+    alarms,
+    api_rules,
+    latency,
+    lifecycle,
+    logs_api,
+    patches,
+    run_command,
+    stacks,
+)
+from deployer.sandbox.agent import LogAgent
 from deployer.sandbox.alarms import Evaluator
 from deployer.sandbox.front import Fronts
 from deployer.sandbox.gateway import Gateway, Listener
-from deployer.sandbox.hosts import HostManager, Launch
+from deployer.sandbox.hosts import HostManager, Launch, read_env_file
 from deployer.sandbox.layout import ACCOUNT_ID, CREDENTIALS, REGION, Layout, write_json
 from deployer.sandbox.prober import Prober
 from deployer.sandbox.profile import behaviours_for
@@ -71,6 +81,17 @@ def has_settings(root: Path) -> bool:
             return any(True for _ in parameters.get_keys_beginning_with(path, False))
     except AttributeError:  # moto moved it: run the playbook, as on EC2
         return True
+
+
+def configures_at_boot(root: Path) -> bool:
+    """Whether a host runs the image's configure playbook at boot: when the environment has
+    settings, or the launch template names a log group (the playbook points the CloudWatch
+    agent at it). Without either it would only rewrite what the bake wrote: skipped.
+    """
+    boot = root / "etc/deployer/boot.env"
+    if boot.is_file() and read_env_file(boot).get("LOG_GROUP"):
+        return True
+    return has_settings(root)
 
 
 def _user_data(instance: Any) -> str:
@@ -128,6 +149,9 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     stacks.apply()
     api_rules.apply()
     alarms.apply()
+    logs_api.apply()
+    run_command.apply(hosts.booted)
+    log_agent = LogAgent(hosts.booted, hosts.address_of)
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)
     evaluator = Evaluator(time_scale, prober.lookup)
     next_evaluation = 0.0
@@ -138,7 +162,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     listener.start()
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_serving(endpoint)
-    hosts.has_settings = has_settings
+    hosts.has_settings = configures_at_boot
     hosts.aws_env = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
@@ -164,6 +188,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
                 hosts.reconcile(running_instances())
                 prober.tick()
                 fronts.reconcile()
+                log_agent.tick()
                 if time.monotonic() >= next_evaluation:  # CloudWatch's evaluation, scaled
                     evaluator.tick()
                     next_evaluation = time.monotonic() + EVALUATE_EVERY_S
@@ -175,6 +200,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
         layout.state_file.unlink(missing_ok=True)
         fronts.close()
         prober.close()
+        run_command.close()
         hosts.shut_down_all()
         listener.stop()
         log.info("sandbox stopped")

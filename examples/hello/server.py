@@ -8,11 +8,13 @@ which is how the tests build a version that must be rejected. FAIL_AFTER=<second
 fail only after that many seconds of uptime; FLAP=<seconds> makes it alternate, healthy for
 that long, then failing for that long. Each also works as a file of that name holding the value.
 ERRORS=1 (or a file named ERRORS) makes GET / answer 500 while /healthz stays 200: a build
-that passes its health checks and fails its users, which only traffic metrics catch.
+that passes its health checks and fails its users, which only traffic metrics catch. Each such
+answer logs `ERROR GET /: <cause>` to stderr, the cause being the ERRORS file's text.
 """
 
 import json
 import os
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -48,6 +50,12 @@ class Handler(BaseHTTPRequestHandler):
             status, body = 200, json.dumps({"version": VERSION}) + "\n"
         elif os.environ.get("ERRORS") == "1" or os.path.exists(os.path.join(HERE, "ERRORS")):
             status, body = 500, f"error from {VERSION}\n"
+            cause = _read(os.path.join(HERE, "ERRORS"))
+            print(
+                f"ERROR GET {self.path}: {cause if cause not in ('', '1') else 'ERRORS is set'}",
+                file=sys.stderr,
+                flush=True,
+            )
         else:
             status, body = 200, f"hello from {VERSION}\n"
         data = body.encode()
