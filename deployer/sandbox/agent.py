@@ -134,6 +134,16 @@ class LogAgent:
             except Exception:  # one host's agent failing must not stop the others
                 log.exception("%s: the CloudWatch agent failed", instance_id)
 
+    def flush(self, instance_id: str, root: Path) -> None:
+        """A host going down: its agent ships what is left (as the agent does when stopped)."""
+        config = read_config(root)
+        if config is not None:
+            host = host_facts(instance_id, self._address_of(instance_id))
+            for entry in files_of(config):
+                self._ship(host, root, entry)
+        for key in [k for k in self._tails if k[0] == instance_id]:
+            del self._tails[key]
+
     def _run(self, instance_id: str, root: Path, config: dict[str, Any], now: float) -> None:
         logs = config.get("logs") or {}
         metrics = config.get("metrics")

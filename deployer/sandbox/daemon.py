@@ -152,6 +152,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     logs_api.apply()
     run_command.apply(hosts.booted)
     log_agent = LogAgent(hosts.booted, hosts.address_of)
+    hosts.before_gone = log_agent.flush
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)
     evaluator = Evaluator(time_scale, prober.lookup)
     next_evaluation = 0.0

@@ -105,6 +105,8 @@ class HostManager:
         self._boot_delay = boot_delay  # how long an instance boots before its app starts
         self.aws_env: dict[str, str] = {}  # what configure at boot needs to reach the sandbox
         self.has_settings: Callable[[Path], bool] = lambda _root: True
+        # Told of a host about to go, its app stopped: the CloudWatch agent's last flush.
+        self.before_gone: Callable[[str, Path], None] = lambda _id, _root: None
         self._on_boot = on_boot
         self._running_since: dict[str, float] = {}
         self._hosts: dict[str, Host] = {}
@@ -305,6 +307,11 @@ class HostManager:
             host = self._hosts.pop(instance_id, None)
         if host and host.process:
             stop_process_group(host.process.pid, child=host.process)
+        if host:
+            try:
+                self.before_gone(instance_id, self.layout.host_root(instance_id))
+            except Exception:  # its logs are not worth keeping a host for
+                log.exception("%s: the last flush failed", instance_id)
         shutil.rmtree(self.layout.host_dir(instance_id), ignore_errors=True)
         log.info("terminated %s", instance_id)
 
