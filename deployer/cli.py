@@ -881,6 +881,7 @@ def _terminated(signum: int, _frame: object) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)
     argv = sys.argv[1:]
+    argv = argv[: argv.index("--")] if "--" in argv else argv  # exec's command is not ours
     ENDING.json = any(
         a in ("--output=json", "-ojson") or (a in ("--output", "-o") and nxt == "json")
         for a, nxt in zip(argv, [*argv[1:], ""], strict=False)

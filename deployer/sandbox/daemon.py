@@ -83,15 +83,12 @@ def has_settings(root: Path) -> bool:
         return True
 
 
-def configures_at_boot(root: Path) -> bool:
-    """Whether a host runs the image's configure playbook at boot: when the environment has
-    settings, or the launch template names a log group (the playbook points the CloudWatch
-    agent at it). Without either it would only rewrite what the bake wrote: skipped.
+def names_log_group(root: Path) -> bool:
+    """Whether the launch template names a log group: configure.yml then points the
+    CloudWatch agent at it, settings or not.
     """
     boot = root / "etc/deployer/boot.env"
-    if boot.is_file() and read_env_file(boot).get("LOG_GROUP"):
-        return True
-    return has_settings(root)
+    return boot.is_file() and bool(read_env_file(boot).get("LOG_GROUP"))
 
 
 def _user_data(instance: Any) -> str:
@@ -163,7 +160,8 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     listener.start()
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_serving(endpoint)
-    hosts.has_settings = configures_at_boot
+    hosts.has_settings = has_settings
+    hosts.configures_logs = names_log_group
     hosts.aws_env = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],

@@ -105,6 +105,7 @@ class HostManager:
         self._boot_delay = boot_delay  # how long an instance boots before its app starts
         self.aws_env: dict[str, str] = {}  # what configure at boot needs to reach the sandbox
         self.has_settings: Callable[[Path], bool] = lambda _root: True
+        self.configures_logs: Callable[[Path], bool] = lambda _root: False
         # Told of a host about to go, its app stopped: the CloudWatch agent's last flush.
         self.before_gone: Callable[[str, Path], None] = lambda _id, _root: None
         self._on_boot = on_boot
@@ -183,12 +184,17 @@ class HostManager:
             self._hosts[instance_id] = host
         if (root / CONFIGURE).is_file() and self.has_settings(root):
             # The image configures itself at boot, then the app starts. Without any setting
-            # the playbook would write the app.env the bake wrote: the boot skips it.
+            # the playbook would write the app.env the bake wrote: the app does not wait.
             threading.Thread(
                 target=self._configure_then_start, args=(host, root), daemon=True
             ).start()
         elif app_env:
             self._started(self._start_app(host, root, app_env))
+            if (root / CONFIGURE).is_file() and self.configures_logs(root):
+                # Without settings the app's environment is the bake's, so the app need not
+                # wait (a sandbox shortcut); configure.yml still points the CloudWatch agent
+                # at the log group, and the agent reads the app's log from its start.
+                threading.Thread(target=self._configure, args=(host, root), daemon=True).start()
         write_json(
             host_dir / "host.json",
             {
@@ -205,6 +211,14 @@ class HostManager:
         """What the image's deployer-configure unit does on EC2: configure.yml, run locally
         against the sandbox's SSM, before the app starts.
         """
+        if not self._configure(host, root):
+            return  # as on EC2: the app unit requires the configure unit
+        env_file = root / ENV_FILE
+        if env_file.is_file():
+            self._started(self._start_app(host, root, read_env_file(env_file)))
+
+    def _configure(self, host: Host, root: Path) -> bool:
+        """Run the image's configure.yml as its unit would; whether it succeeded."""
         configure = root / CONFIGURE
         boot = root / BOOT_ENV
         env = {
@@ -222,7 +236,7 @@ class HostManager:
         }
         log_path = self._output(root, units.CONFIGURE_UNIT, "configure.log", host.instance_id)
         if log_path is None:
-            return
+            return False
         with open(log_path, "ab") as out:
             done = subprocess.run(
                 [
@@ -246,10 +260,8 @@ class HostManager:
             )
         if done.returncode != 0:
             log.warning("%s: configure at boot failed (see %s)", host.instance_id, log_path)
-            return  # as on EC2: the app unit requires the configure unit
-        env_file = root / ENV_FILE
-        if env_file.is_file():
-            self._started(self._start_app(host, root, read_env_file(env_file)))
+            return False
+        return True
 
     def _started(self, host: Host) -> None:
         with self._lock:
