@@ -141,6 +141,17 @@ def test_the_log_group_is_the_service_stacks_with_its_retention(project):
     ]
 
 
+def test_the_agent_publishes_memory_and_disk_use_per_fleet(project):
+    metrics = project.client("cloudwatch").list_metrics(Namespace="deployer")["Metrics"]
+    per_fleet = {
+        m["MetricName"]
+        for m in metrics
+        if [d["Name"] for d in m["Dimensions"]] == ["AutoScalingGroupName"]
+        and m["Dimensions"][0]["Value"].startswith("shop-ops-fleet-v1-")
+    }
+    assert per_fleet == {"mem_used_percent", "disk_used_percent"}
+
+
 def test_follow_shows_a_new_line_within_seconds_and_ctrl_c_ends_it_with_0(project):
     instance = project.instances("v1")[0]
     host = control.host_of(Layout.for_workdir(project.workdir), instance)
@@ -212,7 +223,7 @@ def test_a_build_that_logs_an_error_and_answers_500_fails_with_that_line(project
     code, failed, stderr = project.run("release", "v2", config="errors.yaml")
     assert code == 1, stderr
     message = failed["error"]["message"]
-    assert "gate 'GET /" in message or "http" in message
+    assert "gate 'GET /' failed at step 'before switch': status 500" in message
     assert f"ERROR GET /: {CAUSE}" in message and "Last lines from i-" in message
     quoted = failed["error"]["last_lines"]
     assert quoted["version"] == "v2"
@@ -246,3 +257,4 @@ def test_a_secure_setting_reaches_the_app_and_appears_in_no_log_stream(project):
     ]
     assert any("Read the environment's settings" in m for m in messages)
     assert not [m for m in messages if SECRET in m]
+    assert not [m for m in messages if "X-Amz-Signature" in m]  # nor a presigned artifact URL
