@@ -4,7 +4,8 @@
 
 For each size: a fleet of that many instances is released (one environment per size, one
 image for all), then, in the same process as the CLI would run them:
-  logs       `deployer logs --since 10m` of the live fleet (every line of every instance)
+  logs       `deployer logs --since 10m` of the live fleet (finding the fleet included; every
+             line of every instance, each of which has logged)
   logs -f    one more ask of `--follow` (what each poll costs)
   exec       `deployer exec -- uname -a` on the live fleet (permission preflight included)
 and the API calls of each, by operation. Waits poll ListCommands, so their count grows with
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deployer import fleet_logs  # noqa: E402
-from deployer.aws.poller import Poller  # noqa: E402
+from deployer.aws.poller import Poll, Poller  # noqa: E402
 from deployer.config import load_config  # noqa: E402
 from deployer.engine import Engine  # noqa: E402
 from deployer.fleet_exec import run_exec  # noqa: E402
@@ -57,6 +58,19 @@ def engine_for(workdir: Path, size: int) -> Engine:
     return Engine(loaded, runtime, poller, lambda _line: None, workdir)
 
 
+def wait_for_lines(engine: Engine, size: int) -> None:
+    """Until every instance's app line is in the log group (the sandbox's hosts configure the
+    agent beside the app when there are no settings: their first lines may lag a little).
+    """
+    query = fleet_logs.query_for(engine, "live", "10m", None, None)
+
+    def check() -> Poll[None]:
+        seen = {line.instance_id for line in fleet_logs.read(engine, query) if line.source == "app"}
+        return Poll(len(seen) >= size, f"{len(seen)}/{size} instances logged")
+
+    Poller(first_interval=0.5, max_interval=2).until("the app's lines", check, 300)
+
+
 def counted(engine: Engine, action: Callable[[], Any]) -> tuple[Any, Counter[str]]:
     before = Counter(engine.runtime.aws.operations)
     result = action()
@@ -67,8 +81,15 @@ def measure(workdir: Path, size: int) -> dict[str, Any]:
     (workdir / f"size{size}.yaml").write_text(CONFIG.format(size=size))
     Release(engine_for(workdir, size)).run("v1")
     engine = engine_for(workdir, size)
+    wait_for_lines(engine, size)
+    engine = engine_for(workdir, size)
+
+    def logs() -> list[Any]:
+        query = fleet_logs.query_for(engine, "live", "10m", None, None)
+        return fleet_logs.read(engine, query)
+
+    lines, logs_calls = counted(engine, logs)
     query = fleet_logs.query_for(engine, "live", "10m", None, None)
-    lines, logs_calls = counted(engine, lambda: fleet_logs.read(engine, query))
 
     def one_follow_ask() -> int:
         def stop(_seconds: float) -> None:
