@@ -223,7 +223,7 @@ def test_a_build_that_logs_an_error_and_answers_500_fails_with_that_line(project
     code, failed, stderr = project.run("release", "v2", config="errors.yaml")
     assert code == 1, stderr
     message = failed["error"]["message"]
-    assert "gate 'GET /' failed at step 'before switch': status 500" in message
+    assert "gate 'http GET /' failed at step 'before switch': status 500" in message
     assert f"ERROR GET /: {CAUSE}" in message and "Last lines from i-" in message
     quoted = failed["error"]["last_lines"]
     assert quoted["version"] == "v2"
