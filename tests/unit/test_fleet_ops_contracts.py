@@ -192,3 +192,57 @@ def test_a_failed_greens_last_lines_are_one_call_per_instance_read_backwards():
         found = last_lines(Logs(aws), GROUP, "v1.3", since)
         stub.assert_no_pending_responses()
     assert dict(found.by_instance) == {"i-0aaaaaaa": ["boot", "KeyError: 'DATABASE_URL'"]}
+
+
+def test_follow_shows_each_line_once_though_it_asks_again_a_minute_back_and_ctrl_c_ends_it():
+    from types import SimpleNamespace
+
+    from deployer.fleet_logs import FOLLOW_LOOKBACK_MS, LogQuery, follow
+
+    aws = context()
+    engine = SimpleNamespace(runtime=SimpleNamespace(aws=aws))
+    query = LogQuery(GROUP, "v2", "live", "shop-prod-fleet-v2", "v2/", 1_000, "")
+    now = [100_000]
+
+    def event(n: int) -> dict:
+        return {
+            "logStreamName": "v2/i-0aaaaaaa/app",
+            "timestamp": 50_000 + n,
+            "message": f"line {n}",
+            "eventId": str(n),
+        }
+
+    shown: list[str] = []
+    asks = []
+
+    def pause(_seconds: float) -> None:
+        asks.append(now[0])
+        now[0] += 2_000
+        if len(asks) == 2:
+            raise KeyboardInterrupt  # Ctrl-C
+
+    with Stubber(aws.client("logs")) as stub:
+        stub.add_response(
+            "filter_log_events",
+            {"events": [event(1), event(2)]},
+            {"logGroupName": GROUP, "startTime": 1_000, "logStreamNamePrefix": "v2/"},
+        )
+        # the next ask starts a minute before the first one (lines arrive late): line 2 comes
+        # again, and is shown once
+        stub.add_response(
+            "filter_log_events",
+            {"events": [event(2), event(3)]},
+            {
+                "logGroupName": GROUP,
+                "startTime": 100_000 - FOLLOW_LOOKBACK_MS,
+                "logStreamNamePrefix": "v2/",
+            },
+        )
+        count = follow(
+            engine,
+            query,
+            lambda line: shown.append(line.message),
+            sleep=pause,
+            now_ms=lambda: now[0],
+        )
+    assert (count, shown) == (3, ["line 1", "line 2", "line 3"])
