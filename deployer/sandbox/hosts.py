@@ -234,7 +234,9 @@ class HostManager:
             "deployer_sandbox": True,
             "ansible_python_interpreter": sys.executable,
         }
-        log_path = self._output(root, units.CONFIGURE_UNIT, "configure.log", host.instance_id)
+        log_path = units.output_path(
+            root, units.CONFIGURE_UNIT, self.layout.host_dir(host.instance_id) / "configure.log"
+        )
         if log_path is None:
             return False
         with open(log_path, "ab") as out:
@@ -286,7 +288,9 @@ class HostManager:
             "PORT": str(port),
             "INSTANCE_ID": host.instance_id,
         }
-        log_path = self._output(root, units.app_unit(root), "app.log", host.instance_id)
+        log_path = units.output_path(
+            root, units.app_unit(root), self.layout.host_dir(host.instance_id) / "app.log"
+        )
         if log_path is None:
             return host
         with open(log_path, "ab") as out:
@@ -301,18 +305,6 @@ class HostManager:
             )
         (self.layout.host_dir(host.instance_id) / "app.pid").write_text(str(process.pid))
         return Host(host.instance_id, host.ip, port, process)
-
-    def _output(self, root: Path, unit: str, fallback: str, instance_id: str) -> Path | None:
-        """Where a unit's output goes: the file its unit appends to (systemd refuses to start
-        it when that file's directory is missing), else the host's own log.
-        """
-        path = units.output_of(root, unit)
-        if path is None:
-            return self.layout.host_dir(instance_id) / fallback
-        if not path.parent.is_dir():
-            log.warning("%s: %s: the directory of %s is missing", instance_id, unit, path)
-            return None
-        return path
 
     def _shut_down(self, instance_id: str) -> None:
         with self._lock:
@@ -379,25 +371,7 @@ def first_boot(root: Path, instance_id: str, launch: Launch) -> None:
     (state / "instance-id").write_text(instance_id + "\n")
     (state / "user-data.txt").write_text(launch.user_data)
     write_cloud_config_files(root, launch.user_data)
-    cloud_init_output(root, public)
-
-
-CLOUD_INIT_OUTPUT = Path("var/log/cloud-init-output.log")
-
-
-def cloud_init_output(root: Path, host_key: str) -> None:
-    """What cloud-init writes to its output log at first boot: the host key, then that it
-    finished.
-    """
-    path = root / CLOUD_INIT_OUTPUT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    when = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
-    with open(path, "a", encoding="utf-8") as out:
-        out.write(
-            f"Cloud-init v. sandbox running 'modules:final' at {when}.\n"
-            + console_text([" ".join(host_key.split()[:2])])
-            + f"Cloud-init v. sandbox finished at {when}. Datasource DataSourceEc2.\n"
-        )
+    units.cloud_init_output(root, [" ".join(public.split()[:2])])
 
 
 def write_cloud_config_files(root: Path, user_data: str) -> None:

@@ -387,13 +387,8 @@ def close() -> None:
 
 def check_internals() -> list[str]:
     """What moves in moto that this behaviour relies on (empty when nothing did)."""
-    moved = []
-    for name in ("instance_ids", "invocations", "status", "status_details", "parameters"):
-        if name not in Command.__init__.__code__.co_names:
-            moved.append(f"Command.{name}")
-    for name in ("target_count", "completed_count", "error_count", "max_concurrency"):
-        if name not in Command.__init__.__code__.co_names:
-            moved.append(f"Command.{name}")
+    names = ("instance_ids", "invocations", "status", "parameters", "target_count")
+    moved = [f"Command.{n}" for n in names if n not in Command.__init__.__code__.co_names]
     if not hasattr(SimpleSystemManagerBackend, "get_command_by_id"):
         moved.append("SimpleSystemManagerBackend.get_command_by_id")
     return moved

@@ -1,12 +1,20 @@
-"""What a sandbox host reads from the image's systemd units, as systemd would on EC2: where a
-unit's output goes (`StandardOutput=append:PATH`). The app's and the configure unit's output
-then land where the CloudWatch agent's configuration says to look for them.
+"""What a sandbox host does as systemd and cloud-init would on EC2: a unit's output goes where
+the unit says (`StandardOutput=append:PATH`), and cloud-init logs its first boot to
+/var/log/cloud-init-output.log. The app's and the configure unit's output then land where the
+CloudWatch agent's configuration says to look for them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections.abc import Sequence
 from pathlib import Path
+
+from deployer.core.hostkeys import console_text
+
+log = logging.getLogger("deployer.sandbox.units")
 
 UNITS = Path("etc/systemd/system")
 CONFIGURE_UNIT = "deployer-configure.service"
@@ -39,3 +47,34 @@ def output_of(root: Path, unit: str) -> Path | None:
             if path.startswith("/"):
                 return root / path.lstrip("/")
     return None
+
+
+def output_path(root: Path, unit: str, fallback: Path) -> Path | None:
+    """Where a unit's output goes: the file its unit appends to (None: systemd refuses to
+    start it, that file's directory is missing), else `fallback` (the host's own log).
+    """
+    path = output_of(root, unit)
+    if path is None:
+        return fallback
+    if not path.parent.is_dir():
+        log.warning("%s: the directory of %s is missing", unit, path)
+        return None
+    return path
+
+
+CLOUD_INIT_OUTPUT = Path("var/log/cloud-init-output.log")
+
+
+def cloud_init_output(root: Path, host_keys: Sequence[str]) -> None:
+    """What cloud-init writes to its output log at first boot: the host keys, then that it
+    finished.
+    """
+    path = root / CLOUD_INIT_OUTPUT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    when = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(
+            f"Cloud-init v. sandbox running 'modules:final' at {when}.\n"
+            + console_text(host_keys)
+            + f"Cloud-init v. sandbox finished at {when}. Datasource DataSourceEc2.\n"
+        )
