@@ -462,18 +462,153 @@ def status(obj: Context, output: str) -> None:
 @OUTPUT
 @click.pass_obj
 def history(obj: Context, limit: int, output: str) -> None:
-    """The recorded releases and rollbacks, newest first."""
+    """The recorded releases, rollbacks and execs, newest first."""
+    from deployer.fleet_exec import history as read_execs
     from deployer.operations import history as read_history
 
     obj.output(output)
     engine = obj.engine(start_sandbox=False)
     records = ENDING.run(lambda: read_history(engine, limit))
-    lines = [
-        f"{r['started_at']}  {r['kind']:8} {r['version']:<12} {r['outcome']:<11} "
-        f"{r['actor']}  {r['reason']}".rstrip()
+    execs = ENDING.run(lambda: read_execs(engine, limit))
+    rows = [
+        (
+            str(r["started_at"]),
+            f"{r['started_at']}  {r['kind']:8} {r['version']:<12} {r['outcome']:<11} "
+            f"{r['actor']}  {r['reason']}".rstrip(),
+        )
         for r in records
+    ] + [
+        (
+            str(x["started_at"]),
+            f"{x['started_at']}  exec     {x['version']:<12} {x['outcome']:<11} "
+            f"{x['actor']}  {' '.join(map(str, x['command']))}: {x['reason']}".rstrip(),
+        )
+        for x in execs
     ]
-    ENDING.emit({"releases": records}, "\n".join(lines) or "no releases recorded")
+    lines = [text for _, text in sorted(rows, key=lambda row: row[0], reverse=True)][:limit]
+    ENDING.emit({"releases": records, "execs": execs}, "\n".join(lines) or "no releases recorded")
+
+
+@cli.command("logs")
+@click.argument("fleet", default="live", metavar="[VERSION|live|green]")
+@click.option(
+    "--since",
+    default="10m",
+    show_default=True,
+    help="How far back: 90s, 10m, 2h, 1d, or a time (2026-11-26T10:00:00Z).",
+)
+@click.option("--follow", "-f", is_flag=True, help="Keep showing new lines until Ctrl-C.")
+@click.option(
+    "--grep",
+    "pattern",
+    metavar="PATTERN",
+    help="A CloudWatch Logs filter pattern: a word (KeyError), an exact phrase in double "
+    "quotes, words to exclude (-healthz), or a regex between % signs.",
+)
+@click.option("--instance", "instance_id", metavar="ID", help="One instance's lines only.")
+@OUTPUT
+@click.pass_obj
+def logs(
+    obj: Context,
+    fleet: str,
+    since: str,
+    follow: bool,
+    pattern: str | None,
+    instance_id: str | None,
+    output: str,
+) -> None:
+    """A fleet's log lines (the app, its configure unit, cloud-init), by time, each named by
+    its instance and version. A retired version's lines too, within the log group's retention.
+    """
+    from deployer import fleet_logs
+
+    obj.output(output)
+    engine = obj.engine(start_sandbox=False)
+    query = ENDING.run(lambda: fleet_logs.query_for(engine, fleet, since, pattern, instance_id))
+    obj.report(
+        f"logs: {query.version} ({query.role}) in {query.group}"
+        + (f", matching {query.pattern}" if query.pattern else "")
+    )
+    if follow:
+        shown: list[Any] = []
+
+        def show(line: Any) -> None:
+            if output == "json":
+                shown.append(line)
+            else:
+                click.echo(line.text())
+
+        ENDING.run(lambda: fleet_logs.follow(engine, query, show))
+        lines = shown
+    else:
+        lines = ENDING.run(lambda: fleet_logs.read(engine, query))
+    data = {**query.to_json(), "lines": [line.to_json() for line in lines]}
+    if follow and output != "json":
+        ENDING.emit(data, "")
+    else:
+        ENDING.emit(data, "\n".join(line.text() for line in lines) or "no lines")
+
+
+@cli.command("exec", context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--fleet",
+    "selector",
+    default="live",
+    show_default=True,
+    metavar="live|green|VERSION",
+    help="Which fleet's instances run the command.",
+)
+@click.option(
+    "--max-concurrency",
+    default="50",
+    show_default=True,
+    metavar="N|P%",
+    help="How many instances run it at once (Run Command's MaxConcurrency).",
+)
+@click.option(
+    "--max-errors",
+    default="0",
+    show_default=True,
+    metavar="N|P%",
+    help="After this many failures, no more instances are sent it (MaxErrors).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=600,
+    show_default=True,
+    type=int,
+    metavar="S",
+    help="Seconds the command may run on each instance.",
+)
+@OUTPUT
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_command(
+    obj: Context,
+    selector: str,
+    max_concurrency: str,
+    max_errors: str,
+    timeout_s: int,
+    output: str,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND on every instance of a fleet through SSM Run Command (no SSH): deployer
+    exec -- uname -a. The words are joined for the instance's shell, as ssh does. Each
+    instance's exit status and output are printed; exit 1 names every instance that failed.
+    Journalled (see `history`); takes no lock.
+    """
+    from deployer.fleet_exec import exec_json, raise_if_failed, render, run_exec
+
+    obj.output(output)
+    engine = obj.engine(start_sandbox=False)
+    result = ENDING.run(
+        lambda: run_exec(engine, command, selector, max_concurrency, max_errors, timeout_s)
+    )
+    if output != "json":
+        click.echo(render(result))
+    ENDING.run(lambda: raise_if_failed(result))
+    ENDING.emit(exec_json(result), "")
 
 
 @cli.command()
@@ -757,6 +892,7 @@ def _terminated(signum: int, _frame: object) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)
     argv = sys.argv[1:]
+    argv = argv[: argv.index("--")] if "--" in argv else argv  # exec's command is not ours
     ENDING.json = any(
         a in ("--output=json", "-ojson") or (a in ("--output", "-o") and nxt == "json")
         for a, nxt in zip(argv, [*argv[1:], ""], strict=False)

@@ -547,6 +547,42 @@ class Service(Strict):
         return self.listener_arn is not None
 
 
+# What CloudWatch Logs accepts as a retention (PutRetentionPolicy, AWS::Logs::LogGroup).
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
+    *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
+)
+
+
+class Logs(Strict):
+    """The app/environment's log group (made by the service stack), which the instances'
+    CloudWatch agent ships the app's output, the configure unit's log and cloud-init's to.
+    """
+
+    retention_days: int = Field(
+        default=30,
+        description="How long CloudWatch Logs keeps the lines: one of "
+        + ", ".join(str(d) for d in LOG_RETENTION_DAYS)
+        + ".",
+    )
+    kms_key_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$",
+        description="A KMS key (its ARN) that encrypts the log group; its key policy must let "
+        "logs.<region>.amazonaws.com use it. Default: CloudWatch Logs' own encryption.",
+    )
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        if days not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"{days} is not a retention CloudWatch Logs offers: "
+                + ", ".join(str(d) for d in LOG_RETENTION_DAYS)
+            )
+        return days
+
+
 class CloudFormationSettings(Strict):
     role_arn: str | None = Field(
         default=None,
@@ -592,6 +628,7 @@ class DeployConfig(Strict):
     tls: Tls | None = None
     alb: Alb = Field(default_factory=Alb)
     cloudformation: CloudFormationSettings = Field(default_factory=CloudFormationSettings)
+    logs: Logs = Field(default_factory=Logs)
     service: Service = Field(default_factory=Service)
     protected: bool = Field(
         default=False,

@@ -3,6 +3,7 @@
     DeployerError               (exit 1 unless a subclass says otherwise)
     ├── ReleaseFailed       1   a gate, the bake or a fleet failed; traffic is on the previous fleet
     │   └── GateFailed      1   names the gate, the observation and the step
+    ├── ExecFailed          1   `deployer exec` failed on an instance; names each one
     ├── BadInput            2   config, version, template, playbook, argument; nothing changed
     ├── LockHeld            3   another release holds the lock
     ├── NeedsHuman          4   a rollback or cleanup step failed; the journal says what to do
@@ -31,7 +32,8 @@ class ExitCode(IntEnum):
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "done: released or rolled back as asked",
     ExitCode.RELEASE_FAILED: (
-        "release failed its gates and was rolled back cleanly; traffic is on the previous fleet"
+        "release failed its gates and was rolled back cleanly; traffic is on the previous fleet "
+        "(`exec`: the command failed on an instance)"
     ),
     ExitCode.BAD_INPUT: "bad input (config, version, template, playbook): nothing was changed",
     ExitCode.LOCK_HELD: "another release holds the lock",
@@ -51,11 +53,8 @@ class DeployerError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-    @property
-    def details(self) -> dict[str, Any]:
-        """What `--output json` adds to the error beside its kind and message."""
-        return {}
+        # More to say with --output json, beside the message (in the document's `error`).
+        self.details: dict[str, Any] = {}
 
 
 class ReleaseFailed(DeployerError):
@@ -71,10 +70,13 @@ class GateFailed(ReleaseFailed):
         self.observation = observation
         self.step = step
         self.evidence = evidence or {}
+        self.details = {"gate": gate, "step": step, "evidence": self.evidence}
 
-    @property
-    def details(self) -> dict[str, Any]:
-        return {"gate": self.gate, "step": self.step, "evidence": self.evidence}
+
+class ExecFailed(DeployerError):
+    """`deployer exec`: the command failed (or did not run) on some instance."""
+
+    exit_code = ExitCode.RELEASE_FAILED
 
 
 class BadInput(DeployerError):

@@ -124,8 +124,14 @@ def status(engine: Engine) -> dict[str, Any]:
         if is_live and not healthy:
             warnings.append(
                 f"the live fleet {fleet.version} is not healthy "
-                f"({_healthy_count(health)}/{fleet.desired} healthy): check the app; "
-                "`deployer rollback` switches to the previous fleet if it is warm"
+                f"({_healthy_count(health)}/{fleet.desired} healthy): `deployer logs "
+                f"{fleet.version}` shows its instances' lines; `deployer rollback` switches to "
+                "the previous fleet if it is warm"
+            )
+        elif role == "sick":
+            warnings.append(
+                f"{fleet.version} is not healthy ({_healthy_count(health)}/{fleet.desired} "
+                f"healthy): `deployer logs {fleet.version}` shows why"
             )
         result["fleets"].append(
             {

@@ -61,12 +61,11 @@ class Ending:
             print(text, file=sys.stderr if self.result_to_stderr else sys.stdout)
 
     def fail(self, exc: DeployerError, **extra: Any) -> NoReturn:
-        extra = {**exc.details, **extra}
         code = int(exc.exit_code)
         self._end(False, code, {}, exc.message)
         say(_color("1;31", "error: ") + exc.message)
         say(_color("2", f"exit {code}: {EXIT_CODE_MEANINGS[exc.exit_code]}"))
-        self._json_failure(code, type(exc).__name__, exc.message, extra)
+        self._json_failure(code, type(exc).__name__, exc.message, {**exc.details, **extra})
         sys.exit(code)
 
     def interrupted(self) -> NoReturn:

@@ -102,6 +102,8 @@ def evaluate(
             return f"arn:{partition}:s3:::{engine.artifact_bucket}/{names.app}/deployer.tar.gz"
         if service == "s3":
             return f"arn:{partition}:s3:::{engine.artifact_bucket}"
+        if action == "ssm:SendCommand":  # on an instance of the app (its tag in the context)
+            return f"arn:{partition}:ec2:{region}:{account}:instance/*"
         if service == "ssm" and "Parameter" in name:
             return f"arn:{partition}:ssm:{region}:{account}:parameter/deployer/{names.scope}"
         if action == "iam:PassRole" and role:
@@ -165,6 +167,7 @@ def request_context(engine: Engine) -> dict[str, list[str]]:
         for prefix in ("aws:RequestTag", "aws:ResourceTag", "ec2:ResourceTag"):
             context[f"{prefix}/{key}"] = [tags[key]]
         context[f"autoscaling:ResourceTag/{key}"] = [tags[key]]
+        context[f"ssm:resourceTag/{key}"] = [tags[key]]
     role = engine.spec.cloudformation.role_arn
     if role:
         context["cloudformation:RoleArn"] = [role]

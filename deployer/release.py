@@ -155,6 +155,8 @@ def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
     reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
     e.report(f"release failed: {reason}")
     put_back(e, run.infra, record, reason)
+    if isinstance(exc, ReleaseFailed) and record.fleet_stack:
+        explain(e, record, exc)  # traffic is back first; then the app's own last words
     if isinstance(exc, KeyboardInterrupt | DeployerError):
         return exc
     if is_transient(exc) or isinstance(exc, PollTimeout):
@@ -163,6 +165,23 @@ def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
             f"was; rerun `deployer release {record.version}` once AWS answers."
         )
     return ReleaseFailed(f"release failed: {exc}; traffic was not moved")
+
+
+def explain(engine: Engine, record: ReleaseRecord, exc: ReleaseFailed) -> None:
+    """Add green's last log lines to the failure: in its message (so the outcome event and the
+    step summary carry them) and, all of them, in --output json.
+    """
+    from deployer.aws.logs import Logs
+    from deployer.green_logs import for_failure
+
+    found = for_failure(
+        Logs(engine.runtime.aws), engine.names.log_group, record.version, record.started_at
+    )
+    if found is None:
+        return
+    exc.message = f"{exc.message}. {found.sentence()}"
+    exc.args = (exc.message,)
+    exc.details = {**exc.details, "last_lines": found.to_json()}
 
 
 def resume_or_supersede(engine: Engine, infra: Infra, wanted: Identity) -> ReleaseRecord | None:

@@ -150,3 +150,22 @@ RELEASE_ACTIONS: frozenset[str] = BAKE_ACTIONS | frozenset(
         "elasticloadbalancing:ModifyListener",
     }
 )
+
+# What `deployer exec` makes: the fleet found, the permission preflight, the command sent and
+# followed, and the exec journalled.
+EXEC_ACTIONS: frozenset[str] = frozenset(
+    {
+        "iam:SimulatePrincipalPolicy",
+        "iam:GetRole",
+        "elasticloadbalancing:DescribeTags",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeRules",
+        "cloudformation:DescribeStacks",
+        "autoscaling:DescribeAutoScalingGroups",
+        "ssm:SendCommand",
+        "ssm:ListCommands",
+        "ssm:ListCommandInvocations",
+        "ssm:CancelCommand",  # on Ctrl-C
+        "dynamodb:PutItem",
+    }
+)

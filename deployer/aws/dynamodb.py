@@ -1,4 +1,6 @@
-"""DynamoDB adapter: the release journal (one table, created if missing)."""
+"""DynamoDB adapter: the release journal (one table, created if missing): releases, rollbacks
+and execs, and the lease locks.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from botocore.exceptions import ClientError
 
 from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, error_code
+from deployer.core.execs import ExecRecord
 from deployer.core.model import Actor, Kind, Outcome, Phase, ReleaseRecord
 
 TABLE = "deployer-journal"
 RECORD_PREFIX = "release#"
+EXEC_PREFIX = "exec#"
 
 
 def record_to_item(scope: str, record: ReleaseRecord) -> dict[str, Any]:
@@ -136,6 +140,38 @@ class Journal:
                 return []
             raise
         return [item_to_record(item) for item in response["Items"]]
+
+    def write_exec(self, record: ExecRecord) -> None:
+        """An exec (`deployer exec`), beside the releases: it holds no lock, so no fence."""
+        self._ddb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": self.scope},
+                "sk": {"S": EXEC_PREFIX + record.exec_id},
+                "version": {"S": record.version},
+                "outcome": {"S": record.outcome.value},
+                "record": {"S": json.dumps(record.to_json(), sort_keys=True)},
+            },
+        )
+
+    def execs(self, limit: int = 50) -> list[ExecRecord]:
+        """The journalled execs, newest first."""
+        try:
+            response = self._ddb.query(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={
+                    ":pk": {"S": self.scope},
+                    ":prefix": {"S": EXEC_PREFIX},
+                },
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return []
+            raise
+        return [ExecRecord.from_json(json.loads(i["record"]["S"])) for i in response["Items"]]
 
     def records_of_app(self, app: str) -> list[ReleaseRecord]:
         """Every release record of `app`, in every environment (the images are shared)."""

@@ -1,15 +1,17 @@
-"""SSM adapter: public parameters such as the latest Amazon Linux AMI id, and an
-environment's settings (Parameter Store, under /deployer/<app>/<environment>/).
+"""SSM adapter: public parameters such as the latest Amazon Linux AMI id, an environment's
+settings (Parameter Store, under /deployer/<app>/<environment>/), and Run Command.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from deployer.aws.session import AwsContext, error_code
+from deployer.core.execs import InstanceResult, count_of
 from deployer.errors import BadInput
 
 SSM_PREFIX = "resolve:ssm:"
@@ -95,3 +97,105 @@ class Ssm:
                 return False
             raise
         return True
+
+
+# ---- Run Command ---------------------------------------------------------------------------
+
+SHELL_DOCUMENT = "AWS-RunShellScript"
+OUTPUT_INLINE_MAX = 2_500  # ListCommandInvocations' plugin Output holds at most this much
+MAX_DELIVERY_TIMEOUT_S = 2_592_000
+
+
+@dataclass(frozen=True)
+class CommandState:
+    """A command's aggregate state (ListCommands)."""
+
+    status: str
+    details: str
+    targets: int
+    completed: int
+    errors: int
+
+
+class RunCommand:
+    """SSM Run Command: a shell script sent to instances chosen by their tags."""
+
+    def __init__(self, aws: AwsContext) -> None:
+        self._aws = aws
+
+    @property
+    def _ssm(self) -> Any:
+        return self._aws.client("ssm")
+
+    def send(
+        self,
+        script: str,
+        tags: dict[str, str],
+        max_concurrency: str,
+        max_errors: str,
+        timeout_s: int,
+        log_group: str,
+        comment: str,
+        expected: int,
+    ) -> str:
+        """Send `script` (AWS-RunShellScript) to the instances carrying every tag; its whole
+        output goes to `log_group`. Returns the command id.
+
+        The delivery timeout covers the batches MaxConcurrency makes wait for each other.
+        """
+        concurrency = count_of(max_concurrency, max(expected, 1), 1)
+        batches = max(1, math.ceil(max(expected, 1) / concurrency))
+        answer = self._ssm.send_command(
+            DocumentName=SHELL_DOCUMENT,
+            Targets=[{"Key": f"tag:{key}", "Values": [value]} for key, value in tags.items()],
+            Parameters={"commands": [script], "executionTimeout": [str(timeout_s)]},
+            MaxConcurrency=max_concurrency,
+            MaxErrors=max_errors,
+            TimeoutSeconds=min(MAX_DELIVERY_TIMEOUT_S, max(30, timeout_s * batches + 60)),
+            CloudWatchOutputConfig={
+                "CloudWatchLogGroupName": log_group,
+                "CloudWatchOutputEnabled": True,
+            },
+            Comment=comment[:100],
+        )
+        return str(answer["Command"]["CommandId"])
+
+    def state(self, command_id: str) -> CommandState:
+        command = self._ssm.list_commands(CommandId=command_id)["Commands"][0]
+        return CommandState(
+            status=str(command.get("Status", "")),
+            details=str(command.get("StatusDetails", "")),
+            targets=int(command.get("TargetCount", 0)),
+            completed=int(command.get("CompletedCount", 0)),
+            errors=int(command.get("ErrorCount", 0)),
+        )
+
+    def results(self, command_id: str) -> list[InstanceResult]:
+        """Each instance's invocation, with the output Run Command answers inline (50 to a
+        page). Where it was cut, the whole output is in the log group's streams named here.
+        """
+        found: list[InstanceResult] = []
+        pages = self._ssm.get_paginator("list_command_invocations").paginate(
+            CommandId=command_id, Details=True
+        )
+        for page in pages:
+            for invocation in page.get("CommandInvocations", []):
+                plugins = invocation.get("CommandPlugins") or [{}]
+                output = str(plugins[0].get("Output", ""))
+                instance_id = str(invocation["InstanceId"])
+                stream = f"{command_id}/{instance_id}/aws-runShellScript"
+                found.append(
+                    InstanceResult(
+                        instance_id=instance_id,
+                        status=str(invocation.get("Status", "")),
+                        exit_code=int(plugins[0].get("ResponseCode", -1)),
+                        output=output,
+                        truncated=len(output) >= OUTPUT_INLINE_MAX,
+                        stdout_stream=f"{stream}/stdout",
+                        stderr_stream=f"{stream}/stderr",
+                    )
+                )
+        return found
+
+    def cancel(self, command_id: str) -> None:
+        self._ssm.cancel_command(CommandId=command_id)

@@ -60,6 +60,11 @@ class Names:
         return f"{self.prefix}-service"
 
     @property
+    def log_group(self) -> str:
+        """The CloudWatch Logs group of the app/environment (the service stack makes it)."""
+        return f"/deployer/{self.app}/{self.environment}"
+
+    @property
     def fleet_stack_prefix(self) -> str:
         return f"{self.prefix}-fleet-"
 

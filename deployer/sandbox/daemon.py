@@ -20,12 +20,22 @@ from moto.ec2.models import ec2_backends
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.ssm.models import ssm_backends
 
-from deployer.sandbox import alarms, api_rules, latency, lifecycle, patches, stacks
+from deployer.sandbox import (
+    alarms,
+    api_rules,
+    latency,
+    lifecycle,
+    logs_api,
+    patches,
+    run_command,
+    stacks,
+)
+from deployer.sandbox.agent import LogAgent
 from deployer.sandbox.alarms import Evaluator
 from deployer.sandbox.cloudwatch_clock import Clock
 from deployer.sandbox.front import Fronts
 from deployer.sandbox.gateway import Gateway, Listener
-from deployer.sandbox.hosts import HostManager, Launch
+from deployer.sandbox.hosts import HostManager, Launch, read_env_file
 from deployer.sandbox.layout import ACCOUNT_ID, CREDENTIALS, REGION, Layout, write_json
 from deployer.sandbox.prober import Prober
 from deployer.sandbox.profile import behaviours_for
@@ -71,6 +81,14 @@ def has_settings(root: Path) -> bool:
             return any(True for _ in parameters.get_keys_beginning_with(path, False))
     except AttributeError:  # moto moved it: run the playbook, as on EC2
         return True
+
+
+def names_log_group(root: Path) -> bool:
+    """Whether the launch template names a log group: configure.yml then points the
+    CloudWatch agent at it, settings or not.
+    """
+    boot = root / "etc/deployer/boot.env"
+    return boot.is_file() and bool(read_env_file(boot).get("LOG_GROUP"))
 
 
 def _user_data(instance: Any) -> str:
@@ -128,6 +146,10 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     stacks.apply()
     api_rules.apply()
     alarms.apply()
+    logs_api.apply()
+    run_command.apply(hosts.booted)
+    log_agent = LogAgent(hosts.booted, hosts.address_of)
+    hosts.before_gone = log_agent.flush
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)
     # CloudWatch's clock is set at start: its periods must not change length under a reader.
     cloudwatch_scale = WORLD.behaviours.cloudwatch_scale(time_scale)
@@ -141,6 +163,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_serving(endpoint)
     hosts.has_settings = has_settings
+    hosts.configures_logs = names_log_group
     hosts.aws_env = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
@@ -167,6 +190,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
                 hosts.reconcile(running_instances())
                 prober.tick()
                 fronts.reconcile()
+                log_agent.tick()
                 evaluator.tick()  # CloudWatch: host counts, and alarms once a scaled minute
             except Exception:  # keep serving; the log says what went wrong
                 log.exception("data plane tick failed")
@@ -176,6 +200,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
         layout.state_file.unlink(missing_ok=True)
         fronts.close()
         prober.close()
+        run_command.close()
         hosts.shut_down_all()
         listener.stop()
         log.info("sandbox stopped")

@@ -26,6 +26,7 @@ import yaml
 
 from deployer.bake.keys import new_ed25519, write_private
 from deployer.core.hostkeys import console_text
+from deployer.sandbox import units
 from deployer.sandbox.layout import Layout, write_json
 
 log = logging.getLogger("deployer.sandbox.hosts")
@@ -104,6 +105,9 @@ class HostManager:
         self._boot_delay = boot_delay  # how long an instance boots before its app starts
         self.aws_env: dict[str, str] = {}  # what configure at boot needs to reach the sandbox
         self.has_settings: Callable[[Path], bool] = lambda _root: True
+        self.configures_logs: Callable[[Path], bool] = lambda _root: False
+        # Told of a host about to go, its app stopped: the CloudWatch agent's last flush.
+        self.before_gone: Callable[[str, Path], None] = lambda _id, _root: None
         self._on_boot = on_boot
         self._running_since: dict[str, float] = {}
         self._hosts: dict[str, Host] = {}
@@ -116,6 +120,17 @@ class HostManager:
         with self._lock:
             host = self._hosts.get(instance_id)
             return (host.ip, host.port) if host else None
+
+    def booted(self) -> dict[str, Path]:
+        """Instance id -> root of every host that has booted (and not shut down)."""
+        with self._lock:
+            ids = list(self._hosts)
+        return {i: self.layout.host_root(i) for i in ids}
+
+    def address_of(self, instance_id: str) -> str:
+        with self._lock:
+            host = self._hosts.get(instance_id)
+        return host.ip if host else ""
 
     def _allocate(self, app_port: int) -> tuple[str, int]:
         """A loopback address (and port) where nothing listens yet.
@@ -169,12 +184,17 @@ class HostManager:
             self._hosts[instance_id] = host
         if (root / CONFIGURE).is_file() and self.has_settings(root):
             # The image configures itself at boot, then the app starts. Without any setting
-            # the playbook would write the app.env the bake wrote: the boot skips it.
+            # the playbook would write the app.env the bake wrote: the app does not wait.
             threading.Thread(
                 target=self._configure_then_start, args=(host, root), daemon=True
             ).start()
         elif app_env:
             self._started(self._start_app(host, root, app_env))
+            if (root / CONFIGURE).is_file() and self.configures_logs(root):
+                # Without settings the app's environment is the bake's, so the app need not
+                # wait (a sandbox shortcut); configure.yml still points the CloudWatch agent
+                # at the log group, and the agent reads the app's log from its start.
+                threading.Thread(target=self._configure, args=(host, root), daemon=True).start()
         write_json(
             host_dir / "host.json",
             {
@@ -191,6 +211,14 @@ class HostManager:
         """What the image's deployer-configure unit does on EC2: configure.yml, run locally
         against the sandbox's SSM, before the app starts.
         """
+        if not self._configure(host, root):
+            return  # as on EC2: the app unit requires the configure unit
+        env_file = root / ENV_FILE
+        if env_file.is_file():
+            self._started(self._start_app(host, root, read_env_file(env_file)))
+
+    def _configure(self, host: Host, root: Path) -> bool:
+        """Run the image's configure.yml as its unit would; whether it succeeded."""
         configure = root / CONFIGURE
         boot = root / BOOT_ENV
         env = {
@@ -206,7 +234,11 @@ class HostManager:
             "deployer_sandbox": True,
             "ansible_python_interpreter": sys.executable,
         }
-        log_path = self.layout.host_dir(host.instance_id) / "configure.log"
+        log_path = units.output_path(
+            root, units.CONFIGURE_UNIT, self.layout.host_dir(host.instance_id) / "configure.log"
+        )
+        if log_path is None:
+            return False
         with open(log_path, "ab") as out:
             done = subprocess.run(
                 [
@@ -230,10 +262,8 @@ class HostManager:
             )
         if done.returncode != 0:
             log.warning("%s: configure at boot failed (see %s)", host.instance_id, log_path)
-            return  # as on EC2: the app unit requires the configure unit
-        env_file = root / ENV_FILE
-        if env_file.is_file():
-            self._started(self._start_app(host, root, read_env_file(env_file)))
+            return False
+        return True
 
     def _started(self, host: Host) -> None:
         with self._lock:
@@ -258,7 +288,11 @@ class HostManager:
             "PORT": str(port),
             "INSTANCE_ID": host.instance_id,
         }
-        log_path = self.layout.host_dir(host.instance_id) / "app.log"
+        log_path = units.output_path(
+            root, units.app_unit(root), self.layout.host_dir(host.instance_id) / "app.log"
+        )
+        if log_path is None:
+            return host
         with open(log_path, "ab") as out:
             process = subprocess.Popen(
                 [str(run)],
@@ -277,6 +311,11 @@ class HostManager:
             host = self._hosts.pop(instance_id, None)
         if host and host.process:
             stop_process_group(host.process.pid, child=host.process)
+        if host:
+            try:
+                self.before_gone(instance_id, self.layout.host_root(instance_id))
+            except Exception:  # its logs are not worth keeping a host for
+                log.exception("%s: the last flush failed", instance_id)
         shutil.rmtree(self.layout.host_dir(instance_id), ignore_errors=True)
         log.info("terminated %s", instance_id)
 
@@ -332,6 +371,7 @@ def first_boot(root: Path, instance_id: str, launch: Launch) -> None:
     (state / "instance-id").write_text(instance_id + "\n")
     (state / "user-data.txt").write_text(launch.user_data)
     write_cloud_config_files(root, launch.user_data)
+    units.cloud_init_output(root, [" ".join(public.split()[:2])])
 
 
 def write_cloud_config_files(root: Path, user_data: str) -> None:

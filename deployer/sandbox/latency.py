@@ -94,6 +94,10 @@ COPY_IMAGE_PER_GIB_S = 30.0  # [E]
 # Elb.InitialHealthChecking) until it passes its first check; [E] registration lag ~10 s.
 TARGET_REGISTRATION_S = 10.0
 
+# Run Command: [E] the SSM agent takes a sent command from its message channel within about a
+# second (no published figure).
+RUN_COMMAND_DELIVERY_S = 1.0
+
 
 def create_seconds(resource_type: str) -> float:
     return CREATE_S.get(resource_type, DEFAULT_CREATE_S)

@@ -38,7 +38,7 @@ from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 
-from deployer.sandbox import api_rules, lifecycle, stacks
+from deployer.sandbox import agent, api_rules, lifecycle, logs_api, run_command, stacks
 
 HealthLookup = Callable[[str, str], tuple[str, str, str] | None]
 ImageCapture = Callable[[str, str], None]
@@ -77,6 +77,7 @@ def check_internals() -> None:
     ]:
         raise MotoInternalsChanged(f"FakeHealthStatus{status_params}")
     moved = lifecycle.check_internals() + stacks.check_internals() + api_rules.check_internals()
+    moved += agent.check_internals() + logs_api.check_internals() + run_command.check_internals()
     if moved:
         raise MotoInternalsChanged(", ".join(moved))
     for attribute in (

@@ -7,15 +7,18 @@ BROKEN=1 in app.env (or a file named BROKEN next to this one) makes the health c
 which is how the tests build a version that must be rejected. FAIL_AFTER=<seconds> makes it
 fail only after that many seconds of uptime; FLAP=<seconds> makes it alternate, healthy for
 that long, then failing for that long; WARMUP=<seconds> makes it fail until it has been up
-that long, as an app that loads its caches first. Each also works as a file of that name holding the value.
+that long, as an app that loads its caches first. Each also works as a file of that name
+holding the value.
 ERRORS=1 (or a file named ERRORS) makes GET / answer 500 while /healthz stays 200: a build
 that passes its health checks and fails its users, which only traffic metrics catch.
 ERROR_RATE=<fraction> (or a file of that name) fails only that share of GET / (0.1: every
-tenth request), as a build with a bug on some paths does.
+tenth request), as a build with a bug on some paths does. Each such answer logs
+`ERROR GET /: <cause>` to stderr, the cause being the ERRORS file's text.
 """
 
 import json
 import os
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,6 +76,12 @@ class Handler(BaseHTTPRequestHandler):
             status, body = 200, json.dumps({"version": VERSION}) + "\n"
         elif fails_this_one():
             status, body = 500, f"error from {VERSION}\n"
+            cause = _read(os.path.join(HERE, "ERRORS")) or "ERRORS or ERROR_RATE is set"
+            print(
+                f"ERROR GET {self.path}: {cause if cause != '1' else 'ERRORS is set'}",
+                file=sys.stderr,
+                flush=True,
+            )
         else:
             status, body = 200, f"hello from {VERSION}\n"
         data = body.encode()

@@ -193,7 +193,11 @@ def test_settings_reach_new_instances_at_boot_and_a_secret_is_never_printed(proj
     outputs = [listed, release, history, status]
     assert not any(SECRET in o.stdout + o.stderr for o in outputs)
     assert SECRET not in (workdir / ".deployer/sandbox/daemon.log").read_text()
-    for log in (workdir / ".deployer/sandbox/hosts").glob("*/configure.log"):
+    configure_logs = list(
+        (workdir / ".deployer/sandbox/hosts").glob("*/root/var/log/deployer/configure.log")
+    )
+    assert configure_logs  # where the configure unit's output goes (its unit says)
+    for log in configure_logs:
         assert SECRET not in log.read_text()
     revealed = cli(workdir, env, "config", "get", "DB_PASSWORD", "--reveal")
     assert revealed.stdout.strip() == SECRET

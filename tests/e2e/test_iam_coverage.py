@@ -1,7 +1,7 @@
 """The deploy role in cloudformation/deployer-iam.yaml grants what deployer does, and no more
 services than it uses: every AWS action a sandbox bake, release, canary, rollback, gc, plan,
-settings change and destroy make is recorded (DEPLOYER_ACTION_LOG, from botocore's events),
-and checked against the role's policy. What CloudFormation does on the caller's behalf for
+settings change, logs, exec and destroy make is recorded (DEPLOYER_ACTION_LOG, from botocore's
+events), and checked against the role's policy. What CloudFormation does on the caller's behalf for
 each resource type of our templates (cloudformation/resource-actions.yaml) is checked against
 the CloudFormation service role's policy.
 
@@ -90,6 +90,8 @@ COMMANDS = (
     ("status",),
     ("history",),
     ("rollback",),
+    ("logs", "--since", "5m"),
+    ("exec", "--", "true"),
     ("config", "unset", "GREETING"),
     ("gc",),
     ("destroy", "--yes"),
@@ -140,6 +142,13 @@ def test_the_permission_preflight_asks_for_what_bake_and_release_make(recorded):
 
     assert sorted(recorded["bake"] - UNCONDITIONAL - BAKE_ACTIONS) == []
     assert sorted(recorded["release"] - UNCONDITIONAL - RELEASE_ACTIONS) == []
+
+
+def test_the_permission_preflight_of_exec_asks_for_what_it_makes(recorded):
+    from deployer.aws.actions import EXEC_ACTIONS, UNCONDITIONAL
+
+    assert "ssm:SendCommand" in recorded["exec"]
+    assert sorted(recorded["exec"] - UNCONDITIONAL - EXEC_ACTIONS) == []
 
 
 def test_every_resource_type_of_the_templates_has_its_actions_in_the_map():

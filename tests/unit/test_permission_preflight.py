@@ -150,3 +150,18 @@ def test_a_listener_is_simulated_with_its_own_tags_not_deployers():
         "aws:RequestedRegion": ["eu-west-1"],
         "aws:ResourceTag/team": ["web"],
     }
+
+
+def test_exec_is_simulated_on_the_apps_instances_with_their_tag():
+    from types import SimpleNamespace
+
+    from deployer.permissions import request_context
+
+    engine = SimpleNamespace(
+        tags=lambda: {"deployer:app": "hello", "deployer:environment": "prod"},
+        runtime=SimpleNamespace(aws=SimpleNamespace(region="eu-west-1")),
+        spec=SimpleNamespace(cloudformation=SimpleNamespace(role_arn=None)),
+    )
+    context = request_context(engine)  # type: ignore[arg-type]
+    # the deploy role allows ssm:SendCommand on instances whose ssm:resourceTag says its app
+    assert context["ssm:resourceTag/deployer:app"] == ["hello"]

@@ -1,0 +1,248 @@
+"""AWS's documented shapes for `deployer logs` and `deployer exec`, where the sandbox is not AWS
+(botocore's Stubber; the request each call must carry is checked by the Stubber too):
+
+- FilterLogEvents may answer a partly full or empty page with a nextToken: the search goes on
+  until a page has none.
+- ListCommandInvocations pages hold at most 50 invocations; the plugin's Output holds at most
+  2,500 characters, the whole output is in CloudWatch Logs under SSM's stream names.
+- SendCommand targets the fleet by tags, with AWS-RunShellScript, the rate controls, an
+  execution timeout and the log group for the output.
+- A failed green's last lines: one DescribeLogStreams, then one GetLogEvents read backwards per
+  instance's app stream.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import boto3
+from botocore.stub import ANY, Stubber
+
+from deployer.aws.logs import Logs
+from deployer.aws.session import AwsContext
+from deployer.aws.ssm import RunCommand
+from deployer.green_logs import last_lines
+
+GROUP = "/deployer/shop/prod"
+CMD = "6f1cd2a4-80e1-43da-9acd-680c2fd33b57"
+
+
+def context() -> AwsContext:
+    session = boto3.Session(
+        aws_access_key_id="x", aws_secret_access_key="x", region_name="eu-west-1"
+    )
+    return AwsContext(session=session)
+
+
+def test_an_empty_page_with_a_token_does_not_end_the_search():
+    aws = context()
+    with Stubber(aws.client("logs")) as stub:
+        asked = {"logGroupName": GROUP, "startTime": 1000, "logStreamNamePrefix": "v2/"}
+        stub.add_response(
+            "filter_log_events",
+            {
+                "events": [
+                    {
+                        "logStreamName": "v2/i-0aaaaaaa/app",
+                        "timestamp": 1001,
+                        "message": "one",
+                        "eventId": "1",
+                    }
+                ],
+                "nextToken": "t1",
+            },
+            asked,
+        )
+        stub.add_response(
+            "filter_log_events", {"events": [], "nextToken": "t2"}, {**asked, "nextToken": "t1"}
+        )
+        stub.add_response(
+            "filter_log_events",
+            {
+                "events": [
+                    {
+                        "logStreamName": "v2/i-0bbbbbbb/app",
+                        "timestamp": 1002,
+                        "message": "two",
+                        "eventId": "2",
+                    }
+                ]
+            },
+            {**asked, "nextToken": "t2"},
+        )
+        events = list(Logs(aws).events(GROUP, "v2/", 1000))
+        stub.assert_no_pending_responses()
+    assert [(e.stream, e.message) for e in events] == [
+        ("v2/i-0aaaaaaa/app", "one"),
+        ("v2/i-0bbbbbbb/app", "two"),
+    ]
+
+
+def test_a_fleet_is_targeted_by_its_tags_with_the_shell_document_and_its_rate_controls():
+    aws = context()
+    with Stubber(aws.client("ssm")) as stub:
+        stub.add_response(
+            "send_command",
+            {"Command": {"CommandId": CMD, "Status": "Pending"}},
+            {
+                "DocumentName": "AWS-RunShellScript",
+                "Targets": [
+                    {"Key": "tag:deployer:app", "Values": ["shop"]},
+                    {"Key": "tag:deployer:environment", "Values": ["prod"]},
+                    {"Key": "tag:aws:autoscaling:groupName", "Values": ["shop-prod-fleet-v2-asg"]},
+                ],
+                "Parameters": {"commands": ["uname -a"], "executionTimeout": ["600"]},
+                "MaxConcurrency": "25%",
+                "MaxErrors": "1",
+                # 16 instances, 4 at a time: 4 batches of up to 600 s each may wait their turn
+                "TimeoutSeconds": 4 * 600 + 60,
+                "CloudWatchOutputConfig": {
+                    "CloudWatchLogGroupName": GROUP,
+                    "CloudWatchOutputEnabled": True,
+                },
+                "Comment": ANY,
+            },
+        )
+        command_id = RunCommand(aws).send(
+            "uname -a",
+            {
+                "deployer:app": "shop",
+                "deployer:environment": "prod",
+                "aws:autoscaling:groupName": "shop-prod-fleet-v2-asg",
+            },
+            "25%",
+            "1",
+            600,
+            GROUP,
+            "deployer exec by ana: uname -a",
+            expected=16,
+        )
+    assert command_id == CMD
+
+
+def invocation(instance: str, status: str, code: int, output: str) -> dict:
+    return {
+        "CommandId": CMD,
+        "InstanceId": instance,
+        "Status": status,
+        "CommandPlugins": [
+            {"Name": "aws:runShellScript", "Status": status, "ResponseCode": code, "Output": output}
+        ],
+    }
+
+
+def test_invocations_are_read_page_by_page_and_long_output_points_to_the_log_group():
+    aws = context()
+    long_output = "x" * 2500  # Run Command's limit for the plugin's Output
+    with Stubber(aws.client("ssm")) as stub:
+        stub.add_response(
+            "list_command_invocations",
+            {
+                "CommandInvocations": [
+                    invocation(f"i-0{n:07d}", "Success", 0, "ok") for n in range(50)
+                ],
+                "NextToken": "p2",
+            },
+            {"CommandId": CMD, "Details": True},
+        )
+        stub.add_response(
+            "list_command_invocations",
+            {"CommandInvocations": [invocation("i-0fffffff", "Failed", 2, long_output)]},
+            {"CommandId": CMD, "Details": True, "NextToken": "p2"},
+        )
+        results = RunCommand(aws).results(CMD)
+        stub.assert_no_pending_responses()
+    assert len(results) == 51
+    last = results[-1]
+    assert (last.status, last.exit_code, last.truncated) == ("Failed", 2, True)
+    assert last.stdout_stream == f"{CMD}/i-0fffffff/aws-runShellScript/stdout"
+    assert not results[0].truncated
+
+
+def test_a_failed_greens_last_lines_are_one_call_per_instance_read_backwards():
+    aws = context()
+    since = int(datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp() * 1000)
+    with Stubber(aws.client("logs")) as stub:
+        stub.add_response(
+            "describe_log_streams",
+            {
+                "logStreams": [
+                    {"logStreamName": "v1.3/i-0aaaaaaa/app"},
+                    {"logStreamName": "v1.3/i-0aaaaaaa/configure"},
+                    {"logStreamName": "v1.3/i-0bbbbbbb/app"},
+                ]
+            },
+            {"logGroupName": GROUP, "logStreamNamePrefix": "v1.3/"},
+        )
+        for instance, lines in (
+            ("i-0aaaaaaa", ["boot", "KeyError: 'DATABASE_URL'"]),
+            ("i-0bbbbbbb", []),
+        ):
+            stub.add_response(
+                "get_log_events",
+                {"events": [{"timestamp": since + i, "message": m} for i, m in enumerate(lines)]},
+                {
+                    "logGroupName": GROUP,
+                    "logStreamName": f"v1.3/{instance}/app",
+                    "startTime": since,
+                    "limit": 20,
+                    "startFromHead": False,
+                },
+            )
+        found = last_lines(Logs(aws), GROUP, "v1.3", since)
+        stub.assert_no_pending_responses()
+    assert dict(found.by_instance) == {"i-0aaaaaaa": ["boot", "KeyError: 'DATABASE_URL'"]}
+
+
+def test_follow_shows_each_line_once_though_it_asks_again_a_minute_back_and_ctrl_c_ends_it():
+    from types import SimpleNamespace
+
+    from deployer.fleet_logs import FOLLOW_LOOKBACK_MS, LogQuery, follow
+
+    aws = context()
+    engine = SimpleNamespace(runtime=SimpleNamespace(aws=aws))
+    query = LogQuery(GROUP, "v2", "live", "shop-prod-fleet-v2", "v2/", 1_000, "")
+    now = [100_000]
+
+    def event(n: int) -> dict:
+        return {
+            "logStreamName": "v2/i-0aaaaaaa/app",
+            "timestamp": 50_000 + n,
+            "message": f"line {n}",
+            "eventId": str(n),
+        }
+
+    shown: list[str] = []
+    asks = []
+
+    def pause(_seconds: float) -> None:
+        asks.append(now[0])
+        now[0] += 2_000
+        if len(asks) == 2:
+            raise KeyboardInterrupt  # Ctrl-C
+
+    with Stubber(aws.client("logs")) as stub:
+        stub.add_response(
+            "filter_log_events",
+            {"events": [event(1), event(2)]},
+            {"logGroupName": GROUP, "startTime": 1_000, "logStreamNamePrefix": "v2/"},
+        )
+        # the next ask starts a minute before the first one (lines arrive late): line 2 comes
+        # again, and is shown once
+        stub.add_response(
+            "filter_log_events",
+            {"events": [event(2), event(3)]},
+            {
+                "logGroupName": GROUP,
+                "startTime": 100_000 - FOLLOW_LOOKBACK_MS,
+                "logStreamNamePrefix": "v2/",
+            },
+        )
+        count = follow(
+            engine,
+            query,
+            lambda line: shown.append(line.message),
+            sleep=pause,
+            now_ms=lambda: now[0],
+        )
+    assert (count, shown) == (3, ["line 1", "line 2", "line 3"])
