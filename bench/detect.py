@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -108,7 +109,12 @@ def cli(workdir: Path, *args: str, config: str = "deployer.yaml") -> subprocess.
 def write_config(workdir: Path, name: str, steps: str, hold: float, watch: float, scale: float):
     interval = round(max(0.1, 5 * scale), 2)
     (workdir / name).write_text(
-        CONFIG.format(steps=steps, hold=max(1, round(hold)), watch=round(watch), interval=interval)
+        CONFIG.format(
+            steps=steps,
+            hold=math.ceil(max(hold, interval)),  # a hold sees at least one gate interval
+            watch=round(watch),
+            interval=interval,
+        )
     )
 
 
@@ -204,7 +210,8 @@ def run_case(workdir: Path, layout: Layout, scale: float, rate: float, weight: i
     result: dict[str, Any] = {"error_rate": rate, "weight": weight, "detected": code == 1}
     if code == 1 and restored is not None:
         result["modelled_s"] = round((stamp(restored["ts"]) - injected) / scale, 1)
-        result["detected_by"] = failing[-1]["gate"] if failing else None
+        reason = str(seen[-1].get("reason", ""))
+        result["detected_by"] = reason.split("'")[1] if reason.startswith("gate '") else None
         result["detected_modelled_s"] = (
             round((stamp(failing[-1]["ts"]) - injected) / scale, 1) if failing else None
         )
