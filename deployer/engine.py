@@ -42,6 +42,7 @@ from deployer.target import Runtime
 
 Report = Callable[[str], None]
 DEFAULT_TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+BAKE_DEADLINE_S = 3600.0  # a whole bake: builder, playbook, image, copies
 
 
 def actor_from_env() -> Actor:
@@ -121,7 +122,7 @@ class Engine:
             self.bake_in_progress,
             report,
         )
-        self.baker_deadline_s = 3600.0
+        self.baker_deadline_s = BAKE_DEADLINE_S
         self.templates_dir = loaded.base_dir / "cloudformation"
         self.phase_seconds: dict[str, float] = {}
         self.phase_spans: dict[str, tuple[float, float]] = {}  # epoch start/end (bench/)

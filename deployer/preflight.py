@@ -17,9 +17,9 @@ from deployer.aws.actions import RELEASE_ACTIONS
 from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.checks import CheckCache, check_playbook, check_templates
-from deployer.config import LoadedConfig
+from deployer.config import DeployConfig, LoadedConfig
 from deployer.core.network import network_problems
-from deployer.engine import Engine
+from deployer.engine import BAKE_DEADLINE_S, Engine
 from deployer.errors import BadInput, Unreachable
 from deployer.permissions import check_permissions
 
@@ -156,15 +156,19 @@ def preflight(
 
 
 def worst_case(engine: Engine, bakes: bool = True) -> float:
+    return worst_case_of(engine.spec, engine.baker_deadline_s, bakes)
+
+
+def worst_case_of(spec: DeployConfig, bake_s: float = BAKE_DEADLINE_S, bakes: bool = True) -> float:
+    """The run's worst case for a config: what its credentials must outlast."""
     from deployer.core.deadlines import Deadlines, worst_case_seconds
     from deployer.infra import STACK_DEADLINE_S
 
-    spec = engine.spec
     steps = 1 if spec.strategy.kind == "all_at_once" else len(spec.strategy.steps)
     return worst_case_seconds(
         Deadlines(
             stack_s=STACK_DEADLINE_S,
-            bake_s=engine.baker_deadline_s,
+            bake_s=bake_s,
             health_s=spec.health_check.deadline_seconds,
             hold_s=spec.strategy.bake_seconds,
             steps=steps,

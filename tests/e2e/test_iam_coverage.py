@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.cfn import load_template
 from tests.conftest import REPO, copy_project
 from tests.e2e.test_release_cycle import Cli
 
@@ -37,26 +37,6 @@ cloudformation: {{role_arn: {ROLE}}}
 """
 # Called without an API call of their own: CreateStack/UpdateStack with a RoleARN.
 IMPLICIT = {"iam:PassRole"}
-
-
-class CfnLoader(yaml.SafeLoader):
-    """A template's YAML, its short-form functions (!Sub, !Ref...) read as plain values."""
-
-
-CfnLoader.add_multi_constructor(
-    "!",
-    lambda loader, suffix, node: (
-        loader.construct_scalar(node)
-        if isinstance(node, yaml.ScalarNode)
-        else loader.construct_sequence(node)
-        if isinstance(node, yaml.SequenceNode)
-        else loader.construct_mapping(node)
-    ),
-)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
 
 
 def granted(role: dict[str, Any]) -> list[str]:
