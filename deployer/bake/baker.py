@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -87,12 +88,11 @@ class BakedImage:
 
 def user_data(minutes: int) -> str:
     """The builder shuts itself down after `minutes` (InstanceInitiatedShutdownBehavior
-    terminate: it is gone with its cost), whatever becomes of the run that made it.
+    terminate: it is gone with its cost), whatever becomes of the run that made it. cloud-init
+    runs it as a shell script at first boot; the message is quoted for sh, whatever it holds.
     """
-    return (
-        "#!/bin/sh\n"
-        f"shutdown -h +{minutes} 'deployer: this image builder's {minutes} minutes are over'\n"
-    )
+    message = shlex.quote(f"deployer: the image builder ran its {int(minutes)} minutes")
+    return f"#!/bin/sh\nshutdown -h +{int(minutes)} {message}\n"
 
 
 class Baker:

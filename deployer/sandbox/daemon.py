@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.instances import StateReason
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.ssm.models import ssm_backends
 
@@ -53,6 +54,28 @@ def running_instances() -> dict[str, Launch]:
                 user_data=_user_data(instance),
             )
     return found
+
+
+def instance_initiated_shutdown(instance_id: str) -> None:
+    """The instance ran `shutdown`: EC2 stops it, or terminates it when it was launched with
+    InstanceInitiatedShutdownBehavior=terminate.
+    """
+    with WORLD.lock:
+        backend = ec2_backends[ACCOUNT_ID][REGION]
+        try:
+            instance = backend.get_instance(instance_id)
+        except Exception:  # noqa: BLE001 - gone meanwhile
+            return
+        if instance.state != "running":
+            return
+        if instance.instance_initiated_shutdown_behavior == "terminate":
+            instance.terminate()
+        else:
+            instance.stop()
+        instance.state_reason = StateReason(
+            "Client.InstanceInitiatedShutdown: Instance initiated shutdown",
+            "Client.InstanceInitiatedShutdown",
+        )
 
 
 def has_settings(root: Path) -> bool:
@@ -114,7 +137,9 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
         layout,
         boot_delay=_latency(latency.BOOT_S),
         on_boot=lambda i, start, end: WORLD.span("boot", i, start, end),
+        time_scale=time_scale,
     )
+    hosts.on_shutdown = instance_initiated_shutdown
     prober = Prober(
         hosts.endpoint_of,
         time_scale,
