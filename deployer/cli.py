@@ -17,7 +17,7 @@ import click
 
 from deployer.config import LoadedConfig, json_schema, load_config
 from deployer.errors import BadInput
-from deployer.outcome import ENDING
+from deployer.outcome import ENDING, say
 from deployer.sandbox.layout import Layout
 
 OUTPUT = click.option(
@@ -129,7 +129,7 @@ class Context:
         if version is not None:
             ENDING.run(lambda: Version.parse(version))
         loaded = ENDING.run(self.config)
-        ENDING.run(lambda: check_local(loaded, self.workdir))
+        ENDING.run(lambda: check_local(loaded, self.workdir, say))
         return loaded
 
     def refuse_if_locked(self) -> None:
@@ -565,7 +565,7 @@ def check(obj: Context, output: str) -> None:
     if engine is not None:
         from deployer.preflight import check_local
 
-        ENDING.run(lambda: check_aws(engine, check_local(loaded, obj.workdir)))
+        ENDING.run(lambda: check_aws(engine, check_local(loaded, obj.workdir, say)))
         checked.append("aws (alarms, artifact, credentials)")
     else:
         skipped = "the sandbox is not running: the AWS checks were skipped"

@@ -170,7 +170,7 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
     from deployer.release import identity
 
     version = Version.parse(version_text)
-    artifact = check_local(engine.loaded, engine.workdir)
+    artifact = check_local(engine.loaded, engine.workdir, engine.report)
     engine.check_reachable()
     if artifact is None:
         artifact = download_artifact(engine)

@@ -6,7 +6,7 @@ content (deployer.checks), so running them again costs milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
@@ -28,13 +28,16 @@ def target_region(loaded: LoadedConfig) -> str:
     return loaded.spec.target_region
 
 
-def check_local(loaded: LoadedConfig, workdir: Path) -> Artifact | None:
+def check_local(
+    loaded: LoadedConfig, workdir: Path, report: Callable[[str], None] = lambda _: None
+) -> Artifact | None:
     """Templates (cfn-lint), the playbook (syntax check) and a local artifact (the app
     contract, packaged). Returns the packaged artifact, or None for an s3:// one.
     """
     cache = CheckCache(workdir / ".deployer" / "checks.json")
     with _naming(loaded.path):
-        check_templates(cache, loaded.base_dir / "cloudformation", target_region(loaded))
+        templates = loaded.base_dir / "cloudformation"
+        check_templates(cache, templates, target_region(loaded), report)
         check_playbook(cache, loaded.resolve(loaded.spec.bake.playbook))
         source = loaded.spec.artifact.source
         if source.startswith("s3://"):
@@ -149,7 +152,7 @@ def preflight(
     engine: Engine, bakes: bool = True, needed: Iterable[str] = RELEASE_ACTIONS
 ) -> Artifact:
     """`needed`: the IAM actions the command makes (deployer.aws.actions)."""
-    artifact = check_aws(engine, check_local(engine.loaded, engine.workdir))
+    artifact = check_aws(engine, check_local(engine.loaded, engine.workdir, engine.report))
     check_permissions(engine, needed)
     check_credentials_last(engine, worst_case(engine, bakes))
     return artifact

@@ -81,3 +81,10 @@ def test_the_deploy_role_trusts_the_subject_of_the_shipped_workflows():
     for good in ("environment:production", "ref:refs/heads/main", "ref:refs/tags/v1.2"):
         assert re.fullmatch(pattern, good)
     assert not re.fullmatch(pattern, "*")
+
+
+def test_cfn_lint_is_pinned_to_one_minor_version():
+    """Its rules change between versions (1.51 rejected the listener Tags 1.58 accepts)."""
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    cfn_lint = next(d for d in dependencies if d.startswith("cfn-lint"))
+    assert re.fullmatch(r"cfn-lint~=\d+\.\d+\.\d+", cfn_lint), cfn_lint
