@@ -25,6 +25,9 @@ from deployer.errors import Unreachable
 _ARN = re.compile(r"^arn:(?P<partition>[\w-]+):(?:iam|sts)::(?P<account>\d{12}):(?P<rest>.+)$")
 _READS = ("Describe", "List", "Get", "Validate", "Estimate")
 _STAR_ONLY = frozenset({"ec2", "elasticloadbalancing", "autoscaling"})
+# Actions AWS authorizes on "*" whatever the policy's ARNs say: DescribeAlarms returns
+# composite alarms only to a permission scoped to "*" (its API reference).
+_STAR_ACTIONS = frozenset({"cloudwatch:DescribeAlarms"})
 
 
 def principal_of(caller_arn: str) -> str | None:
@@ -142,13 +145,15 @@ def definite(action: str, resource_arn: str, result: dict[str, Any]) -> bool:
     missing from the context. Nor when the resource was `*` and the action can be scoped to
     resources: a policy scoped to ARNs does not match the literal `*` the simulator tests.
     The Describe calls of EC2, ELB and Auto Scaling take no resource (`*` only), and their
-    deny is definite.
+    deny is definite; so is DescribeAlarms's, which deployer needs on `*` (composite alarms).
     """
     if result.get("MissingContextValues"):  # an explicit deny on a key we lack, too
         return False
     if result.get("EvalDecision") == "explicitDeny":
         return True
     service, name = action.split(":")
+    if action in _STAR_ACTIONS:
+        return True
     return resource_arn != "*" or (service in _STAR_ONLY and name.startswith("Describe"))
 
 
