@@ -21,7 +21,16 @@ from moto.ec2.models.instances import StateReason
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.ssm.models import ssm_backends
 
-from deployer.sandbox import alarms, api_rules, latency, lifecycle, patches, stacks
+from deployer.sandbox import (
+    alarms,
+    api_rules,
+    ec2_rules,
+    latency,
+    lifecycle,
+    patches,
+    stack_deletes,
+    stacks,
+)
 from deployer.sandbox.alarms import Evaluator
 from deployer.sandbox.front import Fronts
 from deployer.sandbox.gateway import Gateway, Listener
@@ -151,6 +160,8 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     patches.apply(prober.lookup, hosts.capture, hosts.console_of)
     lifecycle.apply()
     stacks.apply()
+    stack_deletes.apply()
+    ec2_rules.apply()
     api_rules.apply()
     alarms.apply()
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)

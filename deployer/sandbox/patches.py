@@ -38,7 +38,7 @@ from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 
-from deployer.sandbox import api_rules, lifecycle, stacks
+from deployer.sandbox import api_rules, ec2_rules, lifecycle, stack_deletes, stacks
 
 HealthLookup = Callable[[str, str], tuple[str, str, str] | None]
 ImageCapture = Callable[[str, str], None]
@@ -76,7 +76,13 @@ def check_internals() -> None:
         "description",
     ]:
         raise MotoInternalsChanged(f"FakeHealthStatus{status_params}")
-    moved = lifecycle.check_internals() + stacks.check_internals() + api_rules.check_internals()
+    moved = (
+        lifecycle.check_internals()
+        + stacks.check_internals()
+        + api_rules.check_internals()
+        + stack_deletes.check_internals()
+        + ec2_rules.check_internals()
+    )
     if moved:
         raise MotoInternalsChanged(", ".join(moved))
     for attribute in (

@@ -21,6 +21,8 @@ be given at start-up as JSON (`DEPLOYER_SANDBOX_BEHAVIOURS`, a file path or inli
 | api_latency_ms       | added to every API call (scaled)                                     |
 | denied               | {"service:Action": code}: that call is refused (AccessDenied, ...),  |
 |                      | as a missing IAM permission would be                                 |
+| quotas               | {"vpcs": n, "addresses": n}: the account's raised EC2 quotas (AWS's  |
+|                      | defaults, 5 and 5, otherwise), as Service Quotas would raise them    |
 | seed                 | seeds every random choice above                                      |
 
 An outage (connections refused for a while) is an action, not a setting:
@@ -70,6 +72,7 @@ class Behaviours:
     error_fraction: dict[str, float] = field(default_factory=dict)
     api_latency_ms: float = 0.0
     denied: dict[str, str] = field(default_factory=dict)
+    quotas: dict[str, float] = field(default_factory=dict)
     seed: int = 0
 
     def to_json(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from deployer.aws.poller import Poll, Poller
 from deployer.bake.baker import user_data
 from deployer.sandbox.layout import CREDENTIALS
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
 BASE_AMI = "ami-0d27e0fb3bac4d724"
@@ -109,3 +110,146 @@ def test_the_builders_own_user_data_arms_its_timer(aws, sandbox):
     planned = layout.host_dir(builder) / "shutdown.json"
     POLL.until("the timer", lambda: Poll(planned.is_file(), "not armed"), 30)
     ec2.terminate_instances(InstanceIds=[builder])
+
+
+# ---- stacks: termination protection, deletes as CloudFormation does them ------------------------
+
+SMALL = """\
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.77.0.0/16}
+  Group:
+    Type: AWS::EC2::SecurityGroup
+    Properties: {GroupDescription: the stack's own, VpcId: !Ref Vpc}
+  Targets:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties: {VpcId: !Ref Vpc, Port: 80, Protocol: HTTP}
+Outputs:
+  VpcId: {Value: !Ref Vpc}
+"""
+
+
+def stack_status(cfn, stack_id):
+    return cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+
+
+def wait_stack(cfn, stack_id, wanted, deadline_s=60):
+    def check():
+        status = stack_status(cfn, stack_id)
+        return Poll(status == wanted or status.endswith("FAILED"), status, status)
+
+    status = POLL.until(f"{stack_id} to be {wanted}", check, deadline_s)
+    assert status == wanted
+    return status
+
+
+def test_a_protected_stack_refuses_delete_until_its_protection_is_turned_off(aws):
+    cfn = aws("cloudformation")
+    stack = cfn.create_stack(
+        StackName="guarded", TemplateBody=SMALL, EnableTerminationProtection=True
+    )["StackId"]
+    wait_stack(cfn, stack, "CREATE_COMPLETE")
+    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["EnableTerminationProtection"]
+    with pytest.raises(ClientError) as refused:
+        cfn.delete_stack(StackName="guarded")
+    assert code(refused) == "ValidationError"
+    assert "TerminationProtection is enabled" in str(refused.value)
+    cfn.update_termination_protection(StackName="guarded", EnableTerminationProtection=False)
+    assert not cfn.describe_stacks(StackName=stack)["Stacks"][0]["EnableTerminationProtection"]
+    cfn.delete_stack(StackName="guarded")
+    wait_stack(cfn, stack, "DELETE_COMPLETE")
+
+
+def test_a_vpc_holding_a_foreign_security_group_fails_the_delete_until_it_is_gone(aws):
+    cfn, ec2, elb = aws("cloudformation"), aws("ec2"), aws("elbv2")
+    stack = cfn.create_stack(StackName="holds", TemplateBody=SMALL)["StackId"]
+    wait_stack(cfn, stack, "CREATE_COMPLETE")
+    vpc = cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"][0]["OutputValue"]
+    leaked = ec2.create_security_group(GroupName="leaked", Description="x", VpcId=vpc)["GroupId"]
+    cfn.delete_stack(StackName=stack)
+    wait_stack(cfn, stack, "DELETE_FAILED")
+    failed = [
+        e
+        for e in cfn.describe_stack_events(StackName=stack)["StackEvents"]
+        if e["ResourceStatus"] == "DELETE_FAILED" and e["LogicalResourceId"] == "Vpc"
+    ]
+    assert failed and "has dependencies" in failed[0]["ResourceStatusReason"]
+    POLL.until("the leaked group to go", lambda: _deleted(ec2, leaked), 30)
+    cfn.delete_stack(StackName=stack)
+    wait_stack(cfn, stack, "DELETE_COMPLETE")
+    assert vpc not in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+    assert not [g for g in elb.describe_target_groups()["TargetGroups"] if g["VpcId"] == vpc]
+
+
+def _deleted(ec2, group_id):
+    try:
+        ec2.delete_security_group(GroupId=group_id)
+    except ClientError as exc:  # not visible yet, for a moment
+        return Poll(False, str(exc))
+    return Poll(True, "deleted")
+
+
+def test_a_deleted_network_stack_leaves_nothing_and_lists_only_what_it_made(aws):
+    cfn, ec2 = aws("cloudformation"), aws("ec2")
+    body = (REPO / "cloudformation" / "network.yaml").read_text()
+    parameters = {"AzCount": "2", "CidrPrefix": "10.78", "NatMode": "single"}
+    stack = cfn.create_stack(
+        StackName="net-once",
+        TemplateBody=body,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    )["StackId"]
+    wait_stack(cfn, stack, "CREATE_COMPLETE")
+    listed = cfn.describe_stack_resources(StackName=stack)["StackResources"]
+    assert all(r.get("ResourceType") and r.get("PhysicalResourceId") for r in listed)
+    assert "SubnetC" not in {r["LogicalResourceId"] for r in listed}  # AzCount 2: never made
+    vpc = next(r["PhysicalResourceId"] for r in listed if r["LogicalResourceId"] == "Vpc")
+    addresses = len(ec2.describe_addresses()["Addresses"])
+    cfn.delete_stack(StackName=stack)
+    wait_stack(cfn, stack, "DELETE_COMPLETE")
+    assert vpc not in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+    assert len(ec2.describe_addresses()["Addresses"]) == addresses - 1
+    assert not ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])[
+        "RouteTables"
+    ]
+    assert not ec2.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}]
+    )["InternetGateways"]
+
+
+# ---- EC2's default quotas ----------------------------------------------------------------------
+
+
+def test_elastic_ips_and_vpcs_stop_at_the_default_quotas_with_ec2s_codes(aws):
+    ec2, quotas = aws("ec2", NO_RETRIES), aws("service-quotas")
+    made = []
+    try:
+        while len(ec2.describe_addresses()["Addresses"]) < 5:
+            made.append(ec2.allocate_address(Domain="vpc")["AllocationId"])
+        with pytest.raises(ClientError) as addresses:
+            ec2.allocate_address(Domain="vpc")
+        assert code(addresses) == "AddressLimitExceeded"
+    finally:
+        for allocation in made:
+            ec2.release_address(AllocationId=allocation)
+    vpcs = []
+    try:
+        while len(ec2.describe_vpcs()["Vpcs"]) < 5:  # the default VPC counts
+            vpcs.append(ec2.create_vpc(CidrBlock=f"10.{90 + len(vpcs)}.0.0/16")["Vpc"]["VpcId"])
+        with pytest.raises(ClientError) as more:
+            ec2.create_vpc(CidrBlock="10.99.0.0/16")
+        assert code(more) == "VpcLimitExceeded"
+    finally:
+        for vpc in vpcs:
+            POLL.until("the VPC to go", lambda v=vpc: _vpc_deleted(ec2, v), 30)
+    for service, quota in (("ec2", "L-0263D0A3"), ("vpc", "L-F678F1CE")):
+        answer = quotas.get_service_quota(ServiceCode=service, QuotaCode=quota)["Quota"]
+        assert answer["Value"] == 5.0
+
+
+def _vpc_deleted(ec2, vpc_id):
+    try:
+        ec2.delete_vpc(VpcId=vpc_id)
+    except ClientError as exc:
+        return Poll(False, str(exc))
+    return Poll(True, "deleted")
