@@ -285,11 +285,11 @@ class Engine:
             network_outputs, made = network.outputs, [network]
         service_spec = self.service_spec(network_outputs, templates)
         service = ensure_stack(self.cfn, *service_spec, self.report, self.replace_failed)
-        if self.spec.protected:
-            for stack in (*made, service):
-                if not stack.termination_protected:
-                    self.report(f"infra: turning on termination protection of {stack.name}")
-                    self.cfn.protect(stack.stack_id)
+        for stack in (*made, service):  # protected: true turns it on, false turns it off
+            if stack.termination_protected != self.spec.protected:
+                state = "on" if self.spec.protected else "off"
+                self.report(f"infra: turning {state} termination protection of {stack.name}")
+                self.cfn.protect(stack.stack_id, self.spec.protected)
         return self._seen(Infra.from_outputs(network_outputs, service.outputs))
 
     def existing_infra(self) -> Infra | None:

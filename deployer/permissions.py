@@ -27,7 +27,7 @@ _READS = ("Describe", "List", "Get", "Validate", "Estimate")
 _STAR_ONLY = frozenset({"ec2", "elasticloadbalancing", "autoscaling"})
 # Actions AWS authorizes on "*" whatever the policy's ARNs say: DescribeAlarms returns
 # composite alarms only to a permission scoped to "*" (its API reference).
-_STAR_ACTIONS = frozenset({"cloudwatch:DescribeAlarms"})
+_STAR_ACTIONS = frozenset({"cloudwatch:DescribeAlarms", "servicequotas:GetServiceQuota"})
 
 
 def principal_of(caller_arn: str) -> str | None:

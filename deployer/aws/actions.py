@@ -15,7 +15,11 @@ from typing import Any
 ACTION_LOG = "DEPLOYER_ACTION_LOG"
 
 # boto3's service name -> the IAM prefix, where they differ.
-IAM_PREFIX = {"elbv2": "elasticloadbalancing", "monitoring": "cloudwatch"}
+IAM_PREFIX = {
+    "elbv2": "elasticloadbalancing",
+    "monitoring": "cloudwatch",
+    "service-quotas": "servicequotas",
+}
 # S3 API operations whose IAM action has another name.
 S3_ACTIONS = {
     "HeadBucket": "ListBucket",
@@ -104,6 +108,8 @@ BAKE_ACTIONS: frozenset[str] = frozenset(
         "cloudformation:UpdateTerminationProtection",  # protected: true
         "cloudwatch:DescribeAlarms",
         "ec2:DescribeAvailabilityZones",
+        "ec2:DescribeAddresses",  # the quotas a new network would pass: Elastic IPs ...
+        "servicequotas:GetServiceQuota",  # ... and VPCs, against the account's quotas
         "ec2:DescribeVpcs",  # network.vpc_id: the operator's own network, checked
         "ec2:DescribeSubnets",
         "ec2:DescribeRouteTables",

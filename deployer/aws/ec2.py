@@ -265,6 +265,24 @@ class Ec2:
     def delete_security_group(self, group_id: str) -> None:
         self._propagated(lambda: self._ec2.delete_security_group(GroupId=group_id))
 
+    def delete_security_group_when_free(self, group_id: str, deadline_s: float) -> None:
+        """Delete a group once no network interface uses it any more: EC2 answers
+        DependencyViolation while a terminated instance's interface is still detaching.
+        """
+
+        def check() -> Poll[None]:
+            try:
+                self._ec2.delete_security_group(GroupId=group_id)
+            except ClientError as exc:
+                if is_not_found(exc):
+                    return Poll(True, "gone")
+                if error_code(exc) != "DependencyViolation":
+                    raise
+                return Poll(False, "still in use")
+            return Poll(True, "deleted")
+
+        self._poller.until(f"security group {group_id} to be free", check, deadline_s)
+
     def find_security_groups(self, tags: Mapping[str, str]) -> list[dict[str, Any]]:
         found = self._ec2.describe_security_groups(Filters=tag_filters(tags))["SecurityGroups"]
         return [dict(g) for g in found]
@@ -314,6 +332,13 @@ class Ec2:
         return NetworkFacts(
             vpcs[0], {s["SubnetId"]: s for s in subnets}, list(tables), list(endpoints)
         )
+
+    def vpcs_and_addresses(self) -> tuple[int, int]:
+        """How many VPCs and Elastic IPs the account has in this Region (quotas count both)."""
+        vpcs = sum(
+            len(page["Vpcs"]) for page in self._ec2.get_paginator("describe_vpcs").paginate()
+        )
+        return vpcs, len(self._ec2.describe_addresses()["Addresses"])
 
     def availability_zones(self) -> list[str]:
         """The zones of the region open to this account (opt-in zones left out)."""
