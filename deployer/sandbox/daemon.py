@@ -29,6 +29,7 @@ from deployer.sandbox import (
     lifecycle,
     patches,
     stack_deletes,
+    stack_updates,
     stacks,
 )
 from deployer.sandbox.alarms import Evaluator
@@ -149,6 +150,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
         time_scale=time_scale,
     )
     hosts.on_shutdown = instance_initiated_shutdown
+    hosts.shutdown_scale = lambda: WORLD.behaviours.shutdown_time_scale or WORLD.time_scale
     prober = Prober(
         hosts.endpoint_of,
         time_scale,
@@ -161,6 +163,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     lifecycle.apply()
     stacks.apply()
     stack_deletes.apply()
+    stack_updates.apply()
     ec2_rules.apply()
     api_rules.apply()
     alarms.apply()

@@ -106,6 +106,7 @@ class HostManager:
         self.time_scale = time_scale
         # An instance that shut itself down (user data's `shutdown`): stop or terminate it.
         self.on_shutdown: Callable[[str], None] = lambda _id: None
+        self.shutdown_scale: Callable[[], float] = lambda: self.time_scale
         self._bin = cloudinit.install_shim(layout.root / "bin")
         self._boot_delay = boot_delay  # how long an instance boots before its app starts
         self.aws_env: dict[str, str] = {}  # what configure at boot needs to reach the sandbox
@@ -171,7 +172,7 @@ class HostManager:
         else:
             root.mkdir(parents=True, exist_ok=True)
         first_boot(root, instance_id, launch)
-        cloudinit.run_user_data(root, host_dir, launch.user_data, self._bin, self.time_scale)
+        cloudinit.run_user_data(root, host_dir, launch.user_data, self._bin, self.shutdown_scale())
         env_file = root / ENV_FILE
         app_env = read_env_file(env_file) if env_file.is_file() else {}
         ip, port = self._allocate(int(app_env.get("PORT", "8080")))

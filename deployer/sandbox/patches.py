@@ -38,7 +38,14 @@ from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 
-from deployer.sandbox import api_rules, ec2_rules, lifecycle, stack_deletes, stacks
+from deployer.sandbox import (
+    api_rules,
+    ec2_rules,
+    lifecycle,
+    stack_deletes,
+    stack_updates,
+    stacks,
+)
 
 HealthLookup = Callable[[str, str], tuple[str, str, str] | None]
 ImageCapture = Callable[[str, str], None]
@@ -81,6 +88,7 @@ def check_internals() -> None:
         + stacks.check_internals()
         + api_rules.check_internals()
         + stack_deletes.check_internals()
+        + stack_updates.check_internals()
         + ec2_rules.check_internals()
     )
     if moved:

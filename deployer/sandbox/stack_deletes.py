@@ -114,7 +114,7 @@ DELETERS: dict[str, Deleter] = {
 def _reason(exc: Exception) -> str:
     code = getattr(exc, "error_type", "") or getattr(exc, "code", "") or type(exc).__name__
     message = getattr(exc, "message", "") or str(exc)
-    return f"{message} (Service: Ec2, Status Code: 400, Error Code: {code})"
+    return f"{message} (Status Code: 400, Error Code: {code})"
 
 
 def delete_resources(stack: Stack) -> dict[str, str]:
@@ -124,6 +124,10 @@ def delete_resources(stack: Stack) -> dict[str, str]:
     """
     from deployer.sandbox.stacks import _references  # one reading of Ref/GetAtt/Sub
 
+    try:  # moto resolves outputs lazily, from resources that are about to go: resolve now
+        _ = stack.outputs
+    except Exception as exc:  # noqa: BLE001 - outputs are a view; the delete goes on
+        log.warning("the outputs of %s: %s", stack.name, exc)
     resources = stack.resource_map
     parsed, bodies = resources._parsed_resources, resources._resource_json_map
     remaining = [
@@ -221,6 +225,10 @@ def check_internals() -> list[str]:
         moved.append("ResourceMap._delete_resource")
     if "enable_termination_protection" not in Stack.__init__.__code__.co_names:
         moved.append("Stack.enable_termination_protection")
+    from moto.cloudformation.parsing import OutputMap
+
+    if "_parsed_outputs" not in OutputMap.__init__.__code__.co_names:
+        moved.append("OutputMap._parsed_outputs")
     if not isinstance(Stack.__dict__.get("stack_resources"), property):
         moved.append("Stack.stack_resources")
     return moved

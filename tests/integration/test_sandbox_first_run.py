@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from deployer.aws.poller import Poll, Poller
 from deployer.bake.baker import user_data
+from deployer.sandbox import client
 from deployer.sandbox.layout import CREDENTIALS
 from tests.conftest import REPO
 
@@ -27,6 +28,7 @@ NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 @pytest.fixture
 def aws(sandbox):
     _, state = sandbox
+    client.set_behaviours(state.endpoint, shutdown_time_scale=None)  # timers scaled, as asked
 
     def make(service, config=None):
         return boto3.client(
@@ -180,6 +182,8 @@ def test_a_vpc_holding_a_foreign_security_group_fails_the_delete_until_it_is_gon
     wait_stack(cfn, stack, "DELETE_COMPLETE")
     assert vpc not in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
     assert not [g for g in elb.describe_target_groups()["TargetGroups"] if g["VpcId"] == vpc]
+    # Its outputs named resources now gone: listing every stack still answers.
+    assert "holds" not in {s["StackName"] for s in cfn.describe_stacks()["Stacks"]}
 
 
 def _deleted(ec2, group_id):
@@ -215,6 +219,58 @@ def test_a_deleted_network_stack_leaves_nothing_and_lists_only_what_it_made(aws)
     assert not ec2.describe_internet_gateways(
         Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}]
     )["InternetGateways"]
+
+
+BALANCER = """\
+Parameters:
+  Protected: {Type: String, AllowedValues: ["true", "false"]}
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.79.0.0/16}
+  SubnetA:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.79.1.0/24, AvailabilityZone: us-east-1a}
+  SubnetB:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.79.2.0/24, AvailabilityZone: us-east-1b}
+  Balancer:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties:
+      Subnets: [!Ref SubnetA, !Ref SubnetB]
+      LoadBalancerAttributes:
+        - {Key: deletion_protection.enabled, Value: !Ref Protected}
+Outputs:
+  Dns: {Value: !GetAtt Balancer.DNSName}
+"""
+
+
+def test_a_load_balancers_deletion_protection_holds_until_an_update_lifts_it(aws):
+    cfn, elb = aws("cloudformation"), aws("elbv2")
+
+    def protected_param(value):
+        return [{"ParameterKey": "Protected", "ParameterValue": value}]
+
+    stack = cfn.create_stack(
+        StackName="alb", TemplateBody=BALANCER, Parameters=protected_param("true")
+    )["StackId"]
+    wait_stack(cfn, stack, "CREATE_COMPLETE")
+    (balancer,) = elb.describe_load_balancers()["LoadBalancers"]
+    arn = balancer["LoadBalancerArn"]
+    attributes = elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+    assert {"Key": "deletion_protection.enabled", "Value": "true"} in attributes
+    with pytest.raises(ClientError) as refused:
+        elb.delete_load_balancer(LoadBalancerArn=arn)
+    assert code(refused) == "OperationNotPermitted"
+
+    cfn.update_stack(StackName="alb", TemplateBody=BALANCER, Parameters=protected_param("false"))
+    wait_stack(cfn, stack, "UPDATE_COMPLETE")
+    assert cfn.describe_stacks()["Stacks"]  # the outputs still resolve: the ALB was kept
+    attributes = elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+    assert {"Key": "deletion_protection.enabled", "Value": "false"} in attributes
+    cfn.delete_stack(StackName="alb")
+    wait_stack(cfn, stack, "DELETE_COMPLETE")
+    assert elb.describe_load_balancers()["LoadBalancers"] == []
 
 
 # ---- EC2's default quotas ----------------------------------------------------------------------
