@@ -8,7 +8,6 @@ the commands that need them, so `status` starts fast.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -735,16 +734,10 @@ def sandbox_status(obj: Context, output: str) -> None:
     ENDING.emit(data, text)
 
 
-def _terminated(signum: int, _frame: object) -> None:
-    """SIGTERM (a cancelled CI job sends it after SIGINT) is handled like Ctrl-C: the same
-    cleanup runs (builder terminated, traffic back, journal "interrupted").
-    """
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends us at once
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminated)
+    from deployer.interrupts import INTERRUPTS
+
+    INTERRUPTS.install()  # SIGINT and SIGTERM alike; a second one never cuts the cleanup short
     argv = sys.argv[1:]
     ENDING.json = any(
         a in ("--output=json", "-ojson") or (a in ("--output", "-o") and nxt == "json")

@@ -386,20 +386,21 @@ class Engine:
                 "`deployer abort` (or `deployer rollback`) once AWS answers."
             ) from None
 
-    def delete_fleet(self, stack_name: str) -> None:
+    def delete_fleet(self, stack_name: str, wait: bool = True) -> None:
         stack = self.cfn.describe(stack_name)
         if stack is not None:
             self.cfn.delete(stack.stack_id)
-            self.cfn.wait_deleted(stack.stack_id, STACK_DEADLINE_S)
+            if wait:
+                self.cfn.wait_deleted(stack.stack_id, STACK_DEADLINE_S)
 
-    def put_aside(self, fleet: Fleet) -> str:
+    def put_aside(self, fleet: Fleet, wait: bool = True) -> str:
         """A green fleet that failed: scale it to zero (its stack kept to look at until the
         next release or `deployer gc` deletes it) or delete it now (strategy.on_failure).
         """
         try:
             if self.spec.strategy.on_failure == "delete":
                 self.report(f"cleanup: deleting {fleet.stack_name}")
-                self.delete_fleet(fleet.stack_name)
+                self.delete_fleet(fleet.stack_name, wait)
             elif fleet.asg_name:
                 self.report(
                     f"cleanup: scaling {fleet.stack_name} to zero; its stack stays to look at "

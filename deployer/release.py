@@ -152,9 +152,13 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
 def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
     """Put traffic back, journal the failure; the error to raise says what happened."""
     e = run.engine
-    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    reason = "interrupted" if interrupted else str(exc)
     e.report(f"release failed: {reason}")
-    put_back(e, run.infra, record, reason)
+    try:  # traffic and the journal first; an interrupted bake's last cleanup after them
+        put_back(e, run.infra, record, reason, wait=not interrupted)
+    finally:
+        e.baker.finish_deferred()
     if isinstance(exc, KeyboardInterrupt | DeployerError):
         return exc
     if is_transient(exc) or isinstance(exc, PollTimeout):

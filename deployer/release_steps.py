@@ -200,9 +200,13 @@ def restore(engine: Engine, infra: Infra, record: ReleaseRecord, doing: str) -> 
         engine.switch_or_escalate(infra, weights, record, doing)
 
 
-def put_back(engine: Engine, infra: Infra, record: ReleaseRecord, reason: str) -> ReleaseRecord:
+def put_back(
+    engine: Engine, infra: Infra, record: ReleaseRecord, reason: str, wait: bool = True
+) -> ReleaseRecord:
     """Traffic back to blue in one listener change (if it had moved), green put aside, the
-    failure journalled. Blue was never scaled down, so it takes the load at once.
+    failure journalled. Blue was never scaled down, so it takes the load at once. Without
+    `wait` (a cancelled job, seconds from being killed), a fleet being deleted is not waited
+    for: the next release or `deployer gc` finds it.
     """
     try:
         live = engine.observe(infra)
@@ -216,7 +220,7 @@ def put_back(engine: Engine, infra: Infra, record: ReleaseRecord, reason: str) -
             engine.report("rollback: traffic is back where it was before this release")
         problems = reset_test_listener(engine, infra)
         if green is not None:
-            problems += engine.put_aside(green)
+            problems += engine.put_aside(green, wait)
         done = engine.record(record.finished(Outcome.FAILED, engine.stamp(), reason + problems))
     except (ClientError, BotoCoreError, PollTimeout) as aws_failed:
         raise NeedsHuman(
