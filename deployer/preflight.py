@@ -101,6 +101,7 @@ def check_own_network(engine: Engine) -> None:
         network.public_subnet_ids,
         network.private_subnet_ids,
         engine.runtime.aws.region,
+        engine.spec.azs,
     )
     if problems:
         raise BadInput(f"{engine.loaded.path}: " + "\n  ".join(problems))
