@@ -439,6 +439,11 @@ def status(obj: Context, output: str) -> None:
         )
     if data["lock"]:
         lines.append(f"lock: {data['lock']}")
+    lines += [
+        f"infra: {s['stack']} {s['status']}"
+        for s in data["infra"]
+        if not s["status"].endswith("_COMPLETE") or "ROLLBACK" in s["status"]
+    ]
     lines += [f"warn: {warning}" for warning in data["warnings"]]
     if data["advice"]:
         lines.append(f"todo: {data['advice']}")

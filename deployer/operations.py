@@ -91,9 +91,12 @@ def gc(engine: Engine, wait_s: float | None, dry_run: bool = False) -> dict[str,
 def status(engine: Engine) -> dict[str, Any]:
     infra = engine.existing_infra()
     history = engine.journal.history(limit=20)
-    holder = engine.lock.lock.current() if history else None
+    # The lock is read whatever the journal holds: a first release killed while it made the
+    # network holds it before it journals anything.
+    holder = engine.lock.lock.peek()
     inflight = next((r for r in history if r.outcome is Outcome.IN_PROGRESS), None)
     last = history[0] if history else None
+    stacks = infra_stacks(engine)
     result: dict[str, Any] = {
         "app": engine.names.app,
         "environment": engine.names.environment,
@@ -104,7 +107,8 @@ def status(engine: Engine) -> dict[str, Any]:
         "last": record_json(last) if last else None,
         "in_flight": record_json(inflight) if inflight else None,
         "lock": describe_holder(holder, engine.lock.clock()) if holder else None,
-        "advice": _advice(last, inflight),
+        "infra": stacks,
+        "advice": _advice(last, inflight) or _infra_advice(stacks, holder is not None),
         "warnings": [],
     }
     if infra is None:
@@ -140,6 +144,38 @@ def status(engine: Engine) -> dict[str, Any]:
         )
     result["warnings"] = warnings
     return result
+
+
+def infra_stacks(engine: Engine) -> list[dict[str, str]]:
+    """The network and service stacks as CloudFormation has them (what a release makes
+    before it journals anything), by name and status.
+    """
+    names = [engine.names.service_stack]
+    if not engine.spec.network.own:
+        names.insert(0, engine.names.network_stack)
+    found = []
+    for name in names:
+        stack = engine.cfn.describe(name)
+        if stack is not None:
+            found.append({"stack": stack.name, "status": stack.status})
+    return found
+
+
+def _infra_advice(stacks: list[dict[str, str]], locked: bool) -> str:
+    busy = [f"{s['stack']} {s['status']}" for s in stacks if s["status"].endswith("_IN_PROGRESS")]
+    failed = [f"{s['stack']} {s['status']}" for s in stacks if s["status"].endswith("_FAILED")]
+    if busy:
+        who = "the run holding the lock" if locked else "a run"
+        return (
+            f"{who} is changing {', '.join(busy)}; wait for it, or if that run is gone, rerun "
+            "`deployer release VERSION` (it waits for the stack, then goes on)"
+        )
+    if failed:
+        return (
+            f"{', '.join(failed)}: rerun `deployer release VERSION --replace-failed`, or "
+            "`deployer infra recover` for UPDATE_ROLLBACK_FAILED"
+        )
+    return ""
 
 
 def _healthy_count(health: list[Any]) -> int:

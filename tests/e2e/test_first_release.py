@@ -33,7 +33,7 @@ strategy: {{kind: all_at_once, bake_seconds: 1}}
 gates: {{interval_seconds: 0.5}}
 protected: {protected}
 """
-OCTETS = {"killed": 61, "one": 62, "two": 63, "three": 64}
+OCTETS = {"killed": 61, "one": 62, "two": 63, "three": 64, "infra": 65}
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +196,31 @@ def test_protected_comes_and_goes_and_destroy_then_removes_every_stack(project):
     code, gone, stderr = run(workdir, env, "destroy", "--yes", config=unguarded)
     assert code == 0, stderr
     assert stacks_of(workdir, "one") == []
+
+
+def test_status_of_a_first_release_killed_while_it_makes_the_network_shows_lock_and_stack(
+    project,
+):
+    """Nothing is journalled yet (the record comes after the infra): status still says who
+    holds the lock and which stack is being made, and what to do.
+    """
+    workdir, env = project
+    config = configure(workdir, "infra")
+    (workdir / "deployer.yaml").write_text((workdir / config).read_text())
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.kill_at", "wait:first-infra-network", "v1"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert killed.returncode == -9, killed.stderr
+    code, status, stderr = run(workdir, env, "status", config=config)
+    assert code == 0, stderr
+    assert status["last"] is None and status["in_flight"] is None  # nothing journalled
+    assert status["lock"]  # the killed run still holds it (its lease has not run out)
+    stacks = {s["stack"]: s["status"] for s in status["infra"]}
+    assert "first-infra-network" in stacks
+    if stacks["first-infra-network"].endswith("_IN_PROGRESS"):
+        assert "first-infra-network" in status["advice"]
