@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from deployer.core.decide import WARM_STACK_STATES, plan_release
+from deployer.core.decide import WARM_STACK_STATES, failed_fleets, plan_release
 from deployer.core.health import assess_target_health
 from deployer.core.model import Fleet, LiveState, Outcome, ReleaseRecord, TargetState
 from deployer.core.names import Version
@@ -30,12 +30,17 @@ def _retired_since(fleet: Fleet, history: list[ReleaseRecord]) -> str:
 
 
 def fleets_past_the_window(engine: Engine, live: LiveState) -> list[Fleet]:
+    """Fleets that left service more than rollback_window ago, and every fleet a failed
+    release put aside (never a rollback target: it goes at once).
+    """
     current = live.live_fleet
     history = engine.journal.history(limit=200)
     now = engine.now()
-    doomed = []
+    inflight = next((r.fleet_stack for r in history if r.outcome is Outcome.IN_PROGRESS), "")
+    keep = {current.stack_name if current else "", inflight} - {""}
+    doomed = failed_fleets(live, history, keep)
     for fleet in live.fleets:
-        if current is not None and fleet.stack_name == current.stack_name:
+        if fleet.stack_name in keep or fleet in doomed:
             continue
         since = _retired_since(fleet, history)
         age = (

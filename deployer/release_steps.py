@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from deployer.aws.poller import PollTimeout
 from deployer.bake.artifact import Artifact
 from deployer.bake.baker import BakeRequest
-from deployer.core.decide import fleets_to_retire
+from deployer.core.decide import failed_fleets, fleets_to_retire
 from deployer.core.model import Fleet, LiveState, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.rollout import restore_weights, step_weights
@@ -100,6 +100,7 @@ def bake(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> Re
 
 
 def fleet(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> ReleaseRecord:
+    delete_failed_fleets(run.engine, live, {record.fleet_stack, record.previous_fleet})
     name = fleet_name(run.engine, record)
     if record.fleet_stack != name:  # journalled before the stack exists: a rerun finds it
         record = run.engine.record(replace(record, fleet_stack=name))
@@ -165,6 +166,19 @@ def retire(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> 
     if keep_blue and blue is not None:
         e.report(f"release: {blue.version} stays warm for {e.spec.rollback_window}s")
     return replace(record, weights=final, cleanup=problems.removeprefix("; "))
+
+
+def delete_failed_fleets(engine: Engine, live: LiveState, keep: set[str]) -> None:
+    """Fleets earlier failed releases put aside go as this release starts its own (not
+    waited for: CloudFormation deletes them while this release goes on), so that failures in
+    a row never pile up cold fleets.
+    """
+    for doomed in failed_fleets(live, engine.journal.history(limit=50), keep - {""}):
+        engine.report(f"fleet: deleting {doomed.stack_name}, put aside by a failed release")
+        try:
+            engine.delete_fleet(doomed.stack_name, wait=False)
+        except (ClientError, BotoCoreError) as exc:  # the next release or gc tries again
+            engine.report(f"fleet: deleting {doomed.stack_name} failed ({exc}); gc retries it")
 
 
 STEPS: dict[Phase, StepFunction] = {
