@@ -100,7 +100,8 @@ def status(engine: Engine) -> dict[str, Any]:
     # network holds it before it journals anything.
     holder = engine.lock.lock.peek()
     inflight = next((r for r in history if r.outcome is Outcome.IN_PROGRESS), None)
-    last = history[0] if history else None
+    # A no-op is not what a reader looks for (and is no longer journalled): the last change.
+    last = next((r for r in history if r.outcome is not Outcome.NOOP), None)
     stacks = infra_stacks(engine)
     result: dict[str, Any] = {
         "app": engine.names.app,
