@@ -106,7 +106,7 @@ class Engine:
         self.elb = Elbv2(aws, priority=service.rule_priority, owns_listeners=not service.own)
         self._own_load_balancer: OwnLoadBalancer | None = None
         self.asg = AutoScaling(aws)
-        self.s3 = S3(aws)
+        self.s3 = S3(aws, owner=lambda: self.account)  # ExpectedBucketOwner
         self.cloudwatch = CloudWatch(aws)
         self.journal = Journal(aws, poller, self.names.scope)
         self.lock = LockClient(

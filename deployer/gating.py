@@ -9,6 +9,7 @@ then, not at the deadline.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from deployer.aws.poller import Poll, PollTimeout
 from deployer.core.gates import GateKind, Observation, judge
@@ -67,6 +68,16 @@ class Gated:
         return seen
 
 
+def launch_failure(gated: Gated, health: list[Any]) -> str:
+    """With no target registered, Auto Scaling's reason for the missing instances, if a
+    launch failed (read only then).
+    """
+    if health or not gated.green.asg_name:
+        return ""
+    why = gated.engine.asg.launch_failure(gated.green.asg_name)
+    return f"; Auto Scaling: {why}" if why else ""
+
+
 def wait_until_ready(gated: Gated) -> None:
     """On the test listener, which carries no user traffic: every target healthy, the HTTP
     checks passing and no alarm firing, within the health-check deadline.
@@ -87,7 +98,7 @@ def wait_until_ready(gated: Gated) -> None:
         if broken:
             raise GateFailed(GateKind.TARGET_HEALTH.value, broken, BEFORE_SWITCH)
         if not targets.passed:
-            return Poll(False, targets.detail)
+            return Poll(False, targets.detail + launch_failure(gated, health))
         verdict = judge(others, failures, e.spec.gates.max_failures)
         failures.update(verdict.failures)
         if verdict.failed:

@@ -15,10 +15,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import yaml
+from botocore.exceptions import ClientError
 
 from deployer.aws.dynamodb import TABLE
 from deployer.aws.iam import Iam
+from deployer.aws.kms import Kms
 from deployer.aws.session import error_code
+from deployer.bake.artifact import S3Location
 from deployer.engine import Engine
 from deployer.errors import Unreachable
 
@@ -122,6 +125,15 @@ def evaluate(
     by_resource: dict[str, list[str]] = defaultdict(list)
     for action in sorted(actions):
         by_resource[resource(action)].append(action)
+    source = engine.spec.artifact.source
+    if source.startswith("s3://"):  # an artifact outside the artifact bucket is read too
+        location = S3Location.parse(source)
+        if location.bucket != engine.artifact_bucket:
+            by_resource[f"arn:{partition}:s3:::{location.bucket}/{location.key}"].append(
+                "s3:GetObject"
+            )
+    for key in ebs_keys(engine):  # EC2 uses a customer-managed EBS key with our rights
+        by_resource[key].extend(EBS_KEY_ACTIONS)
     context = request_context(engine)
     denied, unsure = set(), set()
     for resource_arn, group in by_resource.items():
@@ -138,6 +150,42 @@ def evaluate(
             else:
                 denied.add(name)
     return denied, unsure
+
+
+# What EC2 asks of KMS, as the caller, for an encrypted builder volume, CreateImage and
+# CopyImage with a customer-managed key ("Required KMS key policy for use with encrypted
+# volumes", EC2 User Guide).
+EBS_KEY_ACTIONS = (
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+)
+
+
+def ebs_keys(engine: Engine) -> list[str]:
+    """Customer-managed EBS keys the run's volumes use: instance.kms_key_id, and the
+    account's default EBS key when encryption by default is on. AWS's own aws/ebs needs
+    nothing of the caller.
+    """
+    try:
+        wanted = [engine.spec.instance.kms_key_id, engine.ec2.default_ebs_key()]
+    except ClientError as exc:
+        engine.report(f"note: the account's default EBS key was not read ({error_code(exc)})")
+        wanted = [engine.spec.instance.kms_key_id]
+    kms = Kms(engine.runtime.aws)
+    found = []
+    for key_id in filter(None, wanted):
+        if key_id.endswith("alias/aws/ebs"):
+            continue
+        arn = kms.customer_key_arn(key_id)
+        if arn is None:
+            continue
+        if arn not in found:
+            found.append(arn)
+    return found
 
 
 def definite(action: str, resource_arn: str, result: dict[str, Any]) -> bool:
@@ -162,9 +210,13 @@ def request_context(engine: Engine) -> dict[str, list[str]]:
     finds on what it changes), and the service role it passes.
     """
     tags = {**engine.tags(), "deployer:role": "fleet"}
+    region = engine.runtime.aws.region
     context: dict[str, list[str]] = {
         "aws:TagKeys": sorted(tags),
-        "aws:RequestedRegion": [engine.runtime.aws.region],
+        "aws:RequestedRegion": [region],
+        # A customer-managed EBS key is used by EC2 on our behalf, for AWS resources.
+        "kms:ViaService": [f"ec2.{region}.amazonaws.com"],
+        "kms:GrantIsForAWSResource": ["true"],
     }
     for key in ("deployer:app", "deployer:environment"):
         for prefix in ("aws:RequestTag", "aws:ResourceTag", "ec2:ResourceTag"):

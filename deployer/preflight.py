@@ -13,7 +13,8 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from deployer.aws.actions import RELEASE_ACTIONS
+from deployer.aws.actions import BUCKET_ACTIONS, RELEASE_ACTIONS
+from deployer.aws.s3 import BucketState
 from deployer.aws.servicequotas import ServiceQuotas
 from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
@@ -174,7 +175,10 @@ def download_artifact(engine: Engine) -> Artifact:
             ) from None
         if error_code(exc) in ("403", "AccessDenied", "Forbidden"):
             raise Unreachable(
-                f"{engine.loaded.path}: artifact.source: access to {source} is denied"
+                f"{engine.loaded.path}: artifact.source: access to {source} is denied: the "
+                f"credentials need s3:GetObject on arn:aws:s3:::{location.bucket}/"
+                f"{location.key} (deployer-iam.yaml grants it with ArtifactSourceArn). "
+                "Nothing was changed."
             ) from None
         raise
     finally:
@@ -196,9 +200,30 @@ def preflight(
 ) -> Artifact:
     """`needed`: the IAM actions the command makes (deployer.aws.actions)."""
     artifact = check_aws(engine, check_local(engine.loaded, engine.workdir, engine.report))
+    needed = set(needed)
+    if bakes and artifact_bucket_missing(engine):
+        needed |= BUCKET_ACTIONS
     check_permissions(engine, needed)
     check_credentials_last(engine, worst_case(engine, bakes))
     return artifact
+
+
+def artifact_bucket_missing(engine: Engine) -> bool:
+    """Whether deployer must make the artifact bucket (no deployer-iam.yaml made it). Its name
+    is predictable: a bucket of that name held by another account is refused now (exit 5),
+    never used.
+    """
+    bucket = engine.artifact_bucket
+    with unreachable_as_error(f"check the artifact bucket {bucket}"):
+        state = engine.s3.bucket_state(bucket)
+    if state is BucketState.ELSEWHERE:
+        raise Unreachable(
+            f"the artifact bucket {bucket} exists but this account ({engine.account}) does not "
+            "own it, or may not read it: deployer will not put artifacts there. Deploy "
+            "cloudformation/deployer-iam.yaml (it makes the bucket, MakeArtifactBucket=true), "
+            "or check the deploy role's s3:ListBucket on it. Nothing was changed."
+        )
+    return state is BucketState.MISSING
 
 
 def worst_case(engine: Engine, bakes: bool = True) -> float:

@@ -30,10 +30,16 @@ def load_template(path: Path) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
 
 
-def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every statement of a role's inline policies."""
-    return [
-        statement
-        for policy in role["Properties"].get("Policies", [])
-        for statement in policy["PolicyDocument"]["Statement"]
-    ]
+def statements(role: dict[str, Any], conditional: bool = True) -> list[dict[str, Any]]:
+    """Every statement of a role's inline policies; one under `!If [condition, statement,
+    !Ref AWS::NoValue]` counts unless `conditional` is False.
+    """
+    found = []
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if isinstance(statement, list):  # !If: [condition, the statement, NoValue]
+                if conditional:
+                    found.append(statement[1])
+            else:
+                found.append(statement)
+    return found

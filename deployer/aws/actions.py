@@ -108,6 +108,7 @@ BAKE_ACTIONS: frozenset[str] = frozenset(
         "cloudformation:UpdateTerminationProtection",  # protected: true
         "cloudwatch:DescribeAlarms",
         "ec2:DescribeAvailabilityZones",
+        "ec2:GetEbsEncryptionByDefault",  # a customer-managed default EBS key needs kms: rights
         "ec2:DescribeAddresses",  # the quotas a new network would pass: Elastic IPs ...
         "servicequotas:GetServiceQuota",  # ... and VPCs, against the account's quotas
         "ec2:DescribeVpcs",  # network.vpc_id: the operator's own network, checked
@@ -130,21 +131,28 @@ BAKE_ACTIONS: frozenset[str] = frozenset(
         "ec2:DeleteKeyPair",
         "ec2:DeleteSecurityGroup",
         "s3:ListBucket",
-        "s3:CreateBucket",
-        "s3:PutBucketPublicAccessBlock",
-        "s3:PutEncryptionConfiguration",
-        "s3:PutBucketPolicy",
-        "s3:PutLifecycleConfiguration",
         "s3:GetObject",
         "s3:PutObject",
         "ssm:GetParameter",
         "ssm:GetParametersByPath",
     }
 )
+# Making the artifact bucket: only when no deployer-iam.yaml made it (MakeArtifactBucket) and
+# the caller may (the sandbox, an administrator). The deploy role has none of these.
+BUCKET_ACTIONS: frozenset[str] = frozenset(
+    {
+        "s3:CreateBucket",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:PutEncryptionConfiguration",
+        "s3:PutBucketPolicy",
+        "s3:PutLifecycleConfiguration",
+    }
+)
 # What a release makes: a bake, the stacks, the gates, the switch, retiring old fleets.
 RELEASE_ACTIONS: frozenset[str] = BAKE_ACTIONS | frozenset(
     {
         "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeScalingActivities",  # why a fleet has no targets (a launch failed)
         "autoscaling:UpdateAutoScalingGroup",  # strategy.on_failure: scale_to_zero
         "elasticloadbalancing:DescribeListeners",
         "elasticloadbalancing:DescribeRules",

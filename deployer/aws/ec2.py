@@ -333,6 +333,12 @@ class Ec2:
             vpcs[0], {s["SubnetId"]: s for s in subnets}, list(tables), list(endpoints)
         )
 
+    def default_ebs_key(self) -> str | None:
+        """The account's default EBS key in this region, when encryption by default is on."""
+        if not self._ec2.get_ebs_encryption_by_default().get("EbsEncryptionByDefault"):
+            return None
+        return str(self._ec2.get_ebs_default_kms_key_id().get("KmsKeyId") or "") or None
+
     def vpcs_and_addresses(self) -> tuple[int, int]:
         """How many VPCs and Elastic IPs the account has in this Region (quotas count both)."""
         vpcs = sum(
