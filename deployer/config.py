@@ -190,6 +190,22 @@ class Strategy(Strict):
     test_listener_port: int = Field(
         default=8081, ge=1, le=65535, description="Carries no user traffic; green is checked here."
     )
+    test_listener_cidr: str = Field(
+        default="auto",
+        description="Who may reach the test listener, where an unreleased build answers: auto "
+        "(the address deployer runs from, asked of bake.ssh.public_ip_url) or a CIDR (your "
+        "CI runners' egress, a VPN). A new address updates the service stack's rule.",
+    )
+
+    @field_validator("test_listener_cidr")
+    @classmethod
+    def _test_cidr(cls, value: str) -> str:
+        if value != "auto" and not re.match(CIDR_PATTERN, value):
+            raise ValueError(f"'{value}' is neither auto nor a CIDR like 203.0.113.7/32")
+        if value.endswith("/0"):
+            raise ValueError(f"'{value}' opens the test listener, an unreleased build, to all")
+        return value
+
     on_failure: Literal["scale_to_zero", "delete"] = Field(
         default="scale_to_zero",
         description="What happens at once to a green fleet that failed a gate; the next "

@@ -105,6 +105,7 @@ class Engine:
         service = loaded.spec.service
         self.elb = Elbv2(aws, priority=service.rule_priority, owns_listeners=not service.own)
         self._own_load_balancer: OwnLoadBalancer | None = None
+        self._caller_cidr: str | None = None
         self.asg = AutoScaling(aws)
         self.s3 = S3(aws, owner=lambda: self.account)  # ExpectedBucketOwner
         self.cloudwatch = CloudWatch(aws)
@@ -244,7 +245,7 @@ class Engine:
                 "SubnetIds": network_outputs.get("SubnetIds", ""),
                 "AppPort": str(spec.instance.port),
                 "TestListenerPort": str(spec.strategy.test_listener_port),
-                "TestListenerCidr": "0.0.0.0/0",
+                "TestListenerCidr": self.test_listener_cidr(),
                 "CertificateArn": spec.tls.certificate_arn if spec.tls else "",
                 "SslPolicy": spec.tls.ssl_policy if spec.tls else DEFAULT_TLS_POLICY,
                 "AccessLogsBucket": spec.alb.access_logs_bucket or "",
@@ -258,6 +259,17 @@ class Engine:
             },
             {**self.tags(), "deployer:role": "service"},
         )
+
+    def test_listener_cidr(self) -> str:
+        """Who may reach the test listener (an unreleased build): strategy.test_listener_cidr,
+        or this machine's address (auto), asked once per run.
+        """
+        configured = self.spec.strategy.test_listener_cidr
+        if configured != "auto":
+            return configured
+        if self._caller_cidr is None:
+            self._caller_cidr = self.runtime.caller_cidr()
+        return self._caller_cidr
 
     def own_load_balancer(self) -> OwnLoadBalancer:
         """service.listener_arn: the operator's load balancer, read from ELB once per run

@@ -30,6 +30,8 @@ class Runtime:
     reach: Reach  # onto a running builder, through its temporary access
     source_cidr: Callable[[], str]  # who may reach a builder on port 22
     description: str
+    # This machine's address as the load balancer sees it: who may reach the test listener.
+    caller_cidr: Callable[[], str] = lambda: "127.0.0.1/32"
 
 
 def open_target(
@@ -81,6 +83,7 @@ def _aws(
         url_for=aws_url,
         reach=reach,
         source_cidr=source_cidr,
+        caller_cidr=lambda: public_cidr(ssh.public_ip_url),
         description=f"aws {region}"
         + (f" (profile {identity.profile})" if identity.profile else ""),
     )

@@ -165,6 +165,12 @@ def test_a_third_environment_that_would_pass_the_elastic_ip_quota_exits_5_before
         assert code == 0, stderr
     addresses = len(aws(workdir, "ec2").describe_addresses()["Addresses"])
     assert addresses == 4  # of AWS's default 5 per Region
+    # The test listener (an unreleased build) is open to where deployer runs, not to all.
+    groups = aws(workdir, "ec2").describe_security_groups()["SecurityGroups"]
+    test_port = [r for g in groups for r in g["IpPermissions"] if r.get("FromPort") == 8081]
+    assert test_port and {ip["CidrIp"] for r in test_port for ip in r["IpRanges"]} == {
+        "127.0.0.1/32"
+    }
     code, refused, _ = run(
         workdir, env, "release", "v1", config=configure(workdir, "three", nat="per_az")
     )
