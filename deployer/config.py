@@ -473,6 +473,28 @@ class CloudFormationSettings(Strict):
         "makes one): the deploy role then needs no rights on what the templates make, only "
         "iam:PassRole on this role.",
     )
+    instance_role_boundary_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:policy/[A-Za-z0-9+=,.@_/-]{1,512}$",
+        description="The permissions boundary of the instance role the service stack makes "
+        "(deployer-iam.yaml's InstanceRoleBoundaryArn; its service role makes roles only under "
+        "it). Default: derived from role_arn when that is deployer-iam.yaml's.",
+    )
+
+    @property
+    def boundary_arn(self) -> str:
+        """The instance role's boundary: given, or deployer-iam.yaml's beside its role."""
+        if self.instance_role_boundary_arn:
+            return self.instance_role_boundary_arn
+        found = re.match(
+            r"^arn:(?P<p>aws[a-z-]*):iam::(?P<a>\d{12}):role/deployer\.(?P<app>[a-z0-9-]+)"
+            r"\.cloudformation$",
+            self.role_arn or "",
+        )
+        if found is None:
+            return ""
+        policy = f"deployer.{found['app']}.instance-boundary"
+        return f"arn:{found['p']}:iam::{found['a']}:policy/{policy}"
 
 
 class DeployConfig(Strict):

@@ -103,7 +103,12 @@ class Engine:
         self.replace_failed = False  # --replace-failed: delete failed network/service stacks
         self.ec2 = Ec2(aws, poller)
         service = loaded.spec.service
-        self.elb = Elbv2(aws, priority=service.rule_priority, owns_listeners=not service.own)
+        self.elb = Elbv2(
+            aws,
+            priority=service.rule_priority,
+            owns_listeners=not service.own,
+            tags=self.tags(),
+        )
         self._own_load_balancer: OwnLoadBalancer | None = None
         self._caller_cidr: str | None = None
         self.asg = AutoScaling(aws)
@@ -255,6 +260,7 @@ class Engine:
                 "SettingsPath": f"/deployer/{self.names.app}/{self.names.environment}/",
                 "ArtifactBucket": self.artifact_bucket if self.account else "",
                 "ArtifactPrefix": f"{self.names.app}/",
+                "PermissionsBoundaryArn": spec.cloudformation.boundary_arn,
                 **self.own_load_balancer().parameters(),
             },
             {**self.tags(), "deployer:role": "service"},
@@ -302,7 +308,11 @@ class Engine:
                 state = "on" if self.spec.protected else "off"
                 self.report(f"infra: turning {state} termination protection of {stack.name}")
                 self.cfn.protect(stack.stack_id, self.spec.protected)
-        return self._seen(Infra.from_outputs(network_outputs, service.outputs))
+        infra = self._seen(Infra.from_outputs(network_outputs, service.outputs))
+        for listener in (infra.listener_arn, infra.test_listener_arn):
+            if self.elb.tag_weights_rule(listener):
+                self.report(f"infra: tagged deployer's weights rule of {listener}")
+        return infra
 
     def existing_infra(self) -> Infra | None:
         if self.spec.network.own:

@@ -139,7 +139,10 @@ def evaluate(
     for resource_arn, group in by_resource.items():
         tags = context
         if ":elasticloadbalancing:" in resource_arn:  # the listener's own tags, as they are
-            tags = with_resource_tags(context, engine.elb.tags_of(resource_arn))
+            found = engine.elb.tags_of(resource_arn)
+            if ":listener-rule/" in resource_arn:  # deployer's rule: made (or migrated) tagged
+                found = {**found, **engine.tags()}
+            tags = with_resource_tags(context, found)
         for result in iam.simulate(principal, group, resource_arn, tags):
             decision = result.get("EvalDecision")
             name = str(result.get("EvalActionName"))

@@ -126,7 +126,6 @@ BAKE_ACTIONS: frozenset[str] = frozenset(
         "ec2:GetConsoleOutput",
         "ec2:CreateImage",
         "ec2:CopyImage",  # regions
-        "ec2:CreateTags",  # the copies, tagged again
         "ec2:TerminateInstances",
         "ec2:DeleteKeyPair",
         "ec2:DeleteSecurityGroup",
@@ -161,5 +160,6 @@ RELEASE_ACTIONS: frozenset[str] = BAKE_ACTIONS | frozenset(
         "elasticloadbalancing:ModifyRule",
         "elasticloadbalancing:DeleteRule",
         "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:AddTags",  # the weights rule, made tagged (or tagged once)
     }
 )

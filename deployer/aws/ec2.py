@@ -380,14 +380,23 @@ class Ec2:
                 lambda: self._ec2.create_tags(Resources=list(resource_ids), Tags=tag_list(tags))
             )
 
-    def copy_image(self, source_id: str, source_region: str, name: str, token: str) -> str:
-        """Copy into this adapter's region. The tags are not copied: tag the copy after."""
+    def copy_image(
+        self, source_id: str, source_region: str, name: str, token: str, tags: Mapping[str, str]
+    ) -> str:
+        """Copy into this adapter's region, the copy and its snapshots tagged as they are made
+        (TagSpecifications): never an untagged image of the app, and the deploy role may
+        require the tags on CopyImage itself.
+        """
         response = self._ec2.copy_image(
             SourceImageId=source_id,
             SourceRegion=source_region,
             Name=name,
             Description=f"deployer image {name} (copied from {source_region})",
             ClientToken=token,
+            TagSpecifications=[
+                {"ResourceType": "image", "Tags": tag_list(tags)},
+                {"ResourceType": "snapshot", "Tags": tag_list(tags)},
+            ],
         )
         return str(response["ImageId"])
 

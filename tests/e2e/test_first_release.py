@@ -171,6 +171,15 @@ def test_a_third_environment_that_would_pass_the_elastic_ip_quota_exits_5_before
     assert test_port and {ip["CidrIp"] for r in test_port for ip in r["IpRanges"]} == {
         "127.0.0.1/32"
     }
+    # deployer's weights rule carries the app's tags: the deploy role changes only its own.
+    elb, cfn = aws(workdir, "elbv2"), aws(workdir, "cloudformation")
+    outputs = cfn.describe_stacks(StackName="first-two-service")["Stacks"][0]["Outputs"]
+    listener = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ListenerArn")
+    rule = next(
+        r for r in elb.describe_rules(ListenerArn=listener)["Rules"] if r["Priority"] == "1"
+    )
+    tags = elb.describe_tags(ResourceArns=[rule["RuleArn"]])["TagDescriptions"][0]["Tags"]
+    assert {"Key": "deployer:app", "Value": "first"} in tags
     code, refused, _ = run(
         workdir, env, "release", "v1", config=configure(workdir, "three", nat="per_az")
     )

@@ -131,8 +131,14 @@ def test_a_bake_makes_a_clean_tagged_image_in_every_region_and_a_second_reuses_i
     snapshots = engine.runtime.aws.client("ec2").describe_snapshots(SnapshotIds=[snapshot])
     snapshot_tags = {t["Key"]: t["Value"] for t in snapshots["Snapshots"][0]["Tags"]}
     assert snapshot_tags["deployer:bake-key"] == baked.bake_key
-    copy_tags, _ = tags_of(engine, baked.images["eu-west-1"], "eu-west-1")
+    copy_tags, copy = tags_of(engine, baked.images["eu-west-1"], "eu-west-1")
     assert copy_tags["deployer:bake-key"] == baked.bake_key
+    copy_snapshot = copy["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    copied = engine.runtime.aws.for_region("eu-west-1").client("ec2")
+    copied_snapshot = copied.describe_snapshots(SnapshotIds=[copy_snapshot])["Snapshots"][0]
+    assert {t["Key"]: t["Value"] for t in copied_snapshot["Tags"]}["deployer:app"] == "hello"
+    # Everything is tagged as it is made (the copy too): no untagged moment, no CreateTags.
+    assert "ec2.CreateTags" not in engine.runtime.aws.mutations
 
     assert leftovers(engine) == NOTHING_LEFT
     assert not any("X-Amz-Signature" in line for line in engine.lines)  # the URL stays secret
