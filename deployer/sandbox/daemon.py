@@ -28,6 +28,7 @@ from deployer.sandbox import (
     latency,
     lifecycle,
     patches,
+    sessions,
     stack_deletes,
     stack_updates,
     stacks,
@@ -165,6 +166,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     stack_deletes.apply()
     stack_updates.apply()
     ec2_rules.apply()
+    sessions.apply()
     api_rules.apply()
     alarms.apply()
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)

@@ -45,6 +45,7 @@ from deployer.sandbox import (
     api_rules,
     ec2_rules,
     lifecycle,
+    sessions,
     stack_deletes,
     stack_updates,
     stacks,
@@ -94,6 +95,7 @@ def check_internals() -> None:
         + stack_deletes.check_internals()
         + stack_updates.check_internals()
         + ec2_rules.check_internals()
+        + sessions.check_internals()
     )
     if moved:
         raise MotoInternalsChanged(", ".join(moved))

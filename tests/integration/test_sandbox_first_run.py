@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.integration
 BASE_AMI = "ami-0d27e0fb3bac4d724"
 POLL = Poller(first_interval=0.1, max_interval=0.5)
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+WORKFLOW = REPO / "examples" / "github-actions" / "release.yml"
 
 
 @pytest.fixture
@@ -309,3 +311,48 @@ def _vpc_deleted(ec2, vpc_id):
     except ClientError as exc:
         return Poll(False, str(exc))
     return Poll(True, "deleted")
+
+
+# ---- STS: the session a workflow asks for ---------------------------------------------------
+
+
+def deploy_role(aws, app, max_session_seconds=None):
+    cfn = aws("cloudformation")
+    parameters = {
+        "App": app,
+        "GitHubRepository": "owner/repo",
+        "MakeArtifactBucket": "false",
+        **({"MaxSessionSeconds": str(max_session_seconds)} if max_session_seconds else {}),
+    }
+    stack = cfn.create_stack(
+        StackName=f"deployer-iam-{app}",
+        TemplateBody=(REPO / "cloudformation" / "deployer-iam.yaml").read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )["StackId"]
+    wait_stack(cfn, stack, "CREATE_COMPLETE")
+    return aws("iam").get_role(RoleName=f"deployer.{app}.deploy")["Role"]["Arn"]
+
+
+def test_sts_refuses_a_session_longer_than_the_roles_maximum_as_the_workflow_asks_it(aws):
+    asked = int(yaml.safe_load(WORKFLOW.read_text())["env"]["SESSION_SECONDS"])
+    sts = aws("sts", NO_RETRIES)
+
+    def assume(role_arn, seconds):
+        return sts.assume_role_with_web_identity(
+            RoleArn=role_arn,
+            RoleSessionName="deployer-1",
+            WebIdentityToken="a-github-oidc-token",
+            DurationSeconds=seconds,
+        )
+
+    role = deploy_role(aws, "sts")  # the template as shipped: its maximum fits the workflow
+    assert assume(role, asked)["Credentials"]["AccessKeyId"]
+    with pytest.raises(ClientError) as refused:
+        assume(role, asked + 1)
+    assert code(refused) == "ValidationError"
+    assert "MaxSessionDuration" in str(refused.value)
+    # The first review's blocker: a 7200 s role and a workflow asking for 14400 s.
+    old = deploy_role(aws, "old", max_session_seconds=7200)
+    with pytest.raises(ClientError):
+        assume(old, asked)
