@@ -30,6 +30,12 @@ def destroy(engine: Engine, confirmed: bool, wait_s: float | None) -> dict[str, 
             "pass --yes to confirm"
         )
     engine.check_reachable()
+    stacks = [engine.names.service_stack, engine.names.network_stack]
+    if not engine.cfn.list_with_prefix(engine.names.fleet_stack_prefix) and not any(
+        engine.cfn.describe(name) for name in stacks
+    ):
+        engine.report(f"destroy: nothing of {where} is left; nothing to do")
+        return {"removed": [], "changed": False, "journal": "kept"}  # no lock taken
     with engine.locked(wait_s):
         fleets = engine.cfn.list_with_prefix(names.fleet_stack_prefix)
         fleets = [s for s in fleets if s.tags.get("deployer:app") == names.app]

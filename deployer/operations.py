@@ -61,15 +61,18 @@ def gc(engine: Engine, wait_s: float | None, dry_run: bool = False) -> dict[str,
     from deployer.retention import collect_images, leftovers
 
     engine.check_reachable()
+    infra = engine.existing_infra()
+    live = engine.observe(infra) if infra else LiveState()
+    planned = {
+        "retired": [f.stack_name for f in fleets_past_the_window(engine, live)],
+        "images": collect_images(engine, dry_run=True),
+        "leftovers": leftovers(engine, dry_run=True),
+        "dry_run": True,
+    }
     if dry_run:
-        infra = engine.existing_infra()
-        live = engine.observe(infra) if infra else LiveState()
-        return {
-            "retired": [f.stack_name for f in fleets_past_the_window(engine, live)],
-            "images": collect_images(engine, dry_run=True),
-            "leftovers": leftovers(engine, dry_run=True),
-            "dry_run": True,
-        }
+        return planned
+    if not (planned["retired"] or planned["images"] or planned["leftovers"]):
+        return {**planned, "dry_run": False}  # nothing to remove: no lock taken
     with engine.locked(wait_s):
         infra = engine.existing_infra()
         retired: list[str] = []

@@ -165,8 +165,14 @@ def _rerelease(engine: Engine, infra: Infra, source: ReleaseRecord) -> OperatorR
 
 
 def abort(engine: Engine, wait_s: float | None) -> OperatorResult:
-    """Roll the in-flight release back on purpose; with none in flight, change nothing."""
+    """Roll the in-flight release back on purpose; with none in flight, change nothing (and
+    take no lock: its token would rise for nothing).
+    """
     engine.check_reachable()
+    if engine.inflight() is None:
+        message = "no release is in flight; nothing to abort"
+        engine.report(f"abort: {message}")
+        return OperatorResult(None, False, message)
     with engine.locked(wait_s):
         inflight = engine.inflight()
         infra = engine.existing_infra()

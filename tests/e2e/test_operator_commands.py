@@ -130,11 +130,13 @@ def test_rollback_and_abort_run_twice_change_nothing_the_second_time(project):
     assert (code, forward["changed"]) == (0, True)
     assert served(url) == {"hello from v2"}
 
+    token = lock_token(workdir, "ops/twice")
     for _ in range(2):
         code, aborted, _ = run(workdir, env, "abort")
         assert (code, aborted["changed"]) == (0, False)
     code, collected, _ = run(workdir, env, "gc")
     assert (code, collected["changed"]) == (0, False)
+    assert lock_token(workdir, "ops/twice") == token  # nothing to do: no lock taken
 
 
 def test_destroy_removes_the_environment_in_order_and_keeps_its_history(project):
