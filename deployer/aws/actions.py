@@ -93,6 +93,8 @@ BAKE_ACTIONS: frozenset[str] = frozenset(
         "iam:SimulatePrincipalPolicy",  # the permission preflight, about its own role
         "iam:GetRole",
         "elasticloadbalancing:DescribeTags",  # ... and the listeners' tags, as they are
+        "elasticloadbalancing:DescribeRules",  # the infra: deployer's weights rule, tagged
+        "elasticloadbalancing:AddTags",  # (once, if it was made before rules were tagged)
         "dynamodb:CreateTable",
         "dynamodb:DescribeTable",
         "dynamodb:GetItem",
@@ -160,6 +162,5 @@ RELEASE_ACTIONS: frozenset[str] = BAKE_ACTIONS | frozenset(
         "elasticloadbalancing:ModifyRule",
         "elasticloadbalancing:DeleteRule",
         "elasticloadbalancing:ModifyListener",
-        "elasticloadbalancing:AddTags",  # the weights rule, made tagged (or tagged once)
     }
 )
