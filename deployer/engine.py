@@ -33,7 +33,7 @@ from deployer.bake.baker import Baker
 from deployer.config import LoadedConfig
 from deployer.core.model import Actor, Fleet, Kind, LiveState, Outcome, ReleaseRecord
 from deployer.core.names import Names
-from deployer.errors import NeedsHuman, StackFailed
+from deployer.errors import BadInput, NeedsHuman, StackFailed
 from deployer.events import Events
 from deployer.infra import STACK_DEADLINE_S, Infra, StackSpec, Templates, ensure_stack
 from deployer.locking import LeaseLost, LockClient
@@ -274,7 +274,14 @@ class Engine:
         if configured != "auto":
             return configured
         if self._caller_cidr is None:
-            self._caller_cidr = self.runtime.caller_cidr()
+            try:
+                self._caller_cidr = self.runtime.caller_cidr()
+            except BadInput as exc:
+                raise BadInput(
+                    f"strategy.test_listener_cidr: auto needs this machine's public address: "
+                    f"{exc.message}; or set strategy.test_listener_cidr to the CIDR deployer "
+                    "runs from (your CI runners' egress)"
+                ) from None
         return self._caller_cidr
 
     def own_load_balancer(self) -> OwnLoadBalancer:

@@ -282,6 +282,7 @@ def test_with_a_certificate_the_sandbox_serves_443_and_port_80_redirects_to_it(
             "SubnetIds": ",".join(network[1]),
             "CertificateArn": arn,
             "OwnLoadBalancerSecurityGroupId": "",
+            "TestListenerCidr": "127.0.0.1/32",
         },
         {"deployer:app": "tls"},
         lambda _line: None,

@@ -69,6 +69,7 @@ def network_and_service(cfn, lines, **service_parameters):
             "SubnetIds": network.outputs["SubnetIds"],
             "AppPort": "8080",
             "OwnLoadBalancerSecurityGroupId": "",
+            "TestListenerCidr": "203.0.113.7/32",  # where deployer runs; never 0.0.0.0/0
             **service_parameters,
         },
         {"deployer:app": "t"},
