@@ -74,7 +74,11 @@ def bake(
         with engine.timed("infra"):
             infra = engine.ensure_infra()
         with engine.timed("bake"):
-            baked = engine.baker.bake_or_reuse(_request(engine, version, artifact, infra, rebake))
+            try:
+                request = _request(engine, version, artifact, infra, rebake)
+                baked = engine.baker.bake_or_reuse(request)
+            finally:
+                engine.baker.finish_deferred()  # an interrupted bake's last cleanup
     return BakeResult(
         version=version.text,
         digest=artifact.digest,

@@ -47,12 +47,15 @@ class CheckCache:
             return []
         return [str(k) for k in data] if isinstance(data, list) else []
 
-    def run(self, key: str, check: Callable[[], None]) -> bool:
-        """Run `check` unless `key` passed before; returns whether it ran."""
+    def run(self, key: str, check: Callable[[], bool | None]) -> bool:
+        """Run `check` unless `key` passed before; returns whether it ran. A check that
+        returns False passed with something to say again next time: it is not remembered.
+        """
         known = self._read()
         if key in known:
             return False
-        check()
+        if check() is False:
+            return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".checks.")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -61,10 +64,20 @@ class CheckCache:
         return True
 
 
-def check_templates(cache: CheckCache, directory: Path, region: str) -> None:
+def check_templates(
+    cache: CheckCache, directory: Path, region: str, report: Callable[[str], None]
+) -> None:
+    """cfn-lint's errors are bad input; its warnings are told (each run) and let through."""
     files = [directory / f"{name}.yaml" for name in TEMPLATE_NAMES]
     key = digest_of("cfn-lint", files, _version("cfn-lint"), region)
-    cache.run(key, lambda: lint_templates(directory, region))
+
+    def lint() -> bool:
+        warnings = lint_templates(directory, region)
+        for warning in warnings:
+            report(f"warning: cfn-lint: {warning}")
+        return not warnings
+
+    cache.run(key, lint)
 
 
 def check_playbook(cache: CheckCache, playbook: Path) -> None:

@@ -8,7 +8,6 @@ the commands that need them, so `status` starts fast.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import click
 
 from deployer.config import LoadedConfig, json_schema, load_config
 from deployer.errors import BadInput
-from deployer.outcome import ENDING
+from deployer.outcome import ENDING, say
 from deployer.sandbox.layout import Layout
 
 OUTPUT = click.option(
@@ -129,7 +128,7 @@ class Context:
         if version is not None:
             ENDING.run(lambda: Version.parse(version))
         loaded = ENDING.run(self.config)
-        ENDING.run(lambda: check_local(loaded, self.workdir))
+        ENDING.run(lambda: check_local(loaded, self.workdir, say))
         return loaded
 
     def refuse_if_locked(self) -> None:
@@ -451,6 +450,11 @@ def status(obj: Context, output: str) -> None:
         )
     if data["lock"]:
         lines.append(f"lock: {data['lock']}")
+    lines += [
+        f"infra: {s['stack']} {s['status']}"
+        for s in data["infra"]
+        if not s["status"].endswith("_COMPLETE") or "ROLLBACK" in s["status"]
+    ]
     lines += [f"warn: {warning}" for warning in data["warnings"]]
     if data["advice"]:
         lines.append(f"todo: {data['advice']}")
@@ -711,7 +715,7 @@ def check(obj: Context, output: str) -> None:
     if engine is not None:
         from deployer.preflight import check_local
 
-        ENDING.run(lambda: check_aws(engine, check_local(loaded, obj.workdir)))
+        ENDING.run(lambda: check_aws(engine, check_local(loaded, obj.workdir, say)))
         checked.append("aws (alarms, artifact, credentials)")
     else:
         skipped = "the sandbox is not running: the AWS checks were skipped"
@@ -881,16 +885,10 @@ def sandbox_status(obj: Context, output: str) -> None:
     ENDING.emit(data, text)
 
 
-def _terminated(signum: int, _frame: object) -> None:
-    """SIGTERM (a cancelled CI job sends it after SIGINT) is handled like Ctrl-C: the same
-    cleanup runs (builder terminated, traffic back, journal "interrupted").
-    """
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends us at once
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminated)
+    from deployer.interrupts import INTERRUPTS
+
+    INTERRUPTS.install()  # SIGINT and SIGTERM alike; a second one never cuts the cleanup short
     argv = sys.argv[1:]
     argv = argv[: argv.index("--")] if "--" in argv else argv  # exec's command is not ours
     ENDING.json = any(

@@ -190,6 +190,22 @@ class Strategy(Strict):
     test_listener_port: int = Field(
         default=8081, ge=1, le=65535, description="Carries no user traffic; green is checked here."
     )
+    test_listener_cidr: str = Field(
+        default="auto",
+        description="Who may reach the test listener, where an unreleased build answers: auto "
+        "(the address deployer runs from, asked of bake.ssh.public_ip_url) or a CIDR (your "
+        "CI runners' egress, a VPN). A new address updates the service stack's rule.",
+    )
+
+    @field_validator("test_listener_cidr")
+    @classmethod
+    def _test_cidr(cls, value: str) -> str:
+        if value != "auto" and not re.match(CIDR_PATTERN, value):
+            raise ValueError(f"'{value}' is neither auto nor a CIDR like 203.0.113.7/32")
+        if value.endswith("/0"):
+            raise ValueError(f"'{value}' opens the test listener, an unreleased build, to all")
+        return value
+
     on_failure: Literal["scale_to_zero", "delete"] = Field(
         default="scale_to_zero",
         description="What happens at once to a green fleet that failed a gate; the next "
@@ -591,6 +607,28 @@ class CloudFormationSettings(Strict):
         "makes one): the deploy role then needs no rights on what the templates make, only "
         "iam:PassRole on this role.",
     )
+    instance_role_boundary_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:policy/[A-Za-z0-9+=,.@_/-]{1,512}$",
+        description="The permissions boundary of the instance role the service stack makes "
+        "(deployer-iam.yaml's InstanceRoleBoundaryArn; its service role makes roles only under "
+        "it). Default: derived from role_arn when that is deployer-iam.yaml's.",
+    )
+
+    @property
+    def boundary_arn(self) -> str:
+        """The instance role's boundary: given, or deployer-iam.yaml's beside its role."""
+        if self.instance_role_boundary_arn:
+            return self.instance_role_boundary_arn
+        found = re.match(
+            r"^arn:(?P<p>aws[a-z-]*):iam::(?P<a>\d{12}):role/deployer\.(?P<app>[a-z0-9-]+)"
+            r"\.cloudformation$",
+            self.role_arn or "",
+        )
+        if found is None:
+            return ""
+        policy = f"deployer.{found['app']}.instance-boundary"
+        return f"arn:{found['p']}:iam::{found['a']}:policy/{policy}"
 
 
 class DeployConfig(Strict):

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from deployer.bake.access import ACCESS_ROLE
+from deployer.bake.baker import BUILDER_ROLE
 from deployer.engine import Engine
 from deployer.errors import BadInput
 from deployer.infra import STACK_DEADLINE_S
+
+LEFTOVER_DEADLINE_S = 600  # a builder's termination, then its interface's detaching
 
 
 def destroy(engine: Engine, confirmed: bool, wait_s: float | None) -> dict[str, Any]:
@@ -26,6 +30,12 @@ def destroy(engine: Engine, confirmed: bool, wait_s: float | None) -> dict[str, 
             "pass --yes to confirm"
         )
     engine.check_reachable()
+    stacks = [engine.names.service_stack, engine.names.network_stack]
+    if not engine.cfn.list_with_prefix(engine.names.fleet_stack_prefix) and not any(
+        engine.cfn.describe(name) for name in stacks
+    ):
+        engine.report(f"destroy: nothing of {where} is left; nothing to do")
+        return {"removed": [], "changed": False, "journal": "kept"}  # no lock taken
     with engine.locked(wait_s):
         fleets = engine.cfn.list_with_prefix(names.fleet_stack_prefix)
         fleets = [s for s in fleets if s.tags.get("deployer:app") == names.app]
@@ -46,6 +56,8 @@ def destroy(engine: Engine, confirmed: bool, wait_s: float | None) -> dict[str, 
         for stack in [*fleets, service, network]:
             if stack is None:
                 continue
+            if stack is network and stack.outputs.get("VpcId"):
+                end_bake_leftovers(engine, stack.outputs["VpcId"])
             engine.report(f"destroy: deleting {stack.name}")
             engine.cfn.delete(stack.stack_id)
             engine.cfn.wait_deleted(stack.stack_id, STACK_DEADLINE_S)
@@ -53,3 +65,29 @@ def destroy(engine: Engine, confirmed: bool, wait_s: float | None) -> dict[str, 
     if not removed:
         engine.report(f"destroy: nothing of {where} is left; nothing to do")
     return {"removed": removed, "changed": bool(removed), "journal": "kept"}
+
+
+def end_bake_leftovers(engine: Engine, vpc_id: str) -> list[str]:
+    """What a killed bake left in the environment's VPC: its builder and its security group
+    would fail the VPC's delete (DependencyViolation) and leave the network stack
+    DELETE_FAILED. We hold the environment's lock, so no bake of ours runs there now.
+    """
+    ec2, app = engine.ec2, engine.names.app
+    builders = [
+        i["InstanceId"]
+        for i in ec2.find_instances({"deployer:role": BUILDER_ROLE, "deployer:app": app})
+        if i.get("VpcId") == vpc_id
+    ]
+    if builders:
+        engine.report(f"destroy: terminating builders a killed bake left: {', '.join(builders)}")
+        ec2.terminate(builders)
+        ec2.wait_terminated(builders, LEFTOVER_DEADLINE_S)
+    groups = [
+        g["GroupId"]
+        for g in ec2.find_security_groups({"deployer:role": ACCESS_ROLE, "deployer:app": app})
+        if g.get("VpcId") == vpc_id
+    ]
+    for group in groups:
+        engine.report(f"destroy: deleting {group}, a killed bake's security group")
+        ec2.delete_security_group_when_free(group, LEFTOVER_DEADLINE_S)
+    return builders + groups

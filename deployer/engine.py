@@ -33,7 +33,7 @@ from deployer.bake.baker import Baker
 from deployer.config import LoadedConfig
 from deployer.core.model import Actor, Fleet, Kind, LiveState, Outcome, ReleaseRecord
 from deployer.core.names import Names
-from deployer.errors import NeedsHuman, StackFailed
+from deployer.errors import BadInput, NeedsHuman, StackFailed
 from deployer.events import Events
 from deployer.infra import STACK_DEADLINE_S, Infra, StackSpec, Templates, ensure_stack
 from deployer.locking import LeaseLost, LockClient
@@ -42,6 +42,7 @@ from deployer.target import Runtime
 
 Report = Callable[[str], None]
 DEFAULT_TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+BAKE_DEADLINE_S = 3600.0  # a whole bake: builder, playbook, image, copies
 
 
 def actor_from_env() -> Actor:
@@ -102,10 +103,16 @@ class Engine:
         self.replace_failed = False  # --replace-failed: delete failed network/service stacks
         self.ec2 = Ec2(aws, poller)
         service = loaded.spec.service
-        self.elb = Elbv2(aws, priority=service.rule_priority, owns_listeners=not service.own)
+        self.elb = Elbv2(
+            aws,
+            priority=service.rule_priority,
+            owns_listeners=not service.own,
+            tags=self.tags(),
+        )
         self._own_load_balancer: OwnLoadBalancer | None = None
+        self._caller_cidr: str | None = None
         self.asg = AutoScaling(aws)
-        self.s3 = S3(aws)
+        self.s3 = S3(aws, owner=lambda: self.account)  # ExpectedBucketOwner
         self.cloudwatch = CloudWatch(aws)
         self.journal = Journal(aws, poller, self.names.scope)
         self.lock = LockClient(
@@ -121,7 +128,7 @@ class Engine:
             self.bake_in_progress,
             report,
         )
-        self.baker_deadline_s = 3600.0
+        self.baker_deadline_s = BAKE_DEADLINE_S
         self.templates_dir = loaded.base_dir / "cloudformation"
         self.phase_seconds: dict[str, float] = {}
         self.phase_spans: dict[str, tuple[float, float]] = {}  # epoch start/end (bench/)
@@ -243,7 +250,7 @@ class Engine:
                 "SubnetIds": network_outputs.get("SubnetIds", ""),
                 "AppPort": str(spec.instance.port),
                 "TestListenerPort": str(spec.strategy.test_listener_port),
-                "TestListenerCidr": "0.0.0.0/0",
+                "TestListenerCidr": self.test_listener_cidr(),
                 "CertificateArn": spec.tls.certificate_arn if spec.tls else "",
                 "SslPolicy": spec.tls.ssl_policy if spec.tls else DEFAULT_TLS_POLICY,
                 "AccessLogsBucket": spec.alb.access_logs_bucket or "",
@@ -256,10 +263,29 @@ class Engine:
                 "LogGroupName": self.names.log_group,
                 "LogRetentionDays": str(spec.logs.retention_days),
                 "LogKmsKeyArn": spec.logs.kms_key_arn or "",
+                "PermissionsBoundaryArn": spec.cloudformation.boundary_arn,
                 **self.own_load_balancer().parameters(),
             },
             {**self.tags(), "deployer:role": "service"},
         )
+
+    def test_listener_cidr(self) -> str:
+        """Who may reach the test listener (an unreleased build): strategy.test_listener_cidr,
+        or this machine's address (auto), asked once per run.
+        """
+        configured = self.spec.strategy.test_listener_cidr
+        if configured != "auto":
+            return configured
+        if self._caller_cidr is None:
+            try:
+                self._caller_cidr = self.runtime.caller_cidr()
+            except BadInput as exc:
+                raise BadInput(
+                    f"strategy.test_listener_cidr: auto needs this machine's public address: "
+                    f"{exc.message}; or set strategy.test_listener_cidr to the CIDR deployer "
+                    "runs from (your CI runners' egress)"
+                ) from None
+        return self._caller_cidr
 
     def own_load_balancer(self) -> OwnLoadBalancer:
         """service.listener_arn: the operator's load balancer, read from ELB once per run
@@ -287,12 +313,16 @@ class Engine:
             network_outputs, made = network.outputs, [network]
         service_spec = self.service_spec(network_outputs, templates)
         service = ensure_stack(self.cfn, *service_spec, self.report, self.replace_failed)
-        if self.spec.protected:
-            for stack in (*made, service):
-                if not stack.termination_protected:
-                    self.report(f"infra: turning on termination protection of {stack.name}")
-                    self.cfn.protect(stack.stack_id)
-        return self._seen(Infra.from_outputs(network_outputs, service.outputs))
+        for stack in (*made, service):  # protected: true turns it on, false turns it off
+            if stack.termination_protected != self.spec.protected:
+                state = "on" if self.spec.protected else "off"
+                self.report(f"infra: turning {state} termination protection of {stack.name}")
+                self.cfn.protect(stack.stack_id, self.spec.protected)
+        infra = self._seen(Infra.from_outputs(network_outputs, service.outputs))
+        for listener in (infra.listener_arn, infra.test_listener_arn):
+            if self.elb.tag_weights_rule(listener):
+                self.report(f"infra: tagged deployer's weights rule of {listener}")
+        return infra
 
     def existing_infra(self) -> Infra | None:
         if self.spec.network.own:
@@ -388,20 +418,21 @@ class Engine:
                 "`deployer abort` (or `deployer rollback`) once AWS answers."
             ) from None
 
-    def delete_fleet(self, stack_name: str) -> None:
+    def delete_fleet(self, stack_name: str, wait: bool = True) -> None:
         stack = self.cfn.describe(stack_name)
         if stack is not None:
             self.cfn.delete(stack.stack_id)
-            self.cfn.wait_deleted(stack.stack_id, STACK_DEADLINE_S)
+            if wait:
+                self.cfn.wait_deleted(stack.stack_id, STACK_DEADLINE_S)
 
-    def put_aside(self, fleet: Fleet) -> str:
+    def put_aside(self, fleet: Fleet, wait: bool = True) -> str:
         """A green fleet that failed: scale it to zero (its stack kept to look at until the
         next release or `deployer gc` deletes it) or delete it now (strategy.on_failure).
         """
         try:
             if self.spec.strategy.on_failure == "delete":
                 self.report(f"cleanup: deleting {fleet.stack_name}")
-                self.delete_fleet(fleet.stack_name)
+                self.delete_fleet(fleet.stack_name, wait)
             elif fleet.asg_name:
                 self.report(
                     f"cleanup: scaling {fleet.stack_name} to zero; its stack stays to look at "

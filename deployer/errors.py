@@ -42,7 +42,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
         "and `deployer status` says what to do"
     ),
     ExitCode.UNREACHABLE: (
-        "AWS/credentials/endpoint unreachable, or a permission missing, before any change"
+        "AWS/credentials/endpoint unreachable, a permission or an EC2 quota missing, or the "
+        "artifact bucket's name held by another account, before any change"
     ),
 }
 

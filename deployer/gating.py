@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from deployer.aws.poller import Poll, PollTimeout
 from deployer.config import MetricGates
@@ -140,6 +141,14 @@ class Gated:
 
 def gate_failed(observation: Observation, step: str) -> GateFailed:
     return GateFailed(observation.gate, observation.detail, step, dict(observation.evidence))
+def launch_failure(gated: Gated, health: list[Any]) -> str:
+    """With no target registered, Auto Scaling's reason for the missing instances, if a
+    launch failed (read only then).
+    """
+    if health or not gated.green.asg_name:
+        return ""
+    why = gated.engine.asg.launch_failure(gated.green.asg_name)
+    return f"; Auto Scaling: {why}" if why else ""
 
 
 def wait_until_ready(gated: Gated) -> None:
@@ -162,7 +171,7 @@ def wait_until_ready(gated: Gated) -> None:
         if broken:
             raise GateFailed(GateKind.TARGET_HEALTH.value, broken, BEFORE_SWITCH)
         if not targets.passed:
-            return Poll(False, targets.detail)
+            return Poll(False, targets.detail + launch_failure(gated, health))
         verdict = judge(others, failures, e.spec.gates.max_failures)
         failures.update(verdict.failures)
         if verdict.failed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from deployer.core.decide import WARM_STACK_STATES, plan_release
+from deployer.core.decide import WARM_STACK_STATES, failed_fleets, plan_release
 from deployer.core.durations import PlannedTime, TimingInputs, predict, total_s
 from deployer.core.health import assess_target_health
 from deployer.core.model import Fleet, LiveState, Outcome, ReleaseRecord, TargetState
@@ -31,12 +31,17 @@ def _retired_since(fleet: Fleet, history: list[ReleaseRecord]) -> str:
 
 
 def fleets_past_the_window(engine: Engine, live: LiveState) -> list[Fleet]:
+    """Fleets that left service more than rollback_window ago, and every fleet a failed
+    release put aside (never a rollback target: it goes at once).
+    """
     current = live.live_fleet
     history = engine.journal.history(limit=200)
     now = engine.now()
-    doomed = []
+    inflight = next((r.fleet_stack for r in history if r.outcome is Outcome.IN_PROGRESS), "")
+    keep = {current.stack_name if current else "", inflight} - {""}
+    doomed = failed_fleets(live, history, keep)
     for fleet in live.fleets:
-        if current is not None and fleet.stack_name == current.stack_name:
+        if fleet.stack_name in keep or fleet in doomed:
             continue
         since = _retired_since(fleet, history)
         age = (
@@ -57,15 +62,18 @@ def gc(engine: Engine, wait_s: float | None, dry_run: bool = False) -> dict[str,
     from deployer.retention import collect_images, leftovers
 
     engine.check_reachable()
+    infra = engine.existing_infra()
+    live = engine.observe(infra) if infra else LiveState()
+    planned = {
+        "retired": [f.stack_name for f in fleets_past_the_window(engine, live)],
+        "images": collect_images(engine, dry_run=True),
+        "leftovers": leftovers(engine, dry_run=True),
+        "dry_run": True,
+    }
     if dry_run:
-        infra = engine.existing_infra()
-        live = engine.observe(infra) if infra else LiveState()
-        return {
-            "retired": [f.stack_name for f in fleets_past_the_window(engine, live)],
-            "images": collect_images(engine, dry_run=True),
-            "leftovers": leftovers(engine, dry_run=True),
-            "dry_run": True,
-        }
+        return planned
+    if not (planned["retired"] or planned["images"] or planned["leftovers"]):
+        return {**planned, "dry_run": False}  # nothing to remove: no lock taken
     with engine.locked(wait_s):
         infra = engine.existing_infra()
         retired: list[str] = []
@@ -92,9 +100,13 @@ def gc(engine: Engine, wait_s: float | None, dry_run: bool = False) -> dict[str,
 def status(engine: Engine) -> dict[str, Any]:
     infra = engine.existing_infra()
     history = engine.journal.history(limit=20)
-    holder = engine.lock.lock.current() if history else None
+    # The lock is read whatever the journal holds: a first release killed while it made the
+    # network holds it before it journals anything.
+    holder = engine.lock.lock.peek()
     inflight = next((r for r in history if r.outcome is Outcome.IN_PROGRESS), None)
-    last = history[0] if history else None
+    # A no-op is not what a reader looks for (and is no longer journalled): the last change.
+    last = next((r for r in history if r.outcome is not Outcome.NOOP), None)
+    stacks = infra_stacks(engine)
     result: dict[str, Any] = {
         "app": engine.names.app,
         "environment": engine.names.environment,
@@ -105,7 +117,8 @@ def status(engine: Engine) -> dict[str, Any]:
         "last": record_json(last) if last else None,
         "in_flight": record_json(inflight) if inflight else None,
         "lock": describe_holder(holder, engine.lock.clock()) if holder else None,
-        "advice": _advice(last, inflight),
+        "infra": stacks,
+        "advice": _advice(last, inflight) or _infra_advice(stacks, holder is not None),
         "warnings": [],
     }
     if infra is None:
@@ -149,6 +162,38 @@ def status(engine: Engine) -> dict[str, Any]:
     return result
 
 
+def infra_stacks(engine: Engine) -> list[dict[str, str]]:
+    """The network and service stacks as CloudFormation has them (what a release makes
+    before it journals anything), by name and status.
+    """
+    names = [engine.names.service_stack]
+    if not engine.spec.network.own:
+        names.insert(0, engine.names.network_stack)
+    found = []
+    for name in names:
+        stack = engine.cfn.describe(name)
+        if stack is not None:
+            found.append({"stack": stack.name, "status": stack.status})
+    return found
+
+
+def _infra_advice(stacks: list[dict[str, str]], locked: bool) -> str:
+    busy = [f"{s['stack']} {s['status']}" for s in stacks if s["status"].endswith("_IN_PROGRESS")]
+    failed = [f"{s['stack']} {s['status']}" for s in stacks if s["status"].endswith("_FAILED")]
+    if busy:
+        who = "the run holding the lock" if locked else "a run"
+        return (
+            f"{who} is changing {', '.join(busy)}; wait for it, or if that run is gone, rerun "
+            "`deployer release VERSION` (it waits for the stack, then goes on)"
+        )
+    if failed:
+        return (
+            f"{', '.join(failed)}: rerun `deployer release VERSION --replace-failed`, or "
+            "`deployer infra recover` for UPDATE_ROLLBACK_FAILED"
+        )
+    return ""
+
+
 def _healthy_count(health: list[Any]) -> int:
     return sum(1 for t in health if t.state is TargetState.HEALTHY)
 
@@ -177,7 +222,7 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
     from deployer.release import identity
 
     version = Version.parse(version_text)
-    artifact = check_local(engine.loaded, engine.workdir)
+    artifact = check_local(engine.loaded, engine.workdir, engine.report)
     engine.check_reachable()
     if artifact is None:
         artifact = download_artifact(engine)

@@ -15,16 +15,22 @@ from collections.abc import Iterable
 from typing import Any
 
 import yaml
+from botocore.exceptions import ClientError
 
 from deployer.aws.dynamodb import TABLE
 from deployer.aws.iam import Iam
+from deployer.aws.kms import Kms
 from deployer.aws.session import error_code
+from deployer.bake.artifact import S3Location
 from deployer.engine import Engine
 from deployer.errors import Unreachable
 
 _ARN = re.compile(r"^arn:(?P<partition>[\w-]+):(?:iam|sts)::(?P<account>\d{12}):(?P<rest>.+)$")
 _READS = ("Describe", "List", "Get", "Validate", "Estimate")
 _STAR_ONLY = frozenset({"ec2", "elasticloadbalancing", "autoscaling"})
+# Actions AWS authorizes on "*" whatever the policy's ARNs say: DescribeAlarms returns
+# composite alarms only to a permission scoped to "*" (its API reference).
+_STAR_ACTIONS = frozenset({"cloudwatch:DescribeAlarms", "servicequotas:GetServiceQuota"})
 
 
 def principal_of(caller_arn: str) -> str | None:
@@ -121,12 +127,24 @@ def evaluate(
     by_resource: dict[str, list[str]] = defaultdict(list)
     for action in sorted(actions):
         by_resource[resource(action)].append(action)
+    source = engine.spec.artifact.source
+    if source.startswith("s3://"):  # an artifact outside the artifact bucket is read too
+        location = S3Location.parse(source)
+        if location.bucket != engine.artifact_bucket:
+            by_resource[f"arn:{partition}:s3:::{location.bucket}/{location.key}"].append(
+                "s3:GetObject"
+            )
+    for key in ebs_keys(engine):  # EC2 uses a customer-managed EBS key with our rights
+        by_resource[key].extend(EBS_KEY_ACTIONS)
     context = request_context(engine)
     denied, unsure = set(), set()
     for resource_arn, group in by_resource.items():
         tags = context
         if ":elasticloadbalancing:" in resource_arn:  # the listener's own tags, as they are
-            tags = with_resource_tags(context, engine.elb.tags_of(resource_arn))
+            found = engine.elb.tags_of(resource_arn)
+            if ":listener-rule/" in resource_arn:  # deployer's rule: made (or migrated) tagged
+                found = {**found, **engine.tags()}
+            tags = with_resource_tags(context, found)
         for result in iam.simulate(principal, group, resource_arn, tags):
             decision = result.get("EvalDecision")
             name = str(result.get("EvalActionName"))
@@ -139,18 +157,56 @@ def evaluate(
     return denied, unsure
 
 
+# What EC2 asks of KMS, as the caller, for an encrypted builder volume, CreateImage and
+# CopyImage with a customer-managed key ("Required KMS key policy for use with encrypted
+# volumes", EC2 User Guide).
+EBS_KEY_ACTIONS = (
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+)
+
+
+def ebs_keys(engine: Engine) -> list[str]:
+    """Customer-managed EBS keys the run's volumes use: instance.kms_key_id, and the
+    account's default EBS key when encryption by default is on. AWS's own aws/ebs needs
+    nothing of the caller.
+    """
+    try:
+        wanted = [engine.spec.instance.kms_key_id, engine.ec2.default_ebs_key()]
+    except ClientError as exc:
+        engine.report(f"note: the account's default EBS key was not read ({error_code(exc)})")
+        wanted = [engine.spec.instance.kms_key_id]
+    kms = Kms(engine.runtime.aws)
+    found = []
+    for key_id in filter(None, wanted):
+        if key_id.endswith("alias/aws/ebs"):
+            continue
+        arn = kms.customer_key_arn(key_id)
+        if arn is None:
+            continue
+        if arn not in found:
+            found.append(arn)
+    return found
+
+
 def definite(action: str, resource_arn: str, result: dict[str, Any]) -> bool:
     """Whether an implicit deny means the permission is missing. Not when a condition key was
     missing from the context. Nor when the resource was `*` and the action can be scoped to
     resources: a policy scoped to ARNs does not match the literal `*` the simulator tests.
     The Describe calls of EC2, ELB and Auto Scaling take no resource (`*` only), and their
-    deny is definite.
+    deny is definite; so is DescribeAlarms's, which deployer needs on `*` (composite alarms).
     """
     if result.get("MissingContextValues"):  # an explicit deny on a key we lack, too
         return False
     if result.get("EvalDecision") == "explicitDeny":
         return True
     service, name = action.split(":")
+    if action in _STAR_ACTIONS:
+        return True
     return resource_arn != "*" or (service in _STAR_ONLY and name.startswith("Describe"))
 
 
@@ -159,9 +215,13 @@ def request_context(engine: Engine) -> dict[str, list[str]]:
     finds on what it changes), and the service role it passes.
     """
     tags = {**engine.tags(), "deployer:role": "fleet"}
+    region = engine.runtime.aws.region
     context: dict[str, list[str]] = {
         "aws:TagKeys": sorted(tags),
-        "aws:RequestedRegion": [engine.runtime.aws.region],
+        "aws:RequestedRegion": [region],
+        # A customer-managed EBS key is used by EC2 on our behalf, for AWS resources.
+        "kms:ViaService": [f"ec2.{region}.amazonaws.com"],
+        "kms:GrantIsForAWSResource": ["true"],
     }
     for key in ("deployer:app", "deployer:environment"):
         for prefix in ("aws:RequestTag", "aws:ResourceTag", "ec2:ResourceTag"):

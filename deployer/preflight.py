@@ -6,20 +6,23 @@ content (deployer.checks), so running them again costs milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from deployer.aws.actions import RELEASE_ACTIONS
+from deployer.aws.actions import BUCKET_ACTIONS, RELEASE_ACTIONS
+from deployer.aws.s3 import BucketState
+from deployer.aws.servicequotas import ServiceQuotas
 from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.checks import CheckCache, check_playbook, check_templates
-from deployer.config import LoadedConfig
+from deployer.config import DeployConfig, LoadedConfig
 from deployer.core.network import network_problems
-from deployer.engine import Engine
+from deployer.core.quotas import ADDRESSES, VPCS, QuotaUse, network_needs, shortfalls
+from deployer.engine import BAKE_DEADLINE_S, Engine
 from deployer.errors import BadInput, Unreachable
 from deployer.permissions import check_permissions
 
@@ -28,13 +31,16 @@ def target_region(loaded: LoadedConfig) -> str:
     return loaded.spec.target_region
 
 
-def check_local(loaded: LoadedConfig, workdir: Path) -> Artifact | None:
+def check_local(
+    loaded: LoadedConfig, workdir: Path, report: Callable[[str], None] = lambda _: None
+) -> Artifact | None:
     """Templates (cfn-lint), the playbook (syntax check) and a local artifact (the app
     contract, packaged). Returns the packaged artifact, or None for an s3:// one.
     """
     cache = CheckCache(workdir / ".deployer" / "checks.json")
     with _naming(loaded.path):
-        check_templates(cache, loaded.base_dir / "cloudformation", target_region(loaded))
+        templates = loaded.base_dir / "cloudformation"
+        check_templates(cache, templates, target_region(loaded), report)
         check_playbook(cache, loaded.resolve(loaded.spec.bake.playbook))
         source = loaded.spec.artifact.source
         if source.startswith("s3://"):
@@ -70,6 +76,8 @@ def check_aws(engine: Engine, artifact: Artifact | None) -> Artifact:
         )
     if engine.spec.network.own:
         check_own_network(engine)
+    else:
+        check_quotas(engine)
     if engine.spec.service.own:
         check_own_load_balancer(engine)
     missing = [n for n in names if n not in found]
@@ -94,9 +102,48 @@ def check_own_network(engine: Engine) -> None:
         network.public_subnet_ids,
         network.private_subnet_ids,
         engine.runtime.aws.region,
+        engine.spec.azs,
     )
     if problems:
         raise BadInput(f"{engine.loaded.path}: " + "\n  ".join(problems))
+
+
+def check_quotas(engine: Engine) -> None:
+    """The VPC and the Elastic IPs a new (or widened) network makes must fit the account's
+    quotas: short of them is exit 5 now, naming each quota, rather than a network stack
+    that fails (VpcLimitExceeded, AddressLimitExceeded) once changes have begun.
+    """
+    spec = engine.spec
+    with unreachable_as_error("read the network stack and the account's EC2 quotas"):
+        stack = engine.cfn.describe(engine.names.network_stack)
+        existing = None
+        if stack is not None:
+            params = stack.parameters
+            existing = (int(params.get("AzCount", spec.azs)), params.get("NatMode", "single"))
+        vpcs, addresses = network_needs(spec.azs, spec.network.nat, existing)
+        if not vpcs and not addresses:
+            return
+        vpcs_in_use, addresses_in_use = engine.ec2.vpcs_and_addresses()
+        quotas = ServiceQuotas(engine.runtime.aws)
+        uses = []
+        for (service, code, name, default), in_use, needed in (
+            (VPCS, vpcs_in_use, vpcs),
+            (ADDRESSES, addresses_in_use, addresses),
+        ):
+            limit = quotas.applied(service, code, default)
+            if limit is None:
+                engine.report(f"note: quota check of {name} skipped: Service Quotas refused")
+                continue
+            uses.append(QuotaUse(name, f"{service}/{code}", limit, in_use, needed))
+    short = shortfalls(uses)
+    if short:
+        region = engine.runtime.aws.region
+        raise Unreachable(
+            f"{engine.loaded.path}: the network of {engine.names.scope} would pass the "
+            f"account's EC2 quotas in {region}: " + "; ".join(short) + ". Ask for an increase "
+            "in Service Quotas, free what is unused (other environments' VPCs, Elastic IPs), "
+            "or need fewer (network.nat: single takes one Elastic IP). Nothing was changed."
+        )
 
 
 def check_own_load_balancer(engine: Engine) -> None:
@@ -128,7 +175,10 @@ def download_artifact(engine: Engine) -> Artifact:
             ) from None
         if error_code(exc) in ("403", "AccessDenied", "Forbidden"):
             raise Unreachable(
-                f"{engine.loaded.path}: artifact.source: access to {source} is denied"
+                f"{engine.loaded.path}: artifact.source: access to {source} is denied: the "
+                f"credentials need s3:GetObject on arn:aws:s3:::{location.bucket}/"
+                f"{location.key} (deployer-iam.yaml grants it with ArtifactSourceArn). "
+                "Nothing was changed."
             ) from None
         raise
     finally:
@@ -149,22 +199,47 @@ def preflight(
     engine: Engine, bakes: bool = True, needed: Iterable[str] = RELEASE_ACTIONS
 ) -> Artifact:
     """`needed`: the IAM actions the command makes (deployer.aws.actions)."""
-    artifact = check_aws(engine, check_local(engine.loaded, engine.workdir))
+    artifact = check_aws(engine, check_local(engine.loaded, engine.workdir, engine.report))
+    needed = set(needed)
+    if bakes and artifact_bucket_missing(engine):
+        needed |= BUCKET_ACTIONS
     check_permissions(engine, needed)
     check_credentials_last(engine, worst_case(engine, bakes))
     return artifact
 
 
+def artifact_bucket_missing(engine: Engine) -> bool:
+    """Whether deployer must make the artifact bucket (no deployer-iam.yaml made it). Its name
+    is predictable: a bucket of that name held by another account is refused now (exit 5),
+    never used.
+    """
+    bucket = engine.artifact_bucket
+    with unreachable_as_error(f"check the artifact bucket {bucket}"):
+        state = engine.s3.bucket_state(bucket)
+    if state is BucketState.ELSEWHERE:
+        raise Unreachable(
+            f"the artifact bucket {bucket} exists but this account ({engine.account}) does not "
+            "own it, or may not read it: deployer will not put artifacts there. Deploy "
+            "cloudformation/deployer-iam.yaml (it makes the bucket, MakeArtifactBucket=true), "
+            "or check the deploy role's s3:ListBucket on it. Nothing was changed."
+        )
+    return state is BucketState.MISSING
+
+
 def worst_case(engine: Engine, bakes: bool = True) -> float:
+    return worst_case_of(engine.spec, engine.baker_deadline_s, bakes)
+
+
+def worst_case_of(spec: DeployConfig, bake_s: float = BAKE_DEADLINE_S, bakes: bool = True) -> float:
+    """The run's worst case for a config: what its credentials must outlast."""
     from deployer.core.deadlines import Deadlines, worst_case_seconds
     from deployer.infra import STACK_DEADLINE_S
 
-    spec = engine.spec
     steps = 1 if spec.strategy.kind == "all_at_once" else len(spec.strategy.steps)
     return worst_case_seconds(
         Deadlines(
             stack_s=STACK_DEADLINE_S,
-            bake_s=engine.baker_deadline_s,
+            bake_s=bake_s,
             health_s=spec.health_check.deadline_seconds,
             hold_s=spec.strategy.bake_seconds,
             steps=steps,

@@ -7,18 +7,19 @@ version rolls the interrupted release back first. There is no second code path f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from deployer.aws.poller import PollTimeout
 from deployer.aws.session import is_transient, unreachable_as_error
 from deployer.bake.artifact import Artifact
-from deployer.core.decide import Identity, plan_release
+from deployer.core.decide import Identity, ReleasePlan, plan_release
 from deployer.core.model import Kind, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.steps import release_table, remaining
 from deployer.engine import Engine
 from deployer.errors import DeployerError, NeedsHuman, ReleaseFailed
-from deployer.infra import Infra
+from deployer.infra import Infra, Templates, fingerprint
 from deployer.preflight import preflight
 from deployer.release_steps import STEPS, Run, put_back, restore
 
@@ -44,6 +45,10 @@ class Release:
                 self.e.lock.refuse_if_held(self.e.stamp())
         with self.e.timed("preflight"):
             artifact = preflight(self.e)
+        if not rebake:
+            done = nothing_to_do(self.e, version, artifact)
+            if done is not None:  # read only: no lock taken, nothing journalled
+                return done
         with self.e.locked(wait_s):
             with self.e.timed("infra"):
                 infra = self.e.ensure_infra()
@@ -83,21 +88,7 @@ def release_from(
         live = e.observe(infra)
         plan = plan_release(live, wanted, e.spec.capacity.desired, force=rebake)
         if plan.noop:
-            e.report(f"release: {plan.reason}; nothing to do")
-            fleet = plan.reuse_fleet
-            done = e.record(
-                e.new_record(
-                    kind,
-                    version.text,
-                    digest=wanted.digest,
-                    bake_key=wanted.bake_key,
-                    settings=wanted.settings,
-                    fleet_stack=fleet.stack_name if fleet else "",
-                    images={e.runtime.aws.region: fleet.image_id if fleet else ""},
-                    phase=Phase.DONE,
-                ).finished(Outcome.NOOP, e.stamp(), plan.reason)
-            )
-            return ReleaseResult(done, url, True, e.phase_seconds)
+            return _noop(e, plan, wanted, kind, url)
         e.report(f"release: {plan.reason}" + (f" ({note})" if note else ""))
         record = e.record(
             e.new_record(
@@ -120,6 +111,65 @@ def release_from(
         raise NeedsHuman(f"{done.version} is live, but cleanup failed: {done.cleanup}")
     e.report(f"release: {done.version} is live")
     return ReleaseResult(done, url, done.image_reused, e.phase_seconds)
+
+
+def _noop(e: Engine, plan: ReleasePlan, wanted: Identity, kind: Kind, url: str) -> ReleaseResult:
+    """Nothing to do is said, never journalled: `history` and `status` keep showing the
+    release that made the live fleet.
+    """
+    e.report(f"release: {plan.reason}; nothing to do")
+    fleet = plan.reuse_fleet
+    record = e.new_record(
+        kind,
+        wanted.version,
+        digest=wanted.digest,
+        bake_key=wanted.bake_key,
+        settings=wanted.settings,
+        fleet_stack=fleet.stack_name if fleet else "",
+        images={e.runtime.aws.region: fleet.image_id if fleet else ""},
+        phase=Phase.DONE,
+    ).finished(Outcome.NOOP, e.stamp(), plan.reason)
+    return ReleaseResult(record, url, True, e.phase_seconds)
+
+
+def nothing_to_do(engine: Engine, version: Version, artifact: Artifact) -> ReleaseResult | None:
+    """A release of what is live, with the infra as deployer.yaml says and nothing in flight:
+    told without the lock and without a journal write. Anything else: None (the lock and the
+    loop decide again, from what they read under the lock).
+    """
+    infra = engine.existing_infra()
+    if infra is None or engine.inflight() is not None or not infra_as_configured(engine):
+        return None
+    wanted = identity(engine, version, artifact)
+    plan = plan_release(engine.observe(infra), wanted, engine.spec.capacity.desired)
+    if not plan.noop:
+        return None
+    url = engine.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
+    return _noop(engine, plan, wanted, Kind.RELEASE, url)
+
+
+def infra_as_configured(engine: Engine) -> bool:
+    """The network and service stacks are at rest with the templates and parameters
+    deployer.yaml gives them (their fingerprint tag) and the termination protection it asks.
+    """
+    templates = Templates.load(engine.templates_dir)
+    if engine.spec.network.own:
+        outputs: Mapping[str, str] = engine.spec.network.own_outputs()
+    else:
+        network = engine.cfn.describe(engine.names.network_stack)
+        if network is None:
+            return False
+        outputs = network.outputs
+    for spec in engine.infra_specs(outputs, templates):
+        stack = engine.cfn.describe(spec.name)
+        if (
+            stack is None
+            or stack.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+            or stack.tags.get("deployer:fingerprint") != fingerprint(spec.body, spec.parameters)
+            or stack.termination_protected != engine.spec.protected
+        ):
+            return False
+    return True
 
 
 def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
@@ -152,9 +202,13 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
 def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
     """Put traffic back, journal the failure; the error to raise says what happened."""
     e = run.engine
-    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    reason = "interrupted" if interrupted else str(exc)
     e.report(f"release failed: {reason}")
-    put_back(e, run.infra, record, reason)
+    try:  # traffic and the journal first; an interrupted bake's last cleanup after them
+        put_back(e, run.infra, record, reason, wait=not interrupted)
+    finally:
+        e.baker.finish_deferred()
     if isinstance(exc, ReleaseFailed) and record.fleet_stack:
         explain(e, record, exc)  # traffic is back first; then the app's own last words
     if isinstance(exc, KeyboardInterrupt | DeployerError):

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from deployer.aws.poller import PollTimeout
 from deployer.bake.artifact import Artifact
 from deployer.bake.baker import BakeRequest
-from deployer.core.decide import fleets_to_retire
+from deployer.core.decide import failed_fleets, fleets_to_retire
 from deployer.core.model import Fleet, LiveState, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.rollout import restore_weights, step_weights
@@ -110,6 +110,7 @@ def bake(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> Re
 
 
 def fleet(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> ReleaseRecord:
+    delete_failed_fleets(run.engine, live, {record.fleet_stack, record.previous_fleet})
     name = fleet_name(run.engine, record)
     if record.fleet_stack != name:  # journalled before the stack exists: a rerun finds it
         record = run.engine.record(replace(record, fleet_stack=name))
@@ -185,6 +186,19 @@ def retire(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> 
     return replace(record, weights=final, cleanup=problems.removeprefix("; "))
 
 
+def delete_failed_fleets(engine: Engine, live: LiveState, keep: set[str]) -> None:
+    """Fleets earlier failed releases put aside go as this release starts its own (not
+    waited for: CloudFormation deletes them while this release goes on), so that failures in
+    a row never pile up cold fleets.
+    """
+    for doomed in failed_fleets(live, engine.journal.history(limit=50), keep - {""}):
+        engine.report(f"fleet: deleting {doomed.stack_name}, put aside by a failed release")
+        try:
+            engine.delete_fleet(doomed.stack_name, wait=False)
+        except (ClientError, BotoCoreError) as exc:  # the next release or gc tries again
+            engine.report(f"fleet: deleting {doomed.stack_name} failed ({exc}); gc retries it")
+
+
 STEPS: dict[Phase, StepFunction] = {
     Phase.BAKE: bake,
     Phase.FLEET: fleet,
@@ -218,9 +232,13 @@ def restore(engine: Engine, infra: Infra, record: ReleaseRecord, doing: str) -> 
         engine.switch_or_escalate(infra, weights, record, doing)
 
 
-def put_back(engine: Engine, infra: Infra, record: ReleaseRecord, reason: str) -> ReleaseRecord:
+def put_back(
+    engine: Engine, infra: Infra, record: ReleaseRecord, reason: str, wait: bool = True
+) -> ReleaseRecord:
     """Traffic back to blue in one listener change (if it had moved), green put aside, the
-    failure journalled. Blue was never scaled down, so it takes the load at once.
+    failure journalled. Blue was never scaled down, so it takes the load at once. Without
+    `wait` (a cancelled job, seconds from being killed), a fleet being deleted is not waited
+    for: the next release or `deployer gc` finds it.
     """
     try:
         live = engine.observe(infra)
@@ -234,7 +252,7 @@ def put_back(engine: Engine, infra: Infra, record: ReleaseRecord, reason: str) -
             engine.report("rollback: traffic is back where it was before this release")
         problems = reset_test_listener(engine, infra)
         if green is not None:
-            problems += engine.put_aside(green)
+            problems += engine.put_aside(green, wait)
         done = engine.record(record.finished(Outcome.FAILED, engine.stamp(), reason + problems))
     except (ClientError, BotoCoreError, PollTimeout) as aws_failed:
         raise NeedsHuman(

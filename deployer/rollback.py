@@ -41,6 +41,9 @@ def rollback(
     if to_version is not None:
         Version.parse(to_version)
     engine.check_reachable()
+    settled = _already_there(engine, to_version)
+    if settled is not None:  # read only: no lock taken, nothing journalled
+        return settled
     with engine.locked(wait_s):
         infra = engine.existing_infra()
         if infra is None:
@@ -65,17 +68,31 @@ def rollback(
         return _rerelease(engine, infra, decision.record)
 
 
+def _already_there(engine: Engine, to_version: str | None) -> OperatorResult | None:
+    """Traffic is where the rollback would put it, and nothing is in flight: said without
+    the lock (whose token would rise) and without a journal record.
+    """
+    infra = engine.existing_infra()
+    if infra is None or engine.inflight() is not None:
+        return None
+    live = engine.observe(infra)
+    try:
+        decision = decide_rollback(live, engine.journal.history(limit=200), to_version)
+    except NothingToRollBackTo:
+        return None  # said under the lock, as before
+    return _nothing_to_do(engine, live, decision) if decision.noop else None
+
+
 def _nothing_to_do(engine: Engine, live: LiveState, decision: RollbackDecision) -> OperatorResult:
+    """Said, never journalled: history keeps showing what moved traffic."""
     current = live.live_fleet
     engine.report(f"rollback: {decision.reason}")
-    record = engine.record(
-        engine.new_record(
-            Kind.ROLLBACK,
-            current.version if current else "-",
-            fleet_stack=current.stack_name if current else "",
-            phase=Phase.DONE,
-        ).finished(Outcome.NOOP, engine.stamp(), decision.reason)
-    )
+    record = engine.new_record(
+        Kind.ROLLBACK,
+        current.version if current else "-",
+        fleet_stack=current.stack_name if current else "",
+        phase=Phase.DONE,
+    ).finished(Outcome.NOOP, engine.stamp(), decision.reason)
     return OperatorResult(record, False, decision.reason)
 
 
@@ -148,8 +165,14 @@ def _rerelease(engine: Engine, infra: Infra, source: ReleaseRecord) -> OperatorR
 
 
 def abort(engine: Engine, wait_s: float | None) -> OperatorResult:
-    """Roll the in-flight release back on purpose; with none in flight, change nothing."""
+    """Roll the in-flight release back on purpose; with none in flight, change nothing (and
+    take no lock: its token would rise for nothing).
+    """
     engine.check_reachable()
+    if engine.inflight() is None:
+        message = "no release is in flight; nothing to abort"
+        engine.report(f"abort: {message}")
+        return OperatorResult(None, False, message)
     with engine.locked(wait_s):
         inflight = engine.inflight()
         infra = engine.existing_infra()

@@ -37,6 +37,8 @@ class Runtime:
     def aws_seconds(self, modelled_s: float) -> float:
         """An AWS duration (a metric period, a publication delay) in real seconds here."""
         return modelled_s * self.cloudwatch_scale
+    # This machine's address as the load balancer sees it: who may reach the test listener.
+    caller_cidr: Callable[[], str] = lambda: "127.0.0.1/32"
 
 
 def open_target(
@@ -88,6 +90,7 @@ def _aws(
         url_for=aws_url,
         reach=reach,
         source_cidr=source_cidr,
+        caller_cidr=lambda: public_cidr(ssh.public_ip_url),
         description=f"aws {region}"
         + (f" (profile {identity.profile})" if identity.profile else ""),
     )

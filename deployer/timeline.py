@@ -69,7 +69,9 @@ def draw(events: Sequence[Event], out: Path) -> dict[str, Any]:
         matplotlib.use("Agg")
         from matplotlib.figure import Figure
     except ImportError:
-        raise BadInput("deployer report needs matplotlib: pip install 'deployer[report]'") from None
+        raise BadInput(
+            "deployer report needs matplotlib: pip install 'deployer-ec2-alb[report]'"
+        ) from None
     matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text in the SVG
     if not events:
         raise BadInput("the record holds no events")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -24,6 +25,11 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 # Subprocesses (the CLI under test) inherit these.
 os.environ.setdefault("DEPLOYER_SANDBOX_PROFILE", "aws")
 os.environ.setdefault("DEPLOYER_SANDBOX_TIME_SCALE", "0.02")
+# A builder's own shutdown timer (bake.max_builder_minutes) runs unscaled: the bake's playbook
+# runs in real time at any scale, and a scaled 60 minutes (72 s) would end slow bakes midway
+# on a busy machine. The tests of the timer turn the scale back on (shutdown_time_scale null).
+SHUTDOWN_UNSCALED = json.dumps({"shutdown_time_scale": 1.0})
+os.environ.setdefault("DEPLOYER_SANDBOX_BEHAVIOURS", SHUTDOWN_UNSCALED)
 
 
 def free_port() -> int:

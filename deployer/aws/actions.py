@@ -15,7 +15,11 @@ from typing import Any
 ACTION_LOG = "DEPLOYER_ACTION_LOG"
 
 # boto3's service name -> the IAM prefix, where they differ.
-IAM_PREFIX = {"elbv2": "elasticloadbalancing", "monitoring": "cloudwatch"}
+IAM_PREFIX = {
+    "elbv2": "elasticloadbalancing",
+    "monitoring": "cloudwatch",
+    "service-quotas": "servicequotas",
+}
 # S3 API operations whose IAM action has another name.
 S3_ACTIONS = {
     "HeadBucket": "ListBucket",
@@ -89,6 +93,8 @@ BAKE_ACTIONS: frozenset[str] = frozenset(
         "iam:SimulatePrincipalPolicy",  # the permission preflight, about its own role
         "iam:GetRole",
         "elasticloadbalancing:DescribeTags",  # ... and the listeners' tags, as they are
+        "elasticloadbalancing:DescribeRules",  # the infra: deployer's weights rule, tagged
+        "elasticloadbalancing:AddTags",  # (once, if it was made before rules were tagged)
         "dynamodb:CreateTable",
         "dynamodb:DescribeTable",
         "dynamodb:GetItem",
@@ -104,6 +110,9 @@ BAKE_ACTIONS: frozenset[str] = frozenset(
         "cloudformation:UpdateTerminationProtection",  # protected: true
         "cloudwatch:DescribeAlarms",
         "ec2:DescribeAvailabilityZones",
+        "ec2:GetEbsEncryptionByDefault",  # a customer-managed default EBS key needs kms: rights
+        "ec2:DescribeAddresses",  # the quotas a new network would pass: Elastic IPs ...
+        "servicequotas:GetServiceQuota",  # ... and VPCs, against the account's quotas
         "ec2:DescribeVpcs",  # network.vpc_id: the operator's own network, checked
         "ec2:DescribeSubnets",
         "ec2:DescribeRouteTables",
@@ -119,26 +128,32 @@ BAKE_ACTIONS: frozenset[str] = frozenset(
         "ec2:GetConsoleOutput",
         "ec2:CreateImage",
         "ec2:CopyImage",  # regions
-        "ec2:CreateTags",  # the copies, tagged again
         "ec2:TerminateInstances",
         "ec2:DeleteKeyPair",
         "ec2:DeleteSecurityGroup",
         "s3:ListBucket",
-        "s3:CreateBucket",
-        "s3:PutBucketPublicAccessBlock",
-        "s3:PutEncryptionConfiguration",
-        "s3:PutBucketPolicy",
-        "s3:PutLifecycleConfiguration",
         "s3:GetObject",
         "s3:PutObject",
         "ssm:GetParameter",
         "ssm:GetParametersByPath",
     }
 )
+# Making the artifact bucket: only when no deployer-iam.yaml made it (MakeArtifactBucket) and
+# the caller may (the sandbox, an administrator). The deploy role has none of these.
+BUCKET_ACTIONS: frozenset[str] = frozenset(
+    {
+        "s3:CreateBucket",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:PutEncryptionConfiguration",
+        "s3:PutBucketPolicy",
+        "s3:PutLifecycleConfiguration",
+    }
+)
 # What a release makes: a bake, the stacks, the gates, the switch, retiring old fleets.
 RELEASE_ACTIONS: frozenset[str] = BAKE_ACTIONS | frozenset(
     {
         "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeScalingActivities",  # why a fleet has no targets (a launch failed)
         "autoscaling:UpdateAutoScalingGroup",  # strategy.on_failure: scale_to_zero
         "elasticloadbalancing:DescribeListeners",
         "elasticloadbalancing:DescribeRules",

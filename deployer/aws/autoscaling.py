@@ -58,6 +58,20 @@ class AutoScaling:
             )
             for i in group.get("Instances", [])
         ]
+    def launch_failure(self, name: str) -> str:
+        """Why the group's newest launch failed ('' when it did not): what a fleet with no
+        registered targets is waiting on (a KMS key its service-linked role may not use, an
+        instance type the zone lacks, a quota).
+        """
+        activities = self._asg.describe_scaling_activities(
+            AutoScalingGroupName=name, MaxRecords=10
+        ).get("Activities", [])
+        for activity in activities:  # newest first
+            if activity.get("StatusCode") in ("Failed", "Cancelled"):
+                return str(activity.get("StatusMessage") or activity.get("Description") or "")
+            if activity.get("StatusCode") == "Successful":
+                return ""
+        return ""
 
     def scale_to_zero(self, name: str) -> None:
         self._asg.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, DesiredCapacity=0)

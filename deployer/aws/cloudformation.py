@@ -210,9 +210,10 @@ class CloudFormation:
         finally:
             self._cfn.delete_change_set(ChangeSetName=change_set)
 
-    def protect(self, stack_id: str) -> None:
+    def protect(self, stack_id: str, enabled: bool = True) -> None:
+        """Termination protection on (or off): a protected stack refuses DeleteStack."""
         self._cfn.update_termination_protection(
-            StackName=stack_id, EnableTerminationProtection=True
+            StackName=stack_id, EnableTerminationProtection=enabled
         )
 
     def delete(self, name: str) -> None:

@@ -281,6 +281,24 @@ class Ec2:
     def delete_security_group(self, group_id: str) -> None:
         self._propagated(lambda: self._ec2.delete_security_group(GroupId=group_id))
 
+    def delete_security_group_when_free(self, group_id: str, deadline_s: float) -> None:
+        """Delete a group once no network interface uses it any more: EC2 answers
+        DependencyViolation while a terminated instance's interface is still detaching.
+        """
+
+        def check() -> Poll[None]:
+            try:
+                self._ec2.delete_security_group(GroupId=group_id)
+            except ClientError as exc:
+                if is_not_found(exc):
+                    return Poll(True, "gone")
+                if error_code(exc) != "DependencyViolation":
+                    raise
+                return Poll(False, "still in use")
+            return Poll(True, "deleted")
+
+        self._poller.until(f"security group {group_id} to be free", check, deadline_s)
+
     def find_security_groups(self, tags: Mapping[str, str]) -> list[dict[str, Any]]:
         found = self._ec2.describe_security_groups(Filters=tag_filters(tags))["SecurityGroups"]
         return [dict(g) for g in found]
@@ -331,6 +349,19 @@ class Ec2:
             vpcs[0], {s["SubnetId"]: s for s in subnets}, list(tables), list(endpoints)
         )
 
+    def default_ebs_key(self) -> str | None:
+        """The account's default EBS key in this region, when encryption by default is on."""
+        if not self._ec2.get_ebs_encryption_by_default().get("EbsEncryptionByDefault"):
+            return None
+        return str(self._ec2.get_ebs_default_kms_key_id().get("KmsKeyId") or "") or None
+
+    def vpcs_and_addresses(self) -> tuple[int, int]:
+        """How many VPCs and Elastic IPs the account has in this Region (quotas count both)."""
+        vpcs = sum(
+            len(page["Vpcs"]) for page in self._ec2.get_paginator("describe_vpcs").paginate()
+        )
+        return vpcs, len(self._ec2.describe_addresses()["Addresses"])
+
     def availability_zones(self) -> list[str]:
         """The zones of the region open to this account (opt-in zones left out)."""
         zones = self._ec2.describe_availability_zones(
@@ -365,14 +396,23 @@ class Ec2:
                 lambda: self._ec2.create_tags(Resources=list(resource_ids), Tags=tag_list(tags))
             )
 
-    def copy_image(self, source_id: str, source_region: str, name: str, token: str) -> str:
-        """Copy into this adapter's region. The tags are not copied: tag the copy after."""
+    def copy_image(
+        self, source_id: str, source_region: str, name: str, token: str, tags: Mapping[str, str]
+    ) -> str:
+        """Copy into this adapter's region, the copy and its snapshots tagged as they are made
+        (TagSpecifications): never an untagged image of the app, and the deploy role may
+        require the tags on CopyImage itself.
+        """
         response = self._ec2.copy_image(
             SourceImageId=source_id,
             SourceRegion=source_region,
             Name=name,
             Description=f"deployer image {name} (copied from {source_region})",
             ClientToken=token,
+            TagSpecifications=[
+                {"ResourceType": "image", "Tags": tag_list(tags)},
+                {"ResourceType": "snapshot", "Tags": tag_list(tags)},
+            ],
         )
         return str(response["ImageId"])
 

@@ -69,13 +69,22 @@ def is_every_path(rule: Mapping[str, Any]) -> bool:
 
 
 class Elbv2:
-    def __init__(self, aws: AwsContext, priority: int = 1, owns_listeners: bool = True) -> None:
+    def __init__(
+        self,
+        aws: AwsContext,
+        priority: int = 1,
+        owns_listeners: bool = True,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
         """`priority`: where deployer's weights rule sits. `owns_listeners`: False for the
         operator's own load balancer, whose default actions deployer never reads or changes.
+        `tags`: the weights rule's (deployer:app, deployer:environment), so that the deploy
+        role may change this app's rule only.
         """
         self._aws = aws
         self.priority = str(priority)
         self.owns_listeners = owns_listeners
+        self.tags = dict(tags or {})
 
     @property
     def _elb(self) -> Any:
@@ -159,6 +168,7 @@ class Elbv2:
                 Priority=int(self.priority),
                 Conditions=EVERY_PATH,
                 Actions=[forward_action(weights)],
+                **({"Tags": self._tag_list()} if self.tags else {}),
             )
         except ClientError as exc:
             if error_code(exc) != "PriorityInUse" or _retried:  # a retried CreateRule
@@ -169,6 +179,21 @@ class Elbv2:
             # A listener from before the rule: its default action goes back to the 503 the
             # stack owns, so that no fleet it named stays in use there.
             self._elb.modify_listener(ListenerArn=listener_arn, DefaultActions=[NO_FLEET_ACTION])
+
+    def _tag_list(self) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in self.tags.items()]
+
+    def tag_weights_rule(self, listener_arn: str) -> bool:
+        """A weights rule made before rules were tagged gets deployer's tags (the deploy role
+        changes tagged rules only). Returns whether it had to.
+        """
+        rule = self._weights_rule(listener_arn)
+        if rule is None or not self.tags or not is_every_path(rule):
+            return False
+        if all(self.tags_of(rule["RuleArn"]).get(k) == v for k, v in self.tags.items()):
+            return False
+        self._elb.add_tags(ResourceArns=[rule["RuleArn"]], Tags=self._tag_list())
+        return True
 
     def target_health(self, target_group_arn: str) -> list[TargetHealth]:
         described = self._elb.describe_target_health(TargetGroupArn=target_group_arn)

@@ -9,8 +9,10 @@ second transport (SSM Session Manager, EC2 Instance Connect Endpoint) is another
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import shutil
+import subprocess
 import tempfile
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -21,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer.aws.ec2 import Ec2
 from deployer.bake.keys import new_ed25519, write_private
+from deployer.bake.watchdog import ACCESS_DIR_PREFIX, watchdog_for
 from deployer.errors import BadInput
 
 ACCESS_ROLE = "bake-access"
@@ -63,7 +66,8 @@ class TemporaryAccess:
 
     def __post_init__(self) -> None:
         # A private (0700) directory: the private key and the pinned host key live here.
-        self.directory = Path(tempfile.mkdtemp(prefix="deployer-access-"))
+        self.directory = Path(tempfile.mkdtemp(prefix=ACCESS_DIR_PREFIX))
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     @property
     def private_key_file(self) -> Path:
@@ -74,6 +78,9 @@ class TemporaryAccess:
         return self.directory / "known_hosts"
 
     def create(self) -> None:
+        # If deployer is killed, its watchdog removes the private key (and ends the ssh
+        # processes using it); a killed watchdog's directory goes with the next bake's.
+        self._watchdog = watchdog_for(self.directory)
         private, self.public_key = new_ed25519(self.name)
         write_private(self.private_key_file, private)
         tags = {**self.tags, "deployer:role": ACCESS_ROLE, "Name": self.name}
@@ -83,20 +90,29 @@ class TemporaryAccess:
         self.group_id = self.ec2.create_ssh_group(self.name, self.vpc_id, cidr, tags)
         self.report(f"bake: temporary key pair and security group {self.name} (ssh from {cidr})")
 
-    def remove(self) -> str:
-        """Remove what `create` made; what AWS still holds is left to `deployer gc`."""
+    def remove(self, keep_group: bool = False) -> str:
+        """Remove what `create` made (the security group later, with `keep_group`: EC2 frees
+        it only once the builder is gone); what AWS still holds is left to `deployer gc`.
+        """
         problems = []
-        if self.group_id:
-            try:
-                self.ec2.delete_security_group(self.group_id)
-            except (ClientError, BotoCoreError) as exc:
-                problems.append(f"security group {self.group_id}: {exc}")
+        shutil.rmtree(self.directory, ignore_errors=True)  # the private key, first
+        if self._watchdog is not None:
+            self._watchdog.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._watchdog.wait(timeout=5)
+            self._watchdog = None
         if self.key_made:
             try:
                 self.ec2.delete_key_pair(self.name)
+                self.key_made = False
             except (ClientError, BotoCoreError) as exc:
                 problems.append(f"key pair {self.name}: {exc}")
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.group_id and not keep_group:
+            try:
+                self.ec2.delete_security_group(self.group_id)
+                self.group_id = ""
+            except (ClientError, BotoCoreError) as exc:
+                problems.append(f"security group {self.group_id}: {exc}")
         if problems:
             self.report(f"bake: left for `deployer gc`: {'; '.join(problems)}")
         return "; ".join(problems)

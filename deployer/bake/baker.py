@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -32,9 +33,13 @@ from deployer.bake.images import Images
 from deployer.bake.key import KEY_TAG, BakeInputs
 from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
 from deployer.core.names import Names, Version
+from deployer.interrupts import INTERRUPTS
 
 Reach = Callable[[dict[str, Any], TemporaryAccess], BuilderAccess]
 BUILDER_ROLE = "builder"
+# After a cancel, how long the builder's end is waited for (its security group can go only
+# then): within GitHub's 7.5 s before SIGTERM, once traffic and the journal are done.
+INTERRUPTED_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -87,12 +92,11 @@ class BakedImage:
 
 def user_data(minutes: int) -> str:
     """The builder shuts itself down after `minutes` (InstanceInitiatedShutdownBehavior
-    terminate: it is gone with its cost), whatever becomes of the run that made it.
+    terminate: it is gone with its cost), whatever becomes of the run that made it. cloud-init
+    runs it as a shell script at first boot; the message is quoted for sh, whatever it holds.
     """
-    return (
-        "#!/bin/sh\n"
-        f"shutdown -h +{minutes} 'deployer: this image builder's {minutes} minutes are over'\n"
-    )
+    message = shlex.quote(f"deployer: the image builder ran its {int(minutes)} minutes")
+    return f"#!/bin/sh\nshutdown -h +{int(minutes)} {message}\n"
 
 
 class Baker:
@@ -115,6 +119,7 @@ class Baker:
         self._held_elsewhere = held_elsewhere
         self._report = report
         self._deadline_s = deadline_s
+        self.deferred: list[Callable[[], None]] = []  # an interrupted bake's last cleanup
 
     def inputs(self, request: BakeRequest) -> BakeInputs:
         base = self._ssm.resolve_image(request.base_ami)
@@ -129,6 +134,7 @@ class Baker:
         if not request.rebake:
             found = images.find(inputs.key)
             if found is not None and found.get("State") == "available":
+                self._end_leftovers_before_reuse(request.names.app, request.regions[0], inputs.key)
                 return self._reuse(images, found, request, inputs)
         with self._bake_lock(inputs.key):
             found = None if request.rebake else images.find(inputs.key)
@@ -156,6 +162,25 @@ class Baker:
             found["ImageId"], request.image_tags(inputs), inputs.key, request.run_id
         )
         return BakedImage(found["ImageId"], True, inputs.key, copies)
+
+    def _end_leftovers_before_reuse(self, app: str, region: str, key: str) -> None:
+        """The image is there, but a killed run of this key may have left its builder and
+        access: taking the key's bake lock waits for that run's lease to run out (or for a
+        live run to finish with them), so a rerun ends them however soon it starts. Nothing
+        left: no lock, no change.
+        """
+        ec2 = self._ec2_in(region)
+        owner = {"deployer:app": app, KEY_TAG: key}
+        left = (
+            ec2.find_instances({**owner, "deployer:role": BUILDER_ROLE})
+            or ec2.find_key_pairs({**owner, "deployer:role": "bake-access"})
+            or ec2.find_security_groups({**owner, "deployer:role": "bake-access"})
+        )
+        if left:
+            with self._bake_lock(key):
+                self.end_leftovers(app, region)
+        else:
+            self.end_leftovers(app, region)  # other keys' leftovers nobody holds
 
     def end_leftovers(self, app: str, region: str) -> list[str]:
         """Builders and temporary access of this app that no running bake owns (a killed run
@@ -209,6 +234,7 @@ class Baker:
             self._report,
         )
         builder = ""
+        interrupted = False
         try:
             access.create()
             builder = ec2.run_builder(
@@ -232,6 +258,9 @@ class Baker:
             )
             self._report(f"bake: builder {builder} from {inputs.base_ami}")
             return self._build(ec2, builder, access, request, inputs, key)
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             # Always, also on failure, Ctrl-C and SIGTERM: a forgotten builder costs money. A
             # failure here must not hide why the bake ended; the next run or gc retries it.
@@ -239,8 +268,39 @@ class Baker:
                 if builder:
                     ec2.terminate([builder])
                     self._report(f"bake: builder {builder} terminated")
-                    ec2.wait_terminated([builder], 300)
-            access.remove()
+            if interrupted:
+                # A cancelled job has seconds left (GitHub: 10 s): the journal and traffic come
+                # first. The key pair and the private key go now; the security group, which
+                # EC2 frees once the builder is gone, after them (finish_deferred).
+                access.remove(keep_group=True)
+                self.deferred.append(
+                    lambda: self._end_access(ec2, builder, access, INTERRUPTED_WAIT_S)
+                )
+            else:
+                self._end_access(ec2, builder, access, 300)
+
+    def _end_access(
+        self, ec2: Ec2, builder: str, access: TemporaryAccess, deadline_s: float
+    ) -> None:
+        with self._reporting_failure(f"waiting for builder {builder} to terminate"):
+            if builder:
+                ec2.wait_terminated([builder], deadline_s)
+        access.remove()
+
+    def finish_deferred(self) -> None:
+        """What an interrupted bake left to do once traffic and the journal are safe: wait for
+        the builder to end, then remove its security group. A second signal (or a failure)
+        leaves them to the next run or `deployer gc`, which find them by their tags.
+        """
+        while self.deferred:
+            cleanup = self.deferred.pop(0)
+            if INTERRUPTS.hurrying:
+                self._report("bake: the builder's security group is left for the next run")
+                continue
+            try:
+                cleanup()
+            except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
+                self._report(f"bake: cleanup left for the next run or `deployer gc` ({exc})")
 
     @contextlib.contextmanager
     def _reporting_failure(self, doing: str) -> Iterator[None]:

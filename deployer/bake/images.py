@@ -1,6 +1,7 @@
 """An app's images by bake key, in every region the config names. The first region is where
-images are baked; the others get copies, made in parallel and tagged again (CopyImage copies
-no tags), each waited on with our poller. A region that fails is named, and nothing goes on.
+images are baked; the others get copies, made in parallel and tagged as they are made
+(CopyImage's TagSpecifications, image and snapshots), each waited on with our poller. A region
+that fails is named, and nothing goes on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deployer.aws.ec2 import Ec2, snapshot_ids
+from deployer.aws.ec2 import Ec2
 from deployer.aws.poller import PollTimeout
 from deployer.bake.key import KEY_TAG
 from deployer.errors import ReleaseFailed
@@ -76,11 +77,9 @@ class Images:
             copy = str(existing["ImageId"])
         else:
             name = f"deployer-{self._app}-{bake_key[:16]}-{run_id}"[:128]
-            copy = ec2.copy_image(image_id, self.regions[0], name, f"{bake_key[:32]}-{run_id}")
+            token = f"{bake_key[:32]}-{run_id}"
+            labels = {**tags, "deployer:copied-from": image_id}
+            copy = ec2.copy_image(image_id, self.regions[0], name, token, labels)
             self._report(f"bake: copying {image_id} to {region} as {copy}")
-            ec2.tag([copy], {**tags, "deployer:copied-from": image_id})
         ec2.wait_image(copy, COPY_DEADLINE_S)
-        image = ec2.image(copy)
-        if image is not None:  # the snapshots exist once the copy is done
-            ec2.tag(snapshot_ids(image), {**tags, "deployer:copied-from": image_id})
         return copy

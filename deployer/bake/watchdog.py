@@ -1,10 +1,12 @@
-"""No ansible-playbook of a bake outlives the deployer that started it.
+"""No ansible-playbook of a bake outlives the deployer that started it, and no private key of
+a bake outlives it on disk.
 
 ansible-runner starts ansible-playbook in a session of its own, so a SIGKILL of deployer
 leaves it running (with the bake's private data dir, presigned URL included). Each bake gets a
 watchdog: a tiny process in its own session that checks every half second whether deployer
 is still there; once it is gone, the watchdog ends every process using the bake's directory
-and removes the directory. The next bake also removes directories whose owner is gone.
+and removes the directory. The bake's access directory (its private key) has a watchdog of
+its own. The next bake also removes directories whose owner is gone.
 
     python -m deployer.bake.watchdog OWNER_PID DIRECTORY
     python -m deployer.bake.watchdog OWNER_PID --group PGID
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 BAKE_DIR_PREFIX = "deployer-bake-"
+ACCESS_DIR_PREFIX = "deployer-access-"  # the bake's private key and pinned host key
 OWNER_FILE = "owner.pid"
 TICK_S = 0.5
 
@@ -91,9 +94,12 @@ def watchdog_for(directory: Path) -> subprocess.Popen[bytes]:
 
 
 def remove_orphans(root: Path | None = None) -> list[Path]:
-    """Bake directories whose owner is gone (it was killed, and so was its watchdog)."""
+    """Bake and access directories whose owner is gone (it was killed, and so was its
+    watchdog): removed, with any process still using them.
+    """
     removed = []
-    for directory in Path(root or tempfile.gettempdir()).glob(f"{BAKE_DIR_PREFIX}*"):
+    base = Path(root or tempfile.gettempdir())
+    for directory in [*base.glob(f"{BAKE_DIR_PREFIX}*"), *base.glob(f"{ACCESS_DIR_PREFIX}*")]:
         try:
             owner = int((directory / OWNER_FILE).read_text())
         except (OSError, ValueError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from deployer.core.model import Fleet, Kind, LiveState, Outcome, ReleaseRecord
@@ -96,6 +96,27 @@ def green_capacity(blue: Fleet | None, configured_desired: int) -> int:
 def fleets_to_retire(live: LiveState, keep: Sequence[str]) -> list[Fleet]:
     """Every fleet of this app/environment except the stacks named in `keep`."""
     return [f for f in live.fleets if f.stack_name not in keep]
+
+
+def failed_fleets(
+    live: LiveState, history: Sequence[ReleaseRecord], keep: Collection[str]
+) -> list[Fleet]:
+    """Fleets a failed release put aside (the newest record of each says FAILED), routed to
+    by no listener weight and not named in `keep`. They are never rolled back to, so the
+    next release or `deployer gc` deletes them at once: only the fleet that was live before
+    the current one waits out the rollback window.
+    """
+    newest: dict[str, Outcome] = {}
+    for record in history:  # newest first
+        if record.fleet_stack and record.fleet_stack not in newest:
+            newest[record.fleet_stack] = record.outcome
+    return [
+        f
+        for f in live.fleets
+        if newest.get(f.stack_name) is Outcome.FAILED
+        and f.stack_name not in keep
+        and not live.weights.get(f.target_group_arn)
+    ]
 
 
 def is_warm(fleet: Fleet) -> bool:

@@ -41,8 +41,11 @@ def network_problems(
     public: Sequence[str],
     private: Sequence[str],
     region: str,
+    azs: int = 2,
 ) -> list[str]:
-    """Each problem names its field (network.…) and the reason; [] when the network will do."""
+    """Each problem names its field (network.…, or azs) and the reason; [] when the network
+    will do. `azs`: the Availability Zones deployer.yaml asks the fleet to span.
+    """
     if facts.vpc is None:
         return [f"network.vpc_id: {vpc_id} does not exist in {region}"]
     problems = []
@@ -64,6 +67,12 @@ def network_problems(
             problems.append(
                 f"network.{field}: all in {', '.join(zones)}; give subnets in two "
                 "Availability Zones or more (the load balancer and the fleets span them)"
+            )
+        elif found and len(zones) < azs:
+            problems.append(
+                f"azs: {azs} Availability Zones asked, but network.{field} span "
+                f"{len(zones)} ({', '.join(zones)}); give subnets in {azs} AZs or set "
+                f"azs: {len(zones)}"
             )
         for subnet in found:
             why = (_public_problem if field == "public_subnet_ids" else _private_problem)(

@@ -17,17 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.instances import StateReason
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.ssm.models import ssm_backends
 
 from deployer.sandbox import (
     alarms,
     api_rules,
+    ec2_rules,
     latency,
     lifecycle,
     logs_api,
     patches,
     run_command,
+    sessions,
+    stack_deletes,
+    stack_updates,
     stacks,
 )
 from deployer.sandbox.agent import LogAgent
@@ -63,6 +68,28 @@ def running_instances() -> dict[str, Launch]:
                 user_data=_user_data(instance),
             )
     return found
+
+
+def instance_initiated_shutdown(instance_id: str) -> None:
+    """The instance ran `shutdown`: EC2 stops it, or terminates it when it was launched with
+    InstanceInitiatedShutdownBehavior=terminate.
+    """
+    with WORLD.lock:
+        backend = ec2_backends[ACCOUNT_ID][REGION]
+        try:
+            instance = backend.get_instance(instance_id)
+        except Exception:  # noqa: BLE001 - gone meanwhile
+            return
+        if instance.state != "running":
+            return
+        if instance.instance_initiated_shutdown_behavior == "terminate":
+            instance.terminate()
+        else:
+            instance.stop()
+        instance.state_reason = StateReason(
+            "Client.InstanceInitiatedShutdown: Instance initiated shutdown",
+            "Client.InstanceInitiatedShutdown",
+        )
 
 
 def has_settings(root: Path) -> bool:
@@ -132,7 +159,10 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
         layout,
         boot_delay=_latency(latency.BOOT_S),
         on_boot=lambda i, start, end: WORLD.span("boot", i, start, end),
+        time_scale=time_scale,
     )
+    hosts.on_shutdown = instance_initiated_shutdown
+    hosts.shutdown_scale = lambda: WORLD.behaviours.shutdown_time_scale or WORLD.time_scale
     prober = Prober(
         hosts.endpoint_of,
         time_scale,
@@ -144,6 +174,10 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     patches.apply(prober.lookup, hosts.capture, hosts.console_of)
     lifecycle.apply()
     stacks.apply()
+    stack_deletes.apply()
+    stack_updates.apply()
+    ec2_rules.apply()
+    sessions.apply()
     api_rules.apply()
     alarms.apply()
     logs_api.apply()

@@ -26,7 +26,7 @@ import yaml
 
 from deployer.bake.keys import new_ed25519, write_private
 from deployer.core.hostkeys import console_text
-from deployer.sandbox import units
+from deployer.sandbox import cloudinit, units
 from deployer.sandbox.layout import Layout, write_json
 
 log = logging.getLogger("deployer.sandbox.hosts")
@@ -100,8 +100,14 @@ class HostManager:
         layout: Layout,
         boot_delay: Callable[[], float] = lambda: 0.0,
         on_boot: Callable[[str, float, float], None] = lambda _id, _start, _end: None,
+        time_scale: float = 1.0,
     ) -> None:
         self.layout = layout
+        self.time_scale = time_scale
+        # An instance that shut itself down (user data's `shutdown`): stop or terminate it.
+        self.on_shutdown: Callable[[str], None] = lambda _id: None
+        self.shutdown_scale: Callable[[], float] = lambda: self.time_scale
+        self._bin = cloudinit.install_shim(layout.root / "bin")
         self._boot_delay = boot_delay  # how long an instance boots before its app starts
         self.aws_env: dict[str, str] = {}  # what configure at boot needs to reach the sandbox
         self.has_settings: Callable[[Path], bool] = lambda _root: True
@@ -165,6 +171,10 @@ class HostManager:
             del self._running_since[instance_id]
         for instance_id in known - set(running):
             self._shut_down(instance_id)
+        for instance_id in known & set(running):
+            if cloudinit.shutdown_due(self.layout.host_dir(instance_id)):
+                log.info("%s shut itself down", instance_id)
+                self.on_shutdown(instance_id)
 
     def _boot(self, instance_id: str, launch: Launch) -> None:
         image_id = launch.image_id
@@ -176,6 +186,7 @@ class HostManager:
         else:
             root.mkdir(parents=True, exist_ok=True)
         first_boot(root, instance_id, launch)
+        cloudinit.run_user_data(root, host_dir, launch.user_data, self._bin, self.shutdown_scale())
         env_file = root / ENV_FILE
         app_env = read_env_file(env_file) if env_file.is_file() else {}
         ip, port = self._allocate(int(app_env.get("PORT", "8080")))

@@ -123,6 +123,12 @@ def check_internals() -> list[str]:
     moved = []
     for names, wanted, label in [
         (Instance.__init__.__code__.co_names, "_state", "Instance._state"),
+        (
+            Instance.__init__.__code__.co_names,
+            "instance_initiated_shutdown_behavior",
+            "Instance.instance_initiated_shutdown_behavior",
+        ),
+        (Instance.__init__.__code__.co_names, "state_reason", "Instance.state_reason"),
         (GroupInstanceState.__init__.__code__.co_names, "lifecycle_state", "lifecycle_state"),
         (FakeAutoScalingGroup.__init__.__code__.co_names, "autoscaling_backend", "group backend"),
     ]:

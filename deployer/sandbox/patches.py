@@ -12,6 +12,8 @@
 6. DynamoDB conditional writes: moto evaluates the condition and writes without a lock, so
    two concurrent requests can both pass `attribute_not_exists`. DynamoDB makes each write
    atomic; we serialize moto's writes so the release lock means what it says.
+7. CopyImage applies its TagSpecifications to the copy and its snapshots, as AWS does (moto
+   ignores them).
 
 moto is pinned to a minor version; `check_internals` fails loudly if what we patch moves, and
 tests/integration/test_sandbox.py calls it. The `aws` profile's behaviours live beside
@@ -33,12 +35,24 @@ from moto.core.types import Base64EncodedString
 from moto.core.utils import utcnow
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models.amis import AmiBackend
+from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.general import SAMPLE_CONSOLE_OUTPUT, General
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 
-from deployer.sandbox import agent, api_rules, lifecycle, logs_api, run_command, stacks
+from deployer.sandbox import (
+    agent,
+    api_rules,
+    ec2_rules,
+    lifecycle,
+    logs_api,
+    run_command,
+    sessions,
+    stack_deletes,
+    stack_updates,
+    stacks,
+)
 
 HealthLookup = Callable[[str, str], tuple[str, str, str] | None]
 ImageCapture = Callable[[str, str], None]
@@ -48,6 +62,7 @@ _ORIGINAL_HEALTH_FOR = FakeTargetGroup.health_for
 _ORIGINAL_CREATE_IMAGE = AmiBackend.create_image
 _ORIGINAL_CONSOLE = General.get_console_output
 _ORIGINAL_BUCKET_PERMISSION = FakeBucket.get_permission
+_ORIGINAL_COPY_IMAGE = AmisResponse.copy_image
 DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 _ORIGINAL_DYNAMODB = {name: getattr(DynamoDBBackend, name) for name in DYNAMODB_WRITES}
 _DYNAMODB_WRITE_LOCK = threading.RLock()  # transact_write_items calls put_item
@@ -76,8 +91,18 @@ def check_internals() -> None:
         "description",
     ]:
         raise MotoInternalsChanged(f"FakeHealthStatus{status_params}")
-    moved = lifecycle.check_internals() + stacks.check_internals() + api_rules.check_internals()
-    moved += agent.check_internals() + logs_api.check_internals() + run_command.check_internals()
+    moved = (
+        lifecycle.check_internals()
+        + stacks.check_internals()
+        + api_rules.check_internals()
+        + stack_deletes.check_internals()
+        + stack_updates.check_internals()
+        + ec2_rules.check_internals()
+        + sessions.check_internals()
+        + agent.check_internals()
+        + logs_api.check_internals()
+        + run_command.check_internals()
+    )
     if moved:
         raise MotoInternalsChanged(", ".join(moved))
     for attribute in (
@@ -172,11 +197,27 @@ def apply(health: HealthLookup, capture: ImageCapture, console: ConsoleOf) -> No
         return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
 
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+    AmisResponse.copy_image = copy_image_tagged  # type: ignore[method-assign]
 
     FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
     AmiBackend.create_image = create_image  # type: ignore[method-assign]
     for name, original in _ORIGINAL_DYNAMODB.items():
         setattr(DynamoDBBackend, name, _serialized(original))
+
+
+def copy_image_tagged(self: AmisResponse) -> Any:
+    """CopyImage, then its TagSpecifications on the copy ("image") and its snapshots."""
+    result = _ORIGINAL_COPY_IMAGE(self)
+    specs = self._get_param("TagSpecification", []) or self._get_param("TagSpecifications", [])
+    image_id = result.result["ImageId"]  # type: ignore[index]
+    ami = self.ec2_backend.amis.get(image_id)
+    for spec in specs if isinstance(specs, list) else [specs]:
+        tags = {t["Key"]: t["Value"] for t in spec.get("Tag", spec.get("Tags", []))}
+        if spec.get("ResourceType") == "image":
+            self.ec2_backend.create_tags([image_id], tags)
+        elif spec.get("ResourceType") == "snapshot" and getattr(ami, "ebs_snapshot", None):
+            ami.ebs_snapshot.add_tags(tags)
+    return result
 
 
 def _only_without_tls(statement: dict[str, Any]) -> bool:
@@ -197,6 +238,7 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
 
 def restore() -> None:
     FakeBucket.get_permission = _ORIGINAL_BUCKET_PERMISSION  # type: ignore[method-assign]
+    AmisResponse.copy_image = _ORIGINAL_COPY_IMAGE  # type: ignore[method-assign]
     General.get_console_output = _ORIGINAL_CONSOLE  # type: ignore[method-assign]
     FakeTargetGroup.health_for = _ORIGINAL_HEALTH_FOR  # type: ignore[method-assign]
     AmiBackend.create_image = _ORIGINAL_CREATE_IMAGE  # type: ignore[method-assign]

@@ -25,6 +25,12 @@ be given at start-up as JSON (`DEPLOYER_SANDBOX_BEHAVIOURS`, a file path or inli
 |                      | seconds) after it closed; alarms see it then too                     |
 | cloudwatch_time_scale| how fast CloudWatch's minute runs (real seconds per modelled second);|
 |                      | 0: the sandbox's time scale. `fast` runs it 50x fast for the demo    |
+| quotas               | {"vpcs": n, "addresses": n}: the account's raised EC2 quotas (AWS's  |
+|                      | defaults, 5 and 5, otherwise), as Service Quotas would raise them    |
+| shutdown_time_scale  | the scale of an instance's own `shutdown -h +N` timer (default: the  |
+|                      | sandbox's time scale). A bake's playbook runs in real time at any    |
+|                      | scale, so a scaled bake.max_builder_minutes may end a slow bake      |
+|                      | midway: the tests keep it at 1.0 except where they test the timer    |
 | seed                 | seeds every random choice above                                      |
 
 An outage (connections refused for a while) is an action, not a setting:
@@ -76,6 +82,8 @@ class Behaviours:
     denied: dict[str, str] = field(default_factory=dict)
     metric_publication_delay_s: float = 0.0
     cloudwatch_time_scale: float = 0.0
+    quotas: dict[str, float] = field(default_factory=dict)
+    shutdown_time_scale: float | None = None
     seed: int = 0
 
     def to_json(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from moto.cloudformation.models import CloudFormationBackend, Event, Stack
 from moto.cloudformation.parsing import ResourceMap
 from moto.cloudformation.responses import CloudFormationResponse
 
-from deployer.sandbox import latency
+from deployer.sandbox import latency, stack_deletes
 from deployer.sandbox.patching import Patches
 from deployer.sandbox.world import WORLD
 
@@ -127,11 +127,19 @@ def _drop_last_event(stack: Stack, status: str) -> None:
 
 
 def _finish_delete(backend: CloudFormationBackend, stack: Stack) -> None:
-    """What moto's delete_stack does, without its instant events; never leaves it half-done."""
-    try:
-        stack.resource_map.delete()
-    except Exception as exc:  # moto cannot delete some resources (see notes/moto-probe.md)
-        log.warning("deleting the resources of %s: %s", stack.name, exc)
+    """Delete the stack's resources as CloudFormation does (stack_deletes.py): the stack is
+    gone, or DELETE_FAILED naming each resource that could not go and why.
+    """
+    failures = stack_deletes.delete_resources(stack)
+    if failures:
+        for name, reason in failures.items():
+            rtype = stack.resource_map._resource_json_map[name].get("Type", "")
+            _event(stack, name, rtype, "DELETE_FAILED", reason)
+        stack.status = "DELETE_FAILED"
+        summary = f"The following resource(s) failed to delete: [{', '.join(sorted(failures))}]. "
+        _event(stack, stack.name, "AWS::CloudFormation::Stack", "DELETE_FAILED", summary)
+        log.warning("%s: DELETE_FAILED: %s", stack.name, failures)
+        return
     for export in stack.exports:
         backend.exports.pop(export.name, None)
     backend.stacks.pop(stack.stack_id, None)
@@ -266,10 +274,13 @@ def _find_stack(backend: CloudFormationBackend, name_or_id: str) -> Stack | None
 
 def _delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
     stack = _find_stack(self, name_or_stack_id)
-    if stack is None or not WORLD.behaviours.latency:
-        if stack is not None:
-            _new_generation(stack)  # a scheduled completion must not revive it
+    if stack is None:
         PATCHES.original("delete_stack")(self, name_or_stack_id)
+        return
+    stack_deletes.refuse_if_protected(stack)
+    if not WORLD.behaviours.latency:
+        _new_generation(stack)  # a scheduled completion must not revive it
+        _finish_delete(self, stack)
         return
     if stack.status == "DELETE_IN_PROGRESS":
         return  # as on AWS: deleting a stack that is being deleted changes nothing

@@ -37,6 +37,11 @@ def project(tmp_path_factory):
     env = {
         **os.environ,
         "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+        # An account whose EC2 quotas were raised: this module runs ten environments at once,
+        # each with a VPC and an Elastic IP (AWS's defaults allow 5 of each per Region).
+        "DEPLOYER_SANDBOX_BEHAVIOURS": json.dumps(
+            {"quotas": {"vpcs": 20, "addresses": 20}, "shutdown_time_scale": 1.0}
+        ),
     }
     yield workdir, env
     control.down(Layout.for_workdir(workdir))

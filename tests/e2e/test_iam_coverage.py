@@ -15,9 +15,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 
+from deployer.aws.poller import Poll, Poller
+from deployer.sandbox import control
+from deployer.sandbox.layout import CREDENTIALS, Layout
+from tests.cfn import load_template, statements
 from tests.conftest import REPO, copy_project
 from tests.e2e.test_release_cycle import Cli
 
@@ -39,35 +44,16 @@ cloudformation: {{role_arn: {ROLE}}}
 IMPLICIT = {"iam:PassRole"}
 
 
-class CfnLoader(yaml.SafeLoader):
-    """A template's YAML, its short-form functions (!Sub, !Ref...) read as plain values."""
-
-
-CfnLoader.add_multi_constructor(
-    "!",
-    lambda loader, suffix, node: (
-        loader.construct_scalar(node)
-        if isinstance(node, yaml.ScalarNode)
-        else loader.construct_sequence(node)
-        if isinstance(node, yaml.SequenceNode)
-        else loader.construct_mapping(node)
-    ),
-)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
-
-
-def granted(role: dict[str, Any]) -> list[str]:
-    """The Allow actions of a role's inline policies."""
+def granted(role: dict[str, Any], conditional: bool = True) -> list[str]:
+    """The Allow actions of a role's inline policies (with `conditional`, also those granted
+    only for a parameter given: an external artifact, customer-managed keys).
+    """
     actions: list[str] = []
-    for policy in role["Properties"].get("Policies", []):
-        for statement in policy["PolicyDocument"]["Statement"]:
-            if statement["Effect"] != "Allow":
-                continue
-            listed = statement["Action"]
-            actions.extend([listed] if isinstance(listed, str) else listed)
+    for statement in statements(role, conditional):
+        if statement["Effect"] != "Allow":
+            continue
+        listed = statement["Action"]
+        actions.extend([listed] if isinstance(listed, str) else listed)
     return actions
 
 
@@ -110,6 +96,7 @@ def recorded(tmp_path_factory) -> dict[str, set[str]]:
     cli = Cli(workdir)
     by_command: dict[str, set[str]] = {}
     try:
+        administrator_deploys_the_iam_stack(workdir, cli)
         for index, command in enumerate(COMMANDS):
             config = command[1] if command[0] == "-c" else "deployer.yaml"
             args = command[2:] if command[0] == "-c" else command
@@ -124,6 +111,32 @@ def recorded(tmp_path_factory) -> dict[str, set[str]]:
     return by_command
 
 
+def administrator_deploys_the_iam_stack(workdir: Path, cli: Cli) -> None:
+    """As the README's first step: deployer-iam.yaml, deployed by someone who may create IAM
+    roles, makes the roles and the account's artifact bucket of the region.
+    """
+    assert cli("sandbox", "up").returncode == 0
+    state = control.status(Layout.for_workdir(workdir))
+    assert state is not None
+    cfn = boto3.client(
+        "cloudformation", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
+    )
+    stack = cfn.create_stack(
+        StackName="deployer-iam-hello",
+        TemplateBody=(REPO / "cloudformation" / "deployer-iam.yaml").read_text(),
+        Parameters=[{"ParameterKey": "App", "ParameterValue": "hello"}],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )["StackId"]
+    Poller(first_interval=0.1, max_interval=0.5).until(
+        "the IAM stack",
+        lambda: Poll(
+            cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE",
+            "in progress",
+        ),
+        120,
+    )
+
+
 def test_the_deploy_role_allows_every_action_deployer_makes(recorded):
     template = load_template(REPO / "cloudformation" / "deployer-iam.yaml")
     policy = granted(template["Resources"]["DeployRole"])
@@ -133,8 +146,22 @@ def test_the_deploy_role_allows_every_action_deployer_makes(recorded):
     assert {"elasticloadbalancing:ModifyRule", "ec2:CreateImage"} <= needed  # it did record
     missing = sorted(a for a in needed if not allows(policy, a))
     assert missing == [], f"deployer-iam.yaml's DeployRole lacks {missing}"
-    unused = sorted({service(p) for p in policy} - {service(a) for a in needed})
+    always = granted(template["Resources"]["DeployRole"], conditional=False)
+    unused = sorted({service(p) for p in always} - {service(a) for a in needed})
     assert unused == [], f"DeployRole grants services deployer never calls: {unused}"
+
+
+def test_the_deploy_role_may_not_rewrite_the_artifact_buckets_policy_or_settings(recorded):
+    """parliament's finding: with s3:PutBucketPolicy a holder of the role could grant itself
+    more. The bucket is the IAM stack's; a day's work makes no bucket-level write.
+    """
+    template = load_template(REPO / "cloudformation" / "deployer-iam.yaml")
+    policy = granted(template["Resources"]["DeployRole"])
+    from deployer.aws.actions import BUCKET_ACTIONS
+
+    assert sorted(a for a in BUCKET_ACTIONS if allows(policy, a)) == []
+    made = set().union(*recorded.values())
+    assert sorted(made & BUCKET_ACTIONS) == []
 
 
 def test_the_permission_preflight_asks_for_what_bake_and_release_make(recorded):

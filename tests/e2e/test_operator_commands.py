@@ -64,6 +64,18 @@ def run(workdir, env, *args, config="deployer.yaml"):
     return done.returncode, document, done.stderr
 
 
+def lock_token(workdir, scope):
+    """The fencing token of the environment's lock: it rises whenever a run takes the lock."""
+    state = control.status(Layout.for_workdir(workdir))
+    ddb = boto3.client(
+        "dynamodb", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
+    )
+    item = ddb.get_item(
+        TableName="deployer-journal", Key={"pk": {"S": scope}, "sk": {"S": "lock"}}
+    )["Item"]
+    return int(item["token"]["N"])
+
+
 def served(url, n=10):
     return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
 
@@ -96,10 +108,20 @@ def test_rollback_and_abort_run_twice_change_nothing_the_second_time(project):
     assert (code, back["changed"], back["version"]) == (0, True, "v1")
     assert served(url) == {"hello from v1"}
     before = listener_actions(workdir)
+    history = run(workdir, env, "history")[1]["releases"]
+    token = lock_token(workdir, "ops/twice")
     code, again, stderr = run(workdir, env, "rollback")
     assert (code, again["changed"]) == (0, False)
     assert "v1 is live" in again["message"]
     assert listener_actions(workdir) == before  # no listener change
+    # Nothing to do writes nothing: no journal record, no lock taken (its token unchanged).
+    assert run(workdir, env, "history")[1]["releases"] == history
+    assert lock_token(workdir, "ops/twice") == token
+    code, noop, _ = run(workdir, env, "release", "v1")
+    assert (code, noop["outcome"]) == (0, "noop")
+    assert run(workdir, env, "history")[1]["releases"] == history
+    assert run(workdir, env, "status")[1]["last"]["kind"] == "rollback"  # what made v1 live
+    assert lock_token(workdir, "ops/twice") == token
     code, same, _ = run(workdir, env, "rollback", "--to", "v1")
     assert (code, same["changed"]) == (0, False) and "v1 is live already" in same["message"]
     assert served(url) == {"hello from v1"}
@@ -108,11 +130,13 @@ def test_rollback_and_abort_run_twice_change_nothing_the_second_time(project):
     assert (code, forward["changed"]) == (0, True)
     assert served(url) == {"hello from v2"}
 
+    token = lock_token(workdir, "ops/twice")
     for _ in range(2):
         code, aborted, _ = run(workdir, env, "abort")
         assert (code, aborted["changed"]) == (0, False)
     code, collected, _ = run(workdir, env, "gc")
     assert (code, collected["changed"]) == (0, False)
+    assert lock_token(workdir, "ops/twice") == token  # nothing to do: no lock taken
 
 
 def test_destroy_removes_the_environment_in_order_and_keeps_its_history(project):

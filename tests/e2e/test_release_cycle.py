@@ -144,12 +144,13 @@ def test_releasing_the_live_version_again_reuses_everything(project):
 def test_a_template_that_fails_lint_exits_2_before_any_change(project):
     fleet = project.workdir / "cloudformation" / "fleet.yaml"
     original = fleet.read_text()
-    fleet.write_text(original.replace("Type: AWS::EC2::Image::Id", "Type: String", 1))
+    broken = "Type: AWS::EC2::LaunchTemplat"  # an error (E3006); a warning would not stop it
+    fleet.write_text(original.replace("Type: AWS::EC2::LaunchTemplate", broken, 1))
     try:
         before = project.json("status")
         done = project("release", "v9")
         assert done.returncode == 2
-        assert "fleet.yaml" in done.stderr and "W2506" in done.stderr
+        assert "fleet.yaml" in done.stderr and "E3006" in done.stderr
         assert project.json("status")["fleets"] == before["fleets"]
     finally:
         fleet.write_text(original)

@@ -27,6 +27,7 @@ app: hello
 environment: conventions
 target: {target}
 artifact: {{source: app}}
+strategy: {{test_listener_cidr: 203.0.113.7/32}}  # no public-address lookup: no internet here
 """
 
 

@@ -4,12 +4,16 @@ pinned from its console; then imaging, copies to the other regions, and cleanup 
 """
 
 import shutil
+import subprocess
+import sys
 import tarfile
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from deployer.aws.poller import Poller
+from deployer.aws.dynamodb import LeaseLock
+from deployer.aws.poller import Poll, Poller
 from deployer.bake.artifact import package_directory, sha256_of
 from deployer.bake.baker import BakeRequest
 from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
@@ -17,6 +21,7 @@ from deployer.baking import bake_plan
 from deployer.config import load_config
 from deployer.core.names import Names, Version
 from deployer.engine import Engine
+from deployer.locking import LockClient
 from deployer.target import open_target
 from tests.conftest import REPO, copy_project
 
@@ -95,6 +100,9 @@ def leftovers(engine):
 
 
 NOTHING_LEFT = {"builders": [], "key_pairs": [], "groups": []}
+PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGHc3uPlOdBBqmZ9hbHLnwJ3m4/6l/3nZpqEUvPAjmqX killed"
+)
 
 
 def tags_of(engine, image_id, region="us-east-1"):
@@ -123,8 +131,14 @@ def test_a_bake_makes_a_clean_tagged_image_in_every_region_and_a_second_reuses_i
     snapshots = engine.runtime.aws.client("ec2").describe_snapshots(SnapshotIds=[snapshot])
     snapshot_tags = {t["Key"]: t["Value"] for t in snapshots["Snapshots"][0]["Tags"]}
     assert snapshot_tags["deployer:bake-key"] == baked.bake_key
-    copy_tags, _ = tags_of(engine, baked.images["eu-west-1"], "eu-west-1")
+    copy_tags, copy = tags_of(engine, baked.images["eu-west-1"], "eu-west-1")
     assert copy_tags["deployer:bake-key"] == baked.bake_key
+    copy_snapshot = copy["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    copied = engine.runtime.aws.for_region("eu-west-1").client("ec2")
+    copied_snapshot = copied.describe_snapshots(SnapshotIds=[copy_snapshot])["Snapshots"][0]
+    assert {t["Key"]: t["Value"] for t in copied_snapshot["Tags"]}["deployer:app"] == "hello"
+    # Everything is tagged as it is made (the copy too): no untagged moment, no CreateTags.
+    assert "ec2.CreateTags" not in engine.runtime.aws.mutations
 
     assert leftovers(engine) == NOTHING_LEFT
     assert not any("X-Amz-Signature" in line for line in engine.lines)  # the URL stays secret
@@ -192,7 +206,14 @@ def test_an_app_without_run_fails_the_contract_check_on_the_builder(engine, tmp_
 
 
 def test_ctrl_c_during_the_bake_ends_the_builder_and_its_access(engine, tmp_path):
-    def interrupted(_instance, _access):
+    """A cancelled CI job has seconds left: the builder is terminated and the key pair and
+    private key removed at once; waiting for the builder to end (before its security group
+    can go) comes after traffic and the journal (finish_deferred), never before.
+    """
+    seen = {}
+
+    def interrupted(_instance, access):
+        seen["directory"] = access.directory
         raise KeyboardInterrupt
 
     reach = engine.baker._reach
@@ -202,7 +223,69 @@ def test_ctrl_c_during_the_bake_ends_the_builder_and_its_access(engine, tmp_path
             engine.baker.bake_or_reuse(request_for(engine, tmp_path, "v-ctrl-c"))
     finally:
         engine.baker._reach = reach
+    left = leftovers(engine)
+    assert left["builders"] == [] and left["key_pairs"] == []
+    assert not seen["directory"].exists()  # the private key is gone already
+    assert len(left["groups"]) == 1  # the only thing left for after the restore
+    engine.baker.finish_deferred()
     assert leftovers(engine) == NOTHING_LEFT
+
+
+def test_a_rerun_that_reuses_a_killed_runs_image_ends_its_builder_and_access(engine, tmp_path):
+    """Killed on another runner after its image became available: the rerun reuses the image
+    and ends what the killed run left, once that run's lease on the bake lock runs out,
+    however soon the rerun starts.
+    """
+    request = request_for(engine, tmp_path, "v-rerun")
+    key = engine.baker.bake_or_reuse(request).bake_key
+    owner = {"deployer:app": "hello", "deployer:bake-key": key}
+    ec2 = engine.ec2
+    access = {**owner, "deployer:role": "bake-access"}
+    ec2.import_key_pair("killed-run-key", PUBLIC_KEY, access)
+    group = ec2.create_ssh_group("killed-run-group", engine.network[0], "127.0.0.1/32", access)
+    builder = ec2.run_builder(
+        "ami-0d27e0fb3bac4d724",
+        "t3.small",
+        engine.network[1],
+        [group],
+        "killed-run-key",
+        {**owner, "deployer:role": "builder"},
+        token="killed-run-builder",
+    )
+    killed_elsewhere = LockClient(
+        LeaseLock(engine.runtime.aws, f"bake/hello/{key[:16]}"), "ci@other", 2.0, print
+    )
+    killed_elsewhere.host = "another-runner"
+    killed_elsewhere.acquire(engine.stamp(), None)  # and never released: the run was killed
+    again = engine.baker.bake_or_reuse(replace(request, run_id="rerun"))
+    assert again.reused
+    left = leftovers(engine)
+    assert builder not in left["builders"]
+    assert "killed-run-key" not in left["key_pairs"] and group not in left["groups"]
+
+
+def test_a_killed_bakes_private_key_goes_with_it(tmp_path):
+    """The access directory (the bake's private key) has a watchdog: deployer killed with
+    SIGKILL, the directory is removed within a second or so.
+    """
+    script = (
+        "import os, signal, tempfile\n"
+        "from pathlib import Path\n"
+        "from deployer.bake.watchdog import ACCESS_DIR_PREFIX, watchdog_for\n"
+        f"d = Path(tempfile.mkdtemp(prefix=ACCESS_DIR_PREFIX, dir={str(tmp_path)!r}))\n"
+        "(d / 'id_ed25519').write_text('secret')\n"
+        "watchdog_for(d)\n"
+        "print(d, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    directory = Path(done.stdout.strip())
+    assert done.returncode == -9 and directory.name.startswith("deployer-access-")
+    Poller(first_interval=0.1, max_interval=0.2).until(
+        "the watchdog", lambda: Poll(not directory.exists(), "still there"), 10
+    )
 
 
 def test_leftovers_of_a_killed_bake_go_whatever_their_version_but_not_a_live_bake(engine, tmp_path):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from deployer.aws.poller import Poll, Poller
 from deployer.errors import BadInput, ExitCode, GateFailed, NeedsHuman
-from deployer.operations import status
+from deployer.operations import gc, status
 from deployer.release import Release
 from tests.integration.scenarios import (
     app_variant,
@@ -124,3 +125,28 @@ def test_a_failure_during_the_watch_after_the_switch_sends_traffic_back(workdir)
         Release(engine).run("v2")
     assert caught.value.step.startswith("watch")
     assert served(first.url) == {"hello from v1"}
+
+
+def test_failed_fleets_never_pile_up_and_gc_takes_the_last_at_once(workdir):
+    """Two failed releases in a row used to leave two cold fleets, which gc kept for the
+    whole rollback window. The second release deletes the first one's; gc the second's.
+    """
+    Release(engine_for(workdir, "piles")).run("v1")
+    late = app_variant(workdir, "app-late", FAIL_AFTER="6")
+    for version in ("v2", "v3"):
+        with pytest.raises(GateFailed):
+            Release(engine_for(workdir, "piles", source=late, bake=8)).run(version)
+
+    def cold_versions():
+        fleets = status(engine_for(workdir, "piles"))["fleets"]
+        return sorted(f["version"] for f in fleets if f["role"] != "live")
+
+    Poller(first_interval=0.2, max_interval=1).until(
+        "v2's fleet to go", lambda: Poll(cold_versions() == ["v3"], str(cold_versions())), 60
+    )
+    engine = engine_for(workdir, "piles")
+    planned = gc(engine, None, dry_run=True)
+    assert [name.split("-fleet-")[1].split("-")[0] for name in planned["retired"]] == ["v3"]
+    gc(engine_for(workdir, "piles"), None)
+    assert cold_versions() == []
+    assert status(engine_for(workdir, "piles"))["live_version"] == "v1"

@@ -115,9 +115,15 @@ def wait_states(aws, group, wanted, deadline=15):
     )
 
 
-@pytest.fixture
-def network(sandbox_aws):
-    ec2 = sandbox_aws.client("ec2")
+@pytest.fixture(scope="module")
+def network(sandbox):
+    """One VPC for the module: the sandbox, as AWS, allows 5 per Region."""
+    from deployer.aws.session import make_context
+    from deployer.sandbox.layout import CREDENTIALS
+
+    _, state = sandbox
+    aws = make_context(state.region, endpoint_url=state.endpoint, credentials=CREDENTIALS)
+    ec2 = aws.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=f"us-east-1{z}")[
@@ -278,6 +284,7 @@ def test_with_a_certificate_the_sandbox_serves_443_and_port_80_redirects_to_it(
             "SubnetIds": ",".join(network[1]),
             "CertificateArn": arn,
             "OwnLoadBalancerSecurityGroupId": "",
+            "TestListenerCidr": "127.0.0.1/32",
         },
         {"deployer:app": "tls"},
         lambda _line: None,

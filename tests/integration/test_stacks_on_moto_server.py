@@ -5,8 +5,10 @@ import shutil
 import pytest
 
 from deployer.aws.cloudformation import CloudFormation
+from deployer.config import load_config
 from deployer.errors import BadInput
 from deployer.infra import Infra, Templates, ensure_stack, lint_templates
+from deployer.preflight import check_local
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
@@ -19,11 +21,33 @@ def test_the_templates_pass_cfn_lint():
 def test_a_template_that_fails_cfn_lint_is_bad_input_naming_file_and_line(tmp_path):
     shutil.copytree(REPO / "cloudformation", tmp_path / "cfn")
     fleet = tmp_path / "cfn" / "fleet.yaml"
-    fleet.write_text(fleet.read_text().replace("Type: AWS::EC2::Image::Id", "Type: String", 1))
+    fleet.write_text(
+        fleet.read_text().replace(
+            "Type: AWS::EC2::LaunchTemplate", "Type: AWS::EC2::LaunchTemplat", 1
+        )
+    )
     with pytest.raises(BadInput) as caught:
         lint_templates(tmp_path / "cfn", "us-east-1")
     assert "fleet.yaml:" in caught.value.message
-    assert "W2506" in caught.value.message
+    assert "E3006" in caught.value.message
+
+
+def test_a_cfn_lint_warning_is_reported_and_never_stops_a_release(tmp_path):
+    """A newer cfn-lint may add a warning rule; that must not turn every release into exit 2."""
+    workdir = tmp_path / "project"
+    shutil.copytree(REPO / "cloudformation", workdir / "cloudformation")
+    shutil.copytree(REPO / "playbooks", workdir / "playbooks")
+    shutil.copytree(REPO / "examples" / "hello", workdir / "app")
+    fleet = workdir / "cloudformation" / "fleet.yaml"
+    fleet.write_text(fleet.read_text().replace("Type: AWS::EC2::Image::Id", "Type: String", 1))
+    (workdir / "deployer.yaml").write_text("app: lint\nartifact: {source: app}\n")
+    loaded = load_config(workdir / "deployer.yaml")
+    told: list[str] = []
+    assert check_local(loaded, workdir, told.append) is not None
+    assert [line for line in told if "W2506" in line and "fleet.yaml:" in line]
+    again: list[str] = []
+    check_local(loaded, workdir, again.append)
+    assert again == told  # said on every run, not once and then cached away
 
 
 def network_and_service(cfn, lines, **service_parameters):
@@ -45,6 +69,7 @@ def network_and_service(cfn, lines, **service_parameters):
             "SubnetIds": network.outputs["SubnetIds"],
             "AppPort": "8080",
             "OwnLoadBalancerSecurityGroupId": "",
+            "TestListenerCidr": "203.0.113.7/32",  # where deployer runs; never 0.0.0.0/0
             **service_parameters,
         },
         {"deployer:app": "t"},

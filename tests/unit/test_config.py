@@ -168,3 +168,26 @@ def test_durations():
     assert parse_duration(0) == 0
     with pytest.raises(ValueError):
         parse_duration("1 week")
+
+
+def test_the_test_listener_is_never_open_to_everyone(tmp_path):
+    """An unreleased build answers there: by default only where deployer runs may reach it."""
+    assert load_config(write(tmp_path, GOOD)).spec.strategy.test_listener_cidr == "auto"
+    given = load_config(write(tmp_path, GOOD + "strategy: {test_listener_cidr: 203.0.113.0/24}\n"))
+    assert given.spec.strategy.test_listener_cidr == "203.0.113.0/24"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD + "strategy: {test_listener_cidr: 0.0.0.0/0}\n"))
+    assert "strategy.test_listener_cidr" in caught.value.message
+    assert "opens the test listener" in caught.value.message
+
+
+def test_instance_roles_get_the_boundary_of_deployer_iam_yaml(tmp_path):
+    """The service role may create role/<app>-* only under a permissions boundary."""
+    role = "arn:aws:iam::123456789012:role/deployer.hello.cloudformation"
+    loaded = load_config(write(tmp_path, GOOD + f"cloudformation: {{role_arn: {role}}}\n"))
+    assert loaded.spec.cloudformation.boundary_arn == (
+        "arn:aws:iam::123456789012:policy/deployer.hello.instance-boundary"
+    )
+    other = "arn:aws:iam::123456789012:role/my-own-cfn-role"
+    loaded = load_config(write(tmp_path, GOOD + f"cloudformation: {{role_arn: {other}}}\n"))
+    assert loaded.spec.cloudformation.boundary_arn == ""

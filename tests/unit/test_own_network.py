@@ -119,3 +119,20 @@ def test_a_vpc_that_does_not_exist_is_the_one_problem():
     assert network_problems(facts, VPC, PUBLIC, PRIVATE, REGION) == [
         f"network.vpc_id: {VPC} does not exist in {REGION}"
     ]
+
+
+def test_azs_three_with_subnets_in_two_zones_is_refused_naming_azs():
+    """Accepted silently before: the fleet would span two AZs while the config says three."""
+    facts = NetworkFacts(
+        {"VpcId": VPC},
+        SUBNETS,
+        [
+            table("rtb-pub", PUBLIC, GatewayId="igw-1"),
+            table("rtb-priv", PRIVATE, NatGatewayId="nat-1"),
+        ],
+        [],
+    )
+    found = network_problems(facts, VPC, PUBLIC, PRIVATE, REGION, azs=3)
+    assert found and all(p.startswith("azs: 3 Availability Zones asked") for p in found)
+    assert any("network.private_subnet_ids span 2" in p for p in found)
+    assert network_problems(facts, VPC, PUBLIC, PRIVATE, REGION, azs=2) == []

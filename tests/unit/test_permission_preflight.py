@@ -50,6 +50,9 @@ STACK = "arn:aws:cloudformation:eu-west-1:123456789012:stack/hello-prod-service/
         ("ec2:RunInstances", STAR, {"EvalDecision": "implicitDeny"}, False),
         # EC2's Describe calls take `*` only: missing for sure
         ("ec2:DescribeImages", STAR, {"EvalDecision": "implicitDeny"}, True),
+        # DescribeAlarms shows composite alarms only to a grant on `*`: an alarm:* grant
+        # (implicitDeny on `*`) is missing, for sure
+        ("cloudwatch:DescribeAlarms", STAR, {"EvalDecision": "implicitDeny"}, True),
         # an explicit deny is one, on any resource...
         ("ec2:RunInstances", STAR, {"EvalDecision": "explicitDeny"}, True),
         # ...unless it hangs on a key the context lacked (a negated condition matches then)
@@ -165,3 +168,17 @@ def test_exec_is_simulated_on_the_apps_instances_with_their_tag():
     context = request_context(engine)  # type: ignore[arg-type]
     # the deploy role allows ssm:SendCommand on instances whose ssm:resourceTag says its app
     assert context["ssm:resourceTag/deployer:app"] == ["hello"]
+
+
+def test_the_deploy_role_reads_gate_alarms_on_star_so_composite_ones_are_returned():
+    from tests.cfn import load_template, statements
+    from tests.conftest import REPO
+
+    template = load_template(REPO / "cloudformation" / "deployer-iam.yaml")
+    grants = [
+        s
+        for s in statements(template["Resources"]["DeployRole"])
+        if "cloudwatch:DescribeAlarms"
+        in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    assert grants and all(s["Resource"] == "*" for s in grants)

@@ -6,6 +6,7 @@ from deployer.core.decide import (
     Identity,
     NothingToRollBackTo,
     decide_rollback,
+    failed_fleets,
     fleets_to_retire,
     plan_release,
 )
@@ -207,3 +208,22 @@ def test_a_fleet_whose_stack_failed_is_never_switched_to():
     state = live(fleet("v1", status="DELETE_FAILED"), fleet("v2"), weights={"tg/v2": 100})
     decision = decide_rollback(state, journal(record("v1", 1), record("v2", 2, "v1")), None)
     assert decision.fleet is None and decision.record is not None  # re-released instead
+
+
+def test_fleets_failed_releases_put_aside_go_at_once_never_the_live_one_or_blue():
+    """Two failed releases in a row: both cold fleets are failed ones, whatever the window."""
+    live = LiveState(
+        (fleet("v1"), fleet("v2", desired=0), fleet("v3", desired=0), fleet("v4")),
+        {"tg/v1": 100},
+    ).with_weights()
+    history = [  # newest first
+        released("v4", "t5", outcome=Outcome.IN_PROGRESS),
+        released("v3", "t4", outcome=Outcome.FAILED),
+        released("v2", "t3", outcome=Outcome.FAILED),
+        released("v1", "t2"),
+    ]
+    doomed = failed_fleets(live, history, keep={"app-env-fleet-v4"})
+    assert [f.version for f in doomed] == ["v2", "v3"]
+    # A fleet whose newest record succeeded (re-released after a failure) stays.
+    again = [released("v2", "t6"), *history]
+    assert [f.version for f in failed_fleets(live, again, keep=set())] == ["v3"]

@@ -1,0 +1,90 @@
+"""A team's first release from GitHub Actions into its own account, read against AWS's and
+GitHub's rules: the workflow asks STS for a session the deploy role can hold and that outlasts
+the run, installs deployer and nobody else's package, and the role trusts the workflow's
+OIDC subject.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from deployer.config import DeployConfig
+from deployer.preflight import worst_case_of
+from tests.cfn import load_template
+from tests.conftest import REPO
+
+WORKFLOWS = REPO / "examples" / "github-actions"
+IAM = REPO / "cloudformation" / "deployer-iam.yaml"
+
+
+def workflow(name: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def distribution() -> str:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+
+
+def test_the_release_workflow_asks_for_a_session_the_role_allows_and_the_run_fits():
+    flow = workflow("release.yml")
+    template = load_template(IAM)
+    asked = int(flow["env"]["SESSION_SECONDS"])
+    steps = flow["jobs"]["release"]["steps"]
+    credentials = next(s for s in steps if "configure-aws-credentials" in s.get("uses", ""))
+    assert credentials["with"]["role-duration-seconds"] == "${{ env.SESSION_SECONDS }}"
+    maximum = template["Resources"]["DeployRole"]["Properties"]["MaxSessionDuration"]
+    assert maximum == "MaxSessionSeconds"  # !Ref of the parameter
+    role_maximum = int(template["Parameters"]["MaxSessionSeconds"]["Default"])
+    # STS (AssumeRoleWithWebIdentity) refuses a DurationSeconds above the role's maximum.
+    assert asked <= role_maximum
+    # deployer's preflight exits 5 when the credentials end before the run's worst case.
+    defaults = DeployConfig.model_validate({"app": "shop", "artifact": {"source": "app"}})
+    assert worst_case_of(defaults) < asked
+    # The job itself may run that long, and deployer is told when the credentials end.
+    assert flow["jobs"]["release"]["timeout-minutes"] * 60 >= asked
+    expiry = next(s for s in steps if "AWS_CREDENTIAL_EXPIRATION" in s.get("run", ""))
+    assert "${SESSION_SECONDS} seconds" in expiry["run"]
+
+
+def test_the_workflows_install_our_distribution_pinned_to_a_commit():
+    ours = distribution()
+    assert ours != "deployer"  # on PyPI, `deployer` is an unrelated project from 2014
+    for name in ("release.yml", "rollback.yml"):
+        flow = workflow(name)
+        requirement = flow["env"]["DEPLOYER"]
+        match = re.fullmatch(
+            r"(?P<name>[a-z0-9-]+)(\[[a-z,]+\])? @ git\+https://\S+@(?P<commit>[0-9a-f]{40})",
+            requirement,
+        )
+        assert match, (name, requirement)
+        assert match["name"] == ours
+        installs = [
+            step["run"]
+            for job in flow["jobs"].values()
+            for step in job["steps"]
+            if "pip install" in step.get("run", "")
+        ]
+        assert installs == ['python -m pip install "$DEPLOYER"'], (name, installs)
+
+
+def test_the_deploy_role_trusts_the_subject_of_the_shipped_workflows():
+    template = load_template(IAM)
+    subject = template["Parameters"]["GitHubSubject"]["Default"]
+    for name in ("release.yml", "rollback.yml"):
+        job = next(iter(workflow(name)["jobs"].values()))
+        # With an environment, GitHub's sub claim is repo:<owner/repo>:environment:<name>.
+        assert subject == f"environment:{job['environment']['name']}", name
+    pattern = template["Parameters"]["GitHubSubject"]["AllowedPattern"]
+    for good in ("environment:production", "ref:refs/heads/main", "ref:refs/tags/v1.2"):
+        assert re.fullmatch(pattern, good)
+    assert not re.fullmatch(pattern, "*")
+
+
+def test_cfn_lint_is_pinned_to_one_minor_version():
+    """Its rules change between versions (1.51 rejected the listener Tags 1.58 accepts)."""
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    cfn_lint = next(d for d in dependencies if d.startswith("cfn-lint"))
+    assert re.fullmatch(r"cfn-lint~=\d+\.\d+\.\d+", cfn_lint), cfn_lint
