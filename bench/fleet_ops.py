@@ -30,12 +30,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from deployer import fleet_logs  # noqa: E402
 from deployer.aws.poller import Poll, Poller  # noqa: E402
-from deployer.config import load_config  # noqa: E402
-from deployer.engine import Engine  # noqa: E402
-from deployer.fleet_exec import run_exec  # noqa: E402
-from deployer.release import Release  # noqa: E402
+from deployer.config.model import load_config  # noqa: E402
+from deployer.ops import fleet_logs as fleet_logs  # noqa: E402
+from deployer.ops.fleet_exec import run_exec  # noqa: E402
+from deployer.release.engine import Engine  # noqa: E402
+from deployer.release.loop import Release  # noqa: E402
 from deployer.sandbox import control  # noqa: E402
 from deployer.sandbox.layout import Layout  # noqa: E402
 from deployer.target import open_target  # noqa: E402

@@ -32,10 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deployer.aws.poller import Poller  # noqa: E402
-from deployer.baking import bake  # noqa: E402
-from deployer.config import load_config  # noqa: E402
-from deployer.engine import Engine  # noqa: E402
-from deployer.release import Release  # noqa: E402
+from deployer.config.model import load_config  # noqa: E402
+from deployer.release.baking import bake  # noqa: E402
+from deployer.release.engine import Engine  # noqa: E402
+from deployer.release.loop import Release  # noqa: E402
 from deployer.sandbox import client, control  # noqa: E402
 from deployer.sandbox.layout import Layout  # noqa: E402
 from deployer.target import open_target  # noqa: E402

@@ -16,7 +16,7 @@ from deployer.aws.session import AwsContext, make_context
 from deployer.bake.access import TemporaryAccess, public_cidr
 from deployer.bake.pinning import pin_host_keys
 from deployer.bake.runner import BakeFailed, BuilderAccess
-from deployer.config import AwsTarget, LoadedConfig
+from deployer.config.model import AwsTarget, LoadedConfig
 from deployer.errors import Unreachable
 
 Reach = Callable[[dict[str, Any], TemporaryAccess], BuilderAccess]
@@ -37,6 +37,7 @@ class Runtime:
     def aws_seconds(self, modelled_s: float) -> float:
         """An AWS duration (a metric period, a publication delay) in real seconds here."""
         return modelled_s * self.cloudwatch_scale
+
     # This machine's address as the load balancer sees it: who may reach the test listener.
     caller_cidr: Callable[[], str] = lambda: "127.0.0.1/32"
 

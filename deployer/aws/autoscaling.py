@@ -58,6 +58,7 @@ class AutoScaling:
             )
             for i in group.get("Instances", [])
         ]
+
     def launch_failure(self, name: str) -> str:
         """Why the group's newest launch failed ('' when it did not): what a fleet with no
         registered targets is waiting on (a KMS key its service-linked role may not use, an

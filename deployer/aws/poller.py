@@ -70,7 +70,7 @@ class Poller:
     rng: random.Random = field(default_factory=random.Random)
     on_wait: Callable[[WaitStats], None] = lambda _stats: None
     count_calls: Callable[[], int] = lambda: 0
-    # The run's event stream (deployer.events.Events): wait_started, wait_status and
+    # The run's event stream (deployer.output.events.Events): wait_started, wait_status and
     # wait_finished. Without one, a changed status is a line of `report`.
     events: Any = None
 

@@ -32,8 +32,8 @@ from deployer.bake.artifact import Artifact
 from deployer.bake.images import Images
 from deployer.bake.key import KEY_TAG, BakeInputs
 from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
+from deployer.cli.interrupts import INTERRUPTS
 from deployer.core.names import Names, Version
-from deployer.interrupts import INTERRUPTS
 
 Reach = Callable[[dict[str, Any], TemporaryAccess], BuilderAccess]
 BUILDER_ROLE = "builder"

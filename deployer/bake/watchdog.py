@@ -11,7 +11,7 @@ its own. The next bake also removes directories whose owner is gone.
     python -m deployer.bake.watchdog OWNER_PID DIRECTORY
     python -m deployer.bake.watchdog OWNER_PID --group PGID
 
-The second form guards a process group instead (a verify hook, deployer.verify): once the
+The second form guards a process group instead (a verify hook, deployer.release.verify): once the
 owner is gone, the group is ended.
 """
 

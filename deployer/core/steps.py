@@ -2,7 +2,7 @@
 
     bake -> fleet -> gate -> traffic step 1 .. n -> watch -> retire
 
-One loop runs the table (deployer.release), journalling before and after each step. A new
+One loop runs the table (deployer.release.loop), journalling before and after each step. A new
 release starts at the top; a rerun after a kill starts at the journalled step: the one that
 was running, or the next one if it had completed. A run that was killed while traffic was
 moving starts again at the gate, which sends production traffic back to the previous fleet

@@ -11,8 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
-from deployer.cli import Context
-from deployer.release import Release
+from deployer.cli.commands import Context
+from deployer.release.loop import Release
 
 
 def die() -> None:

@@ -24,7 +24,7 @@ from tests.e2e.test_release_cycle import Cli
 
 pytestmark = pytest.mark.e2e
 
-SCHEMA = json.loads((REPO / "deployer" / "events.schema.json").read_text())
+SCHEMA = json.loads((REPO / "deployer" / "output" / "events.schema.json").read_text())
 ALARM = "hello-ci-v3-errors"
 
 CONFIG = """\

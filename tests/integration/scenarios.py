@@ -12,8 +12,8 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from deployer.aws.poller import Poll, Poller
-from deployer.config import load_config
-from deployer.engine import Engine
+from deployer.config.model import load_config
+from deployer.release.engine import Engine
 from deployer.sandbox import control
 from deployer.sandbox.layout import Layout
 from deployer.target import open_target

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from deployer.errors import Unreachable
-from deployer.preflight import check_credentials_last
+from deployer.release.preflight import check_credentials_last
 from tests.conftest import copy_project
 
 pytestmark = pytest.mark.integration

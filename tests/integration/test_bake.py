@@ -17,11 +17,11 @@ from deployer.aws.poller import Poll, Poller
 from deployer.bake.artifact import package_directory, sha256_of
 from deployer.bake.baker import BakeRequest
 from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
-from deployer.baking import bake_plan
-from deployer.config import load_config
+from deployer.config.model import load_config
 from deployer.core.names import Names, Version
-from deployer.engine import Engine
-from deployer.locking import LockClient
+from deployer.release.baking import bake_plan
+from deployer.release.engine import Engine
+from deployer.release.locking import LockClient
 from deployer.target import open_target
 from tests.conftest import REPO, copy_project
 

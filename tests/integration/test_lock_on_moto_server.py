@@ -7,7 +7,7 @@ import pytest
 from deployer.aws.dynamodb import Journal, LeaseLock
 from deployer.core.model import Actor, Kind, ReleaseRecord
 from deployer.errors import BadInput, ExitCode, LockHeld
-from deployer.locking import LockClient, unlock
+from deployer.release.locking import LockClient, unlock
 
 pytestmark = pytest.mark.integration
 

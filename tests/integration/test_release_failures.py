@@ -7,8 +7,8 @@ import pytest
 
 from deployer.aws.poller import Poll, Poller
 from deployer.errors import BadInput, ExitCode, GateFailed, NeedsHuman
-from deployer.operations import gc, status
-from deployer.release import Release
+from deployer.ops.operations import gc, status
+from deployer.release.loop import Release
 from tests.integration.scenarios import (
     app_variant,
     break_fleet,

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from deployer.errors import BadInput, ExitCode, NeedsHuman, Unreachable
-from deployer.operations import gc, status, unlock_scope
-from deployer.release import Release
-from deployer.rollback import rollback
+from deployer.ops.operations import gc, status, unlock_scope
+from deployer.ops.rollback import rollback
+from deployer.release.loop import Release
 from deployer.sandbox import client
 from tests.integration.scenarios import (
     app_variant,

@@ -268,7 +268,7 @@ def test_with_a_certificate_the_sandbox_serves_443_and_port_80_redirects_to_it(
     HTTPS on 443, and port 80 answers a 301 to it over HTTP, as the ALB's redirect does.
     """
     from deployer.aws.cloudformation import CloudFormation
-    from deployer.infra import Templates, ensure_stack
+    from deployer.infra.stacks import Templates, ensure_stack
     from tests.integration.test_stacks_on_moto_server import self_signed_certificate
 
     layout, _ = sandbox

@@ -5,10 +5,10 @@ import shutil
 import pytest
 
 from deployer.aws.cloudformation import CloudFormation
-from deployer.config import load_config
+from deployer.config.model import load_config
 from deployer.errors import BadInput
-from deployer.infra import Infra, Templates, ensure_stack, lint_templates
-from deployer.preflight import check_local
+from deployer.infra.stacks import Infra, Templates, ensure_stack, lint_templates
+from deployer.release.preflight import check_local
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

@@ -321,7 +321,7 @@ def test_an_update_rolled_back_is_a_failure_naming_this_update_s_failed_resource
 
 def test_a_failed_network_stack_is_never_deleted_unasked():
     """ROLLBACK_COMPLETE (or DELETE_FAILED): exit 4 naming --replace-failed; no DeleteStack."""
-    from deployer.infra import ensure_stack
+    from deployer.infra.stacks import ensure_stack
 
     aws = context()
     cfn = CloudFormation(aws, InstantPoller())
@@ -348,7 +348,7 @@ def test_update_rollback_failed_is_recovered_skipping_only_what_is_named():
             "describe_stacks", {"Stacks": [{**described, "StackStatus": "UPDATE_ROLLBACK_FAILED"}]}
         )
         stub.add_response("describe_stack_events", {"StackEvents": []})
-        from deployer.infra import ensure_stack
+        from deployer.infra.stacks import ensure_stack
 
         with pytest.raises(StackFailed) as caught:
             ensure_stack(cfn, "svc", "{}", {}, {}, lambda _line: None, replace_failed=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.config import load_config, parse_duration
+from deployer.config.model import load_config, parse_duration
 from deployer.errors import ConfigError, ExitCode
 
 GOOD = """

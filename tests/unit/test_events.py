@@ -10,12 +10,12 @@ import jsonschema
 import pytest
 from rich.console import Console
 
-from deployer.events import TYPES, Events
-from deployer.live import LiveProgress, PlainProgress, end_table
-from deployer.summary import markdown, phase_rows
+from deployer.output.events import TYPES, Events
+from deployer.output.live import LiveProgress, PlainProgress, end_table
+from deployer.output.summary import markdown, phase_rows
 from tests.conftest import REPO
 
-SCHEMA = json.loads((REPO / "deployer" / "events.schema.json").read_text())
+SCHEMA = json.loads((REPO / "deployer" / "output" / "events.schema.json").read_text())
 
 
 def a_failed_canary() -> Events:

@@ -11,8 +11,8 @@ import tomllib
 
 import yaml
 
-from deployer.config import DeployConfig
-from deployer.preflight import worst_case_of
+from deployer.config.model import DeployConfig
+from deployer.release.preflight import worst_case_of
 from tests.cfn import load_template
 from tests.conftest import REPO
 

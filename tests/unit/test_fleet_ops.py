@@ -30,8 +30,8 @@ from deployer.core.logstreams import (
 from deployer.core.model import Actor, Fleet, LiveState, Outcome
 from deployer.core.names import Names
 from deployer.errors import BadInput
-from deployer.fleet_select import choose
-from deployer.green_logs import LastLines
+from deployer.ops.fleet_select import choose
+from deployer.release.green_logs import LastLines
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)

@@ -21,7 +21,7 @@ from botocore.stub import ANY, Stubber
 from deployer.aws.logs import Logs
 from deployer.aws.session import AwsContext
 from deployer.aws.ssm import RunCommand
-from deployer.green_logs import last_lines
+from deployer.release.green_logs import last_lines
 
 GROUP = "/deployer/shop/prod"
 CMD = "6f1cd2a4-80e1-43da-9acd-680c2fd33b57"
@@ -197,7 +197,7 @@ def test_a_failed_greens_last_lines_are_one_call_per_instance_read_backwards():
 def test_follow_shows_each_line_once_though_it_asks_again_a_minute_back_and_ctrl_c_ends_it():
     from types import SimpleNamespace
 
-    from deployer.fleet_logs import FOLLOW_LOOKBACK_MS, LogQuery, follow
+    from deployer.ops.fleet_logs import FOLLOW_LOOKBACK_MS, LogQuery, follow
 
     aws = context()
     engine = SimpleNamespace(runtime=SimpleNamespace(aws=aws))

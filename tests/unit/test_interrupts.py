@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from deployer.interrupts import Interrupts
+from deployer.cli.interrupts import Interrupts
 
 
 def test_the_first_signal_interrupts_and_the_second_lets_the_cleanup_finish():

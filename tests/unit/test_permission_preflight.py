@@ -9,7 +9,7 @@ from botocore.stub import Stubber
 
 from deployer.aws.iam import Iam
 from deployer.aws.session import AwsContext
-from deployer.permissions import definite, principal_of
+from deployer.infra.permissions import definite, principal_of
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_each_call_is_logged_as_the_iam_actions_it_needs(service, operation, par
 
 
 def test_a_listener_is_simulated_with_its_own_tags_not_deployers():
-    from deployer.permissions import with_resource_tags
+    from deployer.infra.permissions import with_resource_tags
 
     context = {
         "aws:RequestTag/deployer:app": ["hello"],
@@ -158,7 +158,7 @@ def test_a_listener_is_simulated_with_its_own_tags_not_deployers():
 def test_exec_is_simulated_on_the_apps_instances_with_their_tag():
     from types import SimpleNamespace
 
-    from deployer.permissions import request_context
+    from deployer.infra.permissions import request_context
 
     engine = SimpleNamespace(
         tags=lambda: {"deployer:app": "hello", "deployer:environment": "prod"},

@@ -1,0 +1,1 @@
+"""The command line: commands, rendering, wiring, how a command ends."""

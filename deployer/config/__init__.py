@@ -1,0 +1,1 @@
+"""deployer.yaml: the model, by section, and its loading."""

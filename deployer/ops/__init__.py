@@ -1,0 +1,1 @@
+"""Commands beside release: rollback, abort, gc, destroy, recover, settings, logs, exec."""

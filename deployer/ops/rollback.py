@@ -1,0 +1,186 @@
+"""`deployer rollback` and `deployer abort`: traffic back to where it was, idempotently.
+
+A rollback is one listener change to the fleet that was live before the current one, as the
+journal says; if that fleet was retired, a re-release of its recorded image (no bake). Run
+twice, the second changes nothing and says what is live. `abort` rolls back the release a
+killed run left in flight; with nothing in flight it changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deployer.core.decide import (
+    Identity,
+    NothingToRollBackTo,
+    RollbackDecision,
+    decide_rollback,
+)
+from deployer.core.health import assess_target_health
+from deployer.core.model import Fleet, Kind, LiveState, Outcome, Phase, ReleaseRecord
+from deployer.core.names import Version
+from deployer.errors import BadInput
+from deployer.infra.stacks import Infra
+from deployer.release.engine import Engine
+from deployer.release.loop import abandon, release_from
+
+
+@dataclass(frozen=True)
+class OperatorResult:
+    """What a rollback or an abort did: `changed` is False when it had nothing to do."""
+
+    record: ReleaseRecord | None
+    changed: bool
+    message: str
+    switch_seconds: float = 0.0
+
+
+def rollback(
+    engine: Engine, to_version: str | None, wait_s: float | None, force: bool = False
+) -> OperatorResult:
+    if to_version is not None:
+        Version.parse(to_version)
+    engine.check_reachable()
+    settled = _already_there(engine, to_version)
+    if settled is not None:  # read only: no lock taken, nothing journalled
+        return settled
+    with engine.locked(wait_s):
+        infra = engine.existing_infra()
+        if infra is None:
+            raise NothingToRollBackTo("nothing has been released here yet; nothing was changed")
+        inflight = engine.inflight()
+        if inflight is not None:
+            engine.report(
+                f"rollback: release {inflight.release_id} of {inflight.version} is in "
+                "flight; rolling it back is the rollback"
+            )
+            record = abandon(engine, inflight, infra, "rolled back by `deployer rollback`")
+            return OperatorResult(
+                record, True, f"rolled back the interrupted release of {record.version}"
+            )
+        live = engine.observe(infra)
+        decision = decide_rollback(live, engine.journal.history(limit=200), to_version)
+        if decision.noop:
+            return _nothing_to_do(engine, live, decision)
+        if decision.fleet is not None:
+            return _switch_to(engine, infra, live, decision.fleet, force)
+        assert decision.record is not None
+        return _rerelease(engine, infra, decision.record)
+
+
+def _already_there(engine: Engine, to_version: str | None) -> OperatorResult | None:
+    """Traffic is where the rollback would put it, and nothing is in flight: said without
+    the lock (whose token would rise) and without a journal record.
+    """
+    infra = engine.existing_infra()
+    if infra is None or engine.inflight() is not None:
+        return None
+    live = engine.observe(infra)
+    try:
+        decision = decide_rollback(live, engine.journal.history(limit=200), to_version)
+    except NothingToRollBackTo:
+        return None  # said under the lock, as before
+    return _nothing_to_do(engine, live, decision) if decision.noop else None
+
+
+def _nothing_to_do(engine: Engine, live: LiveState, decision: RollbackDecision) -> OperatorResult:
+    """Said, never journalled: history keeps showing what moved traffic."""
+    current = live.live_fleet
+    engine.report(f"rollback: {decision.reason}")
+    record = engine.new_record(
+        Kind.ROLLBACK,
+        current.version if current else "-",
+        fleet_stack=current.stack_name if current else "",
+        phase=Phase.DONE,
+    ).finished(Outcome.NOOP, engine.stamp(), decision.reason)
+    return OperatorResult(record, False, decision.reason)
+
+
+def _switch_to(
+    engine: Engine, infra: Infra, live: LiveState, target: Fleet, force: bool
+) -> OperatorResult:
+    current = live.live_fleet
+    health = assess_target_health(engine.elb.target_health(target.target_group_arn), target.desired)
+    if not health.passed:
+        if not force:
+            raise BadInput(
+                f"{target.version} ({target.stack_name}) is not healthy: {health.detail}. "
+                "Traffic stays where it is; nothing was changed. Release a version, or "
+                "`deployer rollback --force` to switch anyway."
+            )
+        engine.report(f"rollback: {target.version} is not healthy ({health.detail}); --force")
+    record = engine.record(
+        engine.new_record(
+            Kind.ROLLBACK,
+            target.version,
+            digest=target.digest,
+            images={engine.runtime.aws.region: target.image_id},
+            fleet_stack=target.stack_name,
+            target_group_arn=target.target_group_arn,
+            prior_weights=dict(live.weights),
+            previous_fleet=current.stack_name if current else "",
+        ).at(Phase.SWITCH)
+    )
+    weights = {arn: 0 for arn in live.weights}
+    weights[target.target_group_arn] = 100
+    started = engine.clock()
+    with engine.timed("switch", f"traffic to {target.version}"):
+        engine.switch_or_escalate(infra, weights, record, "the rollback's listener change")
+    took = round(engine.clock() - started, 3)
+    engine.phase_seconds["switch"] = took
+    message = f"traffic is on {target.version} ({target.stack_name}), one listener change"
+    engine.report(f"rollback: {message}")
+    done = engine.record(
+        record.at(Phase.DONE, weights=weights)
+        .done()
+        .finished(
+            Outcome.SUCCEEDED, engine.stamp(), f"from {current.version if current else 'nothing'}"
+        )
+    )
+    return OperatorResult(done, True, message, took)
+
+
+def _rerelease(engine: Engine, infra: Infra, source: ReleaseRecord) -> OperatorResult:
+    region = engine.runtime.aws.region
+    image = source.images.get(region, "")
+    if not image or not engine.ec2.image_exists(image):
+        raise NothingToRollBackTo(
+            f"the fleet of {source.version} was retired and its image {image or '(none)'} "
+            f"is gone too; release it with `deployer release {source.version}`"
+        )
+    engine.report(
+        f"rollback: the {source.version} fleet was retired; re-releasing it from its recorded "
+        f"image {image} (no bake)"
+    )
+    wanted = Identity(source.version, source.digest, source.bake_key, engine.settings_digest())
+    result = release_from(
+        engine,
+        infra,
+        wanted,
+        image_id=image,
+        kind=Kind.ROLLBACK,
+        note=f"re-released from {image}; its fleet had been retired",
+    )
+    return OperatorResult(result.record, True, f"re-released {source.version} from {image}")
+
+
+def abort(engine: Engine, wait_s: float | None) -> OperatorResult:
+    """Roll the in-flight release back on purpose; with none in flight, change nothing (and
+    take no lock: its token would rise for nothing).
+    """
+    engine.check_reachable()
+    if engine.inflight() is None:
+        message = "no release is in flight; nothing to abort"
+        engine.report(f"abort: {message}")
+        return OperatorResult(None, False, message)
+    with engine.locked(wait_s):
+        inflight = engine.inflight()
+        infra = engine.existing_infra()
+        if inflight is None or infra is None:
+            message = "no release is in flight; nothing to abort"
+            engine.report(f"abort: {message}")
+            return OperatorResult(None, False, message)
+        record = abandon(engine, inflight, infra, "aborted by `deployer abort`")
+        return OperatorResult(
+            record, True, f"aborted release {record.release_id} of {record.version}"
+        )

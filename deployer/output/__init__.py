@@ -1,0 +1,1 @@
+"""What a run shows: events, live progress, summary, timeline picture, notifications."""

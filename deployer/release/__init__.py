@@ -1,0 +1,1 @@
+"""The release: its loop, its steps, gating, fleets and baking."""

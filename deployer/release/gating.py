@@ -1,0 +1,322 @@
+"""Gating a fleet: wait until it is ready on the test listener, and hold a traffic step while
+every gate is evaluated. Observations come from deployer.release.probes; verdicts from core.
+
+Fails closed: an unreadable probe is a failure. Fails fast: a fleet whose every target the
+load balancer already reports broken (its health check answered with the wrong code) fails
+then, not at the deadline. Holds as long as the evidence needs: CloudWatch publishes a
+minute's metrics a minute or so after it closed, so a step gated on metrics or alarms holds
+until they can have seen it (core.metrics), not merely for strategy.bake_seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from deployer.aws.poller import Poll, PollTimeout
+from deployer.config.model import MetricGates
+from deployer.core.gates import GateKind, Observation, judge
+from deployer.core.health import plainly_broken
+from deployer.core.metrics import (
+    BASELINE_S,
+    PERIOD_S,
+    MetricPolicy,
+    MetricWindow,
+    alarm_wait_s,
+    evidence_wait_s,
+)
+from deployer.core.model import Fleet
+from deployer.errors import GateFailed
+from deployer.infra.stacks import Infra
+from deployer.release.engine import Engine
+from deployer.release.probes import (
+    observe_alarms,
+    observe_http,
+    observe_metrics,
+    observe_targets,
+    observe_targets_during_hold,
+)
+from deployer.release.verify import hook_env, run_hook
+
+BEFORE_SWITCH = "before switch"
+
+
+def metric_policy(metrics: MetricGates) -> MetricPolicy:
+    return MetricPolicy(
+        min_periods=metrics.min_periods,
+        max_error_increase=metrics.max_error_increase,
+        max_latency_ratio=metrics.max_latency_ratio,
+        min_latency_increase_s=metrics.min_latency_increase_ms / 1000,
+        significance=metrics.significance,
+        max_error_rate=metrics.max_error_rate,
+        max_latency_seconds=metrics.max_latency_seconds,
+    )
+
+
+@dataclass(frozen=True)
+class Gated:
+    """The fleet under gates, how many healthy targets it must have, and its baseline."""
+
+    engine: Engine
+    infra: Infra
+    green: Fleet
+    expected: int
+    blue: Fleet | None = None
+
+    @property
+    def test_url(self) -> str:
+        infra = self.infra
+        return self.engine.runtime.url_for(infra.load_balancer_dns, infra.test_listener_port)
+
+    def alarm_names(self, step: str) -> list[str]:
+        """gates.alarms, else the new fleet's own alarms (5xx, p99) once it takes traffic.
+        Before the switch its targets may still be starting (unhealthy for a while, as on
+        AWS): the target-health gate and its deadline judge them then.
+        """
+        configured = self.engine.alarm_names()
+        if configured or step == BEFORE_SWITCH:
+            return configured
+        return list(self.green.alarms)
+
+    def observe_before_switch(self) -> list[Observation]:
+        """Every gate of the test listener, once: all targets healthy, HTTP, alarms."""
+        e = self.engine
+        return self.emit(
+            BEFORE_SWITCH,
+            [
+                observe_targets(e.elb, self.green.target_group_arn, self.expected),
+                *[observe_http(self.test_url, check) for check in e.spec.gates.http],
+                *observe_alarms(e.cloudwatch, self.alarm_names(BEFORE_SWITCH)),
+            ],
+        )
+
+    def observe_during(self, step: str, share: float, window: MetricWindow) -> list[Observation]:
+        """Every gate while a step holds, once: target health as a hold judges it, HTTP,
+        alarms, and green's metrics against blue's.
+        """
+        e = self.engine
+        metrics = e.spec.gates.metrics
+        seen = [
+            observe_targets_during_hold(
+                e.elb,
+                e.asg,
+                e.ec2,
+                self.green,
+                self.expected,
+                share,
+                e.spec.health_check.grace_seconds,
+            ),
+            *[observe_http(self.test_url, check) for check in e.spec.gates.http],
+            *observe_alarms(e.cloudwatch, self.alarm_names(step)),
+        ]
+        if metrics.enabled:
+            seen += observe_metrics(
+                e.cloudwatch,
+                self.infra.load_balancer_full_name,
+                self.green,
+                self.blue,
+                window,
+                metric_policy(metrics),
+                metrics.latency_statistic,
+            )
+        return self.emit(step, seen)
+
+    def emit(self, step: str, seen: list[Observation]) -> list[Observation]:
+        """Each observation is a gate_observation event."""
+        for o in seen:
+            extra = {"verdict": o.verdict, "evidence": dict(o.evidence)} if o.verdict else {}
+            self.engine.events.emit(
+                "gate_observation",
+                gate=o.gate,
+                kind=o.kind.value,
+                passed=o.passed,
+                detail=o.detail,
+                step=step,
+                version=self.green.version,
+                **extra,
+            )
+        return seen
+
+
+def gate_failed(observation: Observation, step: str) -> GateFailed:
+    return GateFailed(observation.gate, observation.detail, step, dict(observation.evidence))
+
+
+def launch_failure(gated: Gated, health: list[Any]) -> str:
+    """With no target registered, Auto Scaling's reason for the missing instances, if a
+    launch failed (read only then).
+    """
+    if health or not gated.green.asg_name:
+        return ""
+    why = gated.engine.asg.launch_failure(gated.green.asg_name)
+    return f"; Auto Scaling: {why}" if why else ""
+
+
+def wait_until_ready(gated: Gated) -> None:
+    """On the test listener, which carries no user traffic: every target healthy, the HTTP
+    checks passing and no alarm firing, within the health-check deadline.
+    """
+    e = gated.engine
+    e.set_weights(gated.infra.test_listener_arn, {gated.green.target_group_arn: 1})
+    deadline = e.spec.health_check.deadline_seconds
+    failures: dict[str, int] = {}
+
+    def check() -> Poll[None]:
+        targets, *others = gated.observe_before_switch()
+        alarms = [o for o in others if o.kind is GateKind.ALARM]
+        verdict = judge(alarms, failures, e.spec.gates.max_failures)
+        if verdict.failed:
+            raise gate_failed(verdict.failed, BEFORE_SWITCH)
+        health = e.elb.target_health(gated.green.target_group_arn) if not targets.passed else []
+        broken = plainly_broken(health, gated.expected)
+        if broken:
+            raise GateFailed(GateKind.TARGET_HEALTH.value, broken, BEFORE_SWITCH)
+        if not targets.passed:
+            return Poll(False, targets.detail + launch_failure(gated, health))
+        verdict = judge(others, failures, e.spec.gates.max_failures)
+        failures.update(verdict.failures)
+        if verdict.failed:
+            raise gate_failed(verdict.failed, BEFORE_SWITCH)
+        return Poll(
+            all(o.passed for o in others),
+            "checks failing: " + "; ".join(f"{o.gate}: {o.detail}" for o in others if not o.passed),
+        )
+
+    try:
+        e.poller.until(
+            f"{gated.green.version} to pass its gates",
+            check,
+            deadline,
+            interval=e.spec.gates.interval_seconds,
+        )
+    except PollTimeout as exc:
+        raise GateFailed(
+            GateKind.TARGET_HEALTH.value, f"{exc.last_status} after {deadline}s", BEFORE_SWITCH
+        ) from None
+    e.report(
+        f"gate: {gated.green.version} passed on the test listener "
+        f"({gated.expected} targets healthy)"
+    )
+
+
+@dataclass(frozen=True)
+class HoldPlan:
+    """How long a step holds, in this run's clock: at least `minimum_s` (bake_seconds, and
+    the alarms' windows), and until the metric evidence is in or `evidence_s` has passed.
+    """
+
+    minimum_s: float
+    evidence_s: float
+
+
+def hold_plan(gated: Gated, seconds: float, alarms: list[Observation]) -> HoldPlan:
+    e = gated.engine
+    runtime = e.runtime
+    windows = [float(o.evidence.get("window_s", 0.0)) for o in alarms]
+    alarm_s = runtime.aws_seconds(alarm_wait_s(max(windows))) if windows else 0.0
+    metrics = e.spec.gates.metrics
+    evidence_s = (
+        runtime.aws_seconds(evidence_wait_s(metric_policy(metrics))) if metrics.enabled else 0
+    )
+    return HoldPlan(minimum_s=max(seconds, alarm_s), evidence_s=max(seconds, evidence_s))
+
+
+def hold(gated: Gated, seconds: float, step_name: str, share: float) -> None:
+    """Evaluate every gate each interval until the step has held long enough and the
+    evidence is in; fail at the first failure beyond the tolerance. The gates are evaluated
+    once more at the end, so a hold never passes unseen.
+
+    `share`: green's share of production traffic in this step (1.0 for the watch).
+    """
+    e = gated.engine
+    started, started_at = e.clock(), time.time()
+    metrics = e.spec.gates.metrics
+    plan: HoldPlan | None = None
+    failures: dict[str, int] = {}
+    said_waiting = False
+    while True:
+        window = MetricWindow.for_step(
+            started_at,
+            time.time(),
+            e.runtime.aws_seconds(PERIOD_S),
+            e.runtime.aws_seconds(BASELINE_S),
+        )
+        observed = gated.observe_during(step_name, share, window)
+        if plan is None:
+            plan = hold_plan(gated, seconds, [o for o in observed if o.kind is GateKind.ALARM])
+        verdict = judge(observed, failures, e.spec.gates.max_failures)
+        failures = dict(verdict.failures)
+        if verdict.failed:
+            e.gate_failed_at = e.clock()
+            raise gate_failed(with_error_rate(verdict.failed, observed), step_name)
+        waiting = [
+            o for o in observed if o.verdict == "insufficient" and not o.evidence.get("idle")
+        ]
+        held = e.clock() - started
+        if held >= plan.minimum_s and (not waiting or held >= plan.evidence_s):
+            if waiting:
+                too_little(gated, waiting, step_name, metrics.require_traffic)
+            return
+        if waiting and held >= plan.minimum_s and not said_waiting:
+            e.report(
+                f"gate: {step_name} holds for the metrics' evidence "
+                f"({metrics.min_periods} complete minute(s) with requests; up to "
+                f"{plan.evidence_s - held:.0f}s more)"
+            )
+            said_waiting = True
+        left = (plan.evidence_s if waiting else plan.minimum_s) - held
+        e.sleep(max(0.0, min(e.spec.gates.interval_seconds, left)))
+
+
+def with_error_rate(failed: Observation, observed: list[Observation]) -> Observation:
+    """A failure of another gate, told with green's error rate against blue's beside it, so
+    that nobody has to open CloudWatch to see how green served its users.
+    """
+    if failed.kind is GateKind.METRIC:
+        return failed
+    rate = next((o for o in observed if o.kind is GateKind.METRIC and o.name == "error rate"), None)
+    if rate is None or rate.evidence.get("idle") or not rate.evidence.get("green_requests"):
+        return failed
+    return replace(
+        failed,
+        detail=f"{failed.detail} (error rate: {rate.detail})",
+        evidence={**failed.evidence, "error_rate": dict(rate.evidence)},
+    )
+
+
+def verify(gated: Gated, commands: tuple[str, ...], step: str, url: str, previous: str) -> None:
+    """Run the team's hooks (verify: in deployer.yaml) one by one; the first that fails is
+    a gate failure naming the command, its exit status and its last lines.
+    """
+    e = gated.engine
+    spec = e.spec.verify
+    for command in commands:
+        e.report(f"verify: {command} ({step})")
+
+        def said(line: str, command: str = command) -> None:
+            e.report(f"verify: {command}: {line}")
+
+        result = run_hook(
+            command,
+            e.loaded.base_dir,
+            hook_env(url, gated.test_url, gated.green.version, previous, step),
+            spec.timeout_seconds,
+            on_line=said,
+        )
+        (observation,) = gated.emit(step, [result.observation(spec.timeout_seconds)])
+        if not observation.passed:
+            raise gate_failed(observation, step)
+
+
+def too_little(gated: Gated, waiting: list[Observation], step: str, required: bool) -> None:
+    """The step held as long as the evidence could need, and green still has too few
+    periods with requests to judge: say so, then fail closed or go on, as configured.
+    """
+    names = ", ".join(o.name for o in waiting)
+    detail = f"too little traffic to judge green's {names} ({'; '.join(o.detail for o in waiting)})"
+    if required:
+        raise GateFailed(
+            f"{GateKind.METRIC.value} {names}", detail + " (gates.metrics.require_traffic)", step
+        )
+    gated.engine.report(f"gate: {step}: {detail}; going on with the other gates")

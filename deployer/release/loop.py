@@ -1,0 +1,271 @@
+"""The release use case: preflight -> lock -> infra -> the table of steps (core.steps), run by
+one loop that journals before and after each step.
+
+A rerun after a kill is the same loop started at the journalled step; a rerun of another
+version rolls the interrupted release back first. There is no second code path for resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from deployer.aws.poller import PollTimeout
+from deployer.aws.session import is_transient, unreachable_as_error
+from deployer.bake.artifact import Artifact
+from deployer.core.decide import Identity, ReleasePlan, plan_release
+from deployer.core.model import Kind, Outcome, Phase, ReleaseRecord
+from deployer.core.names import Version
+from deployer.core.steps import release_table, remaining
+from deployer.errors import DeployerError, NeedsHuman, ReleaseFailed
+from deployer.infra.stacks import Infra, Templates, fingerprint
+from deployer.release.engine import Engine
+from deployer.release.preflight import preflight
+from deployer.release.steps import STEPS, Run, put_back, restore
+
+
+@dataclass
+class ReleaseResult:
+    record: ReleaseRecord
+    url: str
+    reused_image: bool
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Release:
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+
+    def run(
+        self, version_text: str, wait_s: float | None = None, rebake: bool = False
+    ) -> ReleaseResult:
+        version = Version.parse(version_text)
+        if wait_s is None:  # before the preflight, so that the losers of a race hear it now
+            with unreachable_as_error(f"reach AWS ({self.e.runtime.description})"):
+                self.e.lock.refuse_if_held(self.e.stamp())
+        with self.e.timed("preflight"):
+            artifact = preflight(self.e)
+        if not rebake:
+            done = nothing_to_do(self.e, version, artifact)
+            if done is not None:  # read only: no lock taken, nothing journalled
+                return done
+        with self.e.locked(wait_s):
+            with self.e.timed("infra"):
+                infra = self.e.ensure_infra()
+            wanted = identity(self.e, version, artifact)
+            return release_from(self.e, infra, wanted, artifact=artifact, rebake=rebake)
+
+
+def identity(engine: Engine, version: Version, artifact: Artifact) -> Identity:
+    """What the fleet of this release will run: version, artifact, image inputs, settings."""
+    from deployer.release.steps import bake_request
+
+    request = bake_request(engine, version, artifact, Infra.nowhere(), "identity")
+    return Identity(
+        version.text,
+        artifact.digest,
+        engine.baker.inputs(request).key,
+        engine.settings_digest(),
+    )
+
+
+def release_from(
+    engine: Engine,
+    infra: Infra,
+    wanted: Identity,
+    artifact: Artifact | None = None,
+    image_id: str = "",
+    kind: Kind = Kind.RELEASE,
+    note: str = "",
+    rebake: bool = False,
+) -> ReleaseResult:
+    """With the lock held: release `wanted`, baked from `artifact` or from `image_id`."""
+    e = engine
+    version = Version.parse(wanted.version)
+    url = e.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
+    record = resume_or_supersede(e, infra, wanted)
+    if record is None:
+        live = e.observe(infra)
+        plan = plan_release(live, wanted, e.spec.capacity.desired, force=rebake)
+        if plan.noop:
+            return _noop(e, plan, wanted, kind, url)
+        e.report(f"release: {plan.reason}" + (f" ({note})" if note else ""))
+        record = e.record(
+            e.new_record(
+                kind,
+                version.text,
+                digest=wanted.digest,
+                bake_key=wanted.bake_key,
+                settings=wanted.settings,
+                capacity=plan.capacity,
+                images={e.runtime.aws.region: image_id} if image_id else {},
+                image_reused=bool(image_id),
+                prior_weights=dict(live.weights),
+                previous_fleet=plan.blue.stack_name if plan.blue else "",
+                reason=note,
+            ).at(Phase.BAKE)
+        )
+    record = run_steps(Run(e, infra, version, artifact, rebake), record)
+    done = e.record(record.at(Phase.DONE).finished(Outcome.SUCCEEDED, e.stamp(), record.reason))
+    if done.cleanup:
+        raise NeedsHuman(f"{done.version} is live, but cleanup failed: {done.cleanup}")
+    e.report(f"release: {done.version} is live")
+    return ReleaseResult(done, url, done.image_reused, e.phase_seconds)
+
+
+def _noop(e: Engine, plan: ReleasePlan, wanted: Identity, kind: Kind, url: str) -> ReleaseResult:
+    """Nothing to do is said, never journalled: `history` and `status` keep showing the
+    release that made the live fleet.
+    """
+    e.report(f"release: {plan.reason}; nothing to do")
+    fleet = plan.reuse_fleet
+    record = e.new_record(
+        kind,
+        wanted.version,
+        digest=wanted.digest,
+        bake_key=wanted.bake_key,
+        settings=wanted.settings,
+        fleet_stack=fleet.stack_name if fleet else "",
+        images={e.runtime.aws.region: fleet.image_id if fleet else ""},
+        phase=Phase.DONE,
+    ).finished(Outcome.NOOP, e.stamp(), plan.reason)
+    return ReleaseResult(record, url, True, e.phase_seconds)
+
+
+def nothing_to_do(engine: Engine, version: Version, artifact: Artifact) -> ReleaseResult | None:
+    """A release of what is live, with the infra as deployer.yaml says and nothing in flight:
+    told without the lock and without a journal write. Anything else: None (the lock and the
+    loop decide again, from what they read under the lock).
+    """
+    infra = engine.existing_infra()
+    if infra is None or engine.inflight() is not None or not infra_as_configured(engine):
+        return None
+    wanted = identity(engine, version, artifact)
+    plan = plan_release(engine.observe(infra), wanted, engine.spec.capacity.desired)
+    if not plan.noop:
+        return None
+    url = engine.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
+    return _noop(engine, plan, wanted, Kind.RELEASE, url)
+
+
+def infra_as_configured(engine: Engine) -> bool:
+    """The network and service stacks are at rest with the templates and parameters
+    deployer.yaml gives them (their fingerprint tag) and the termination protection it asks.
+    """
+    templates = Templates.load(engine.templates_dir)
+    if engine.spec.network.own:
+        outputs: Mapping[str, str] = engine.spec.network.own_outputs()
+    else:
+        network = engine.cfn.describe(engine.names.network_stack)
+        if network is None:
+            return False
+        outputs = network.outputs
+    for spec in engine.infra_specs(outputs, templates):
+        stack = engine.cfn.describe(spec.name)
+        if (
+            stack is None
+            or stack.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+            or stack.tags.get("deployer:fingerprint") != fingerprint(spec.body, spec.parameters)
+            or stack.termination_protected != engine.spec.protected
+        ):
+            return False
+    return True
+
+
+def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
+    """The loop: for each remaining step, journal that it starts, observe, act, journal that
+    it is done. Any failure puts traffic back and journals the failure, then says why.
+    """
+    e = run.engine
+    strategy = e.spec.strategy
+    table = release_table(
+        strategy.kind,
+        strategy.steps,
+        strategy.bake_seconds,
+        strategy.watch_seconds,
+        has_blue=bool(record.previous_fleet),
+    )
+    steps = remaining(table, record)
+    if record.phase is not Phase.BAKE and steps:
+        e.report(f"resume: continuing release {record.release_id} at {steps[0].name}")
+    try:
+        for planned in steps:
+            record = e.record(record.at(planned.phase, step=planned.index))
+            with e.timed(planned.phase.value, planned.name):
+                record = STEPS[planned.phase](run, record, e.observe(run.infra), planned)
+            record = e.record(record.done())
+    except (Exception, KeyboardInterrupt) as exc:
+        raise fail(run, record, exc) from exc
+    return record
+
+
+def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
+    """Put traffic back, journal the failure; the error to raise says what happened."""
+    e = run.engine
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    reason = "interrupted" if interrupted else str(exc)
+    e.report(f"release failed: {reason}")
+    try:  # traffic and the journal first; an interrupted bake's last cleanup after them
+        put_back(e, run.infra, record, reason, wait=not interrupted)
+    finally:
+        e.baker.finish_deferred()
+    if isinstance(exc, ReleaseFailed) and record.fleet_stack:
+        explain(e, record, exc)  # traffic is back first; then the app's own last words
+    if isinstance(exc, KeyboardInterrupt | DeployerError):
+        return exc
+    if is_transient(exc) or isinstance(exc, PollTimeout):
+        return NeedsHuman(
+            f"AWS stopped answering during {record.phase.value}: {exc}. Traffic is where it "
+            f"was; rerun `deployer release {record.version}` once AWS answers."
+        )
+    return ReleaseFailed(f"release failed: {exc}; traffic was not moved")
+
+
+def explain(engine: Engine, record: ReleaseRecord, exc: ReleaseFailed) -> None:
+    """Add green's last log lines to the failure: in its message (so the outcome event and the
+    step summary carry them) and, all of them, in --output json.
+    """
+    from deployer.aws.logs import Logs
+    from deployer.release.green_logs import for_failure
+
+    found = for_failure(
+        Logs(engine.runtime.aws), engine.names.log_group, record.version, record.started_at
+    )
+    if found is None:
+        return
+    exc.message = f"{exc.message}. {found.sentence()}"
+    exc.args = (exc.message,)
+    exc.details = {**exc.details, "last_lines": found.to_json()}
+
+
+def resume_or_supersede(engine: Engine, infra: Infra, wanted: Identity) -> ReleaseRecord | None:
+    """A release left in progress by a killed run: continue it if it is this one (the loop
+    starts at its journalled step), else roll it back.
+    """
+    inflight = engine.inflight()
+    if inflight is None:
+        return None
+    same = (inflight.version, inflight.digest, inflight.bake_key, inflight.settings) == (
+        wanted.version,
+        wanted.digest,
+        wanted.bake_key,
+        wanted.settings,
+    )
+    if not same:
+        abandon(engine, inflight, infra, f"superseded by a release of {wanted.version}")
+        return None
+    version = wanted.version
+    state = "completed" if inflight.phase_done else "started"
+    engine.report(
+        f"resume: release {inflight.release_id} of {version} stopped at "
+        f"{inflight.phase.value} ({state}); continuing from the live state"
+    )
+    return inflight
+
+
+def abandon(engine: Engine, record: ReleaseRecord, infra: Infra, reason: str) -> ReleaseRecord:
+    """Roll an in-flight release back: traffic as before it, its fleet put aside, journalled."""
+    engine.report(f"abort: rolling back release {record.release_id} of {record.version} ({reason})")
+    restore(engine, infra, record, "moving traffic back to the previous fleet")
+    done = put_back(engine, infra, record, reason)
+    return done

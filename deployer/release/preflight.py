@@ -1,0 +1,278 @@
+"""Everything that can be checked before anything changes: bad input exits 2 here, and AWS
+that cannot be reached exits 5. The local checks (templates, playbooks, the artifact) need
+no AWS at all, so the CLI runs them before it starts the sandbox; their results are cached by
+content (deployer.release.checks), so running them again costs milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from deployer.aws.actions import BUCKET_ACTIONS, RELEASE_ACTIONS
+from deployer.aws.s3 import BucketState
+from deployer.aws.servicequotas import ServiceQuotas
+from deployer.aws.session import error_code, unreachable_as_error
+from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
+from deployer.config.model import DeployConfig, LoadedConfig
+from deployer.core.network import network_problems
+from deployer.core.quotas import ADDRESSES, VPCS, QuotaUse, network_needs, shortfalls
+from deployer.errors import BadInput, Unreachable
+from deployer.infra.permissions import check_permissions
+from deployer.release.checks import CheckCache, check_playbook, check_templates
+from deployer.release.engine import BAKE_DEADLINE_S, Engine
+
+
+def target_region(loaded: LoadedConfig) -> str:
+    return loaded.spec.target_region
+
+
+def check_local(
+    loaded: LoadedConfig, workdir: Path, report: Callable[[str], None] = lambda _: None
+) -> Artifact | None:
+    """Templates (cfn-lint), the playbook (syntax check) and a local artifact (the app
+    contract, packaged). Returns the packaged artifact, or None for an s3:// one.
+    """
+    cache = CheckCache(workdir / ".deployer" / "checks.json")
+    with _naming(loaded.path):
+        templates = loaded.base_dir / "cloudformation"
+        check_templates(cache, templates, target_region(loaded), report)
+        check_playbook(cache, loaded.resolve(loaded.spec.bake.playbook))
+        source = loaded.spec.artifact.source
+        if source.startswith("s3://"):
+            S3Location.parse(source)  # a malformed URL is bad input before any call
+            return None
+        return package_directory(
+            loaded.resolve(source), workdir / ".deployer" / "artifacts", source
+        )
+
+
+@contextmanager
+def _naming(config: Path) -> Iterator[None]:
+    """Every error of a check names the config file it came from."""
+    try:
+        yield
+    except BadInput as exc:
+        if str(config) in exc.message:
+            raise
+        raise BadInput(f"{config}: {exc.message}") from None
+
+
+def check_aws(engine: Engine, artifact: Artifact | None) -> Artifact:
+    """AWS answers, the gate alarms exist, and an s3:// artifact is there (downloaded)."""
+    with unreachable_as_error(f"reach AWS ({engine.runtime.description})"):
+        engine.account = engine.runtime.aws.account_id()
+        names = engine.alarm_names()
+        found = engine.cloudwatch.alarm_states(names) if names else {}
+        zones = engine.ec2.availability_zones()
+    if not engine.spec.network.own and len(zones) < engine.spec.azs:
+        raise BadInput(
+            f"{engine.loaded.path}: azs: {engine.spec.azs} Availability Zones asked, but "
+            f"{engine.runtime.aws.region} offers {len(zones)} ({', '.join(zones) or 'none'})"
+        )
+    if engine.spec.network.own:
+        check_own_network(engine)
+    else:
+        check_quotas(engine)
+    if engine.spec.service.own:
+        check_own_load_balancer(engine)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise BadInput(
+            f"{engine.loaded.path}: gates.alarms: no CloudWatch alarm named {', '.join(missing)}"
+        )
+    return artifact if artifact is not None else download_artifact(engine)
+
+
+def check_own_network(engine: Engine) -> None:
+    """network.vpc_id: the operator's VPC and subnets will do (exit 2 naming the field)."""
+    network = engine.spec.network
+    assert network.vpc_id is not None
+    with unreachable_as_error(f"describe {network.vpc_id}"):
+        facts = engine.ec2.network_of(
+            network.vpc_id, [*network.public_subnet_ids, *network.private_subnet_ids]
+        )
+    problems = network_problems(
+        facts,
+        network.vpc_id,
+        network.public_subnet_ids,
+        network.private_subnet_ids,
+        engine.runtime.aws.region,
+        engine.spec.azs,
+    )
+    if problems:
+        raise BadInput(f"{engine.loaded.path}: " + "\n  ".join(problems))
+
+
+def check_quotas(engine: Engine) -> None:
+    """The VPC and the Elastic IPs a new (or widened) network makes must fit the account's
+    quotas: short of them is exit 5 now, naming each quota, rather than a network stack
+    that fails (VpcLimitExceeded, AddressLimitExceeded) once changes have begun.
+    """
+    spec = engine.spec
+    with unreachable_as_error("read the network stack and the account's EC2 quotas"):
+        stack = engine.cfn.describe(engine.names.network_stack)
+        existing = None
+        if stack is not None:
+            params = stack.parameters
+            existing = (int(params.get("AzCount", spec.azs)), params.get("NatMode", "single"))
+        vpcs, addresses = network_needs(spec.azs, spec.network.nat, existing)
+        if not vpcs and not addresses:
+            return
+        vpcs_in_use, addresses_in_use = engine.ec2.vpcs_and_addresses()
+        quotas = ServiceQuotas(engine.runtime.aws)
+        uses = []
+        for (service, code, name, default), in_use, needed in (
+            (VPCS, vpcs_in_use, vpcs),
+            (ADDRESSES, addresses_in_use, addresses),
+        ):
+            limit = quotas.applied(service, code, default)
+            if limit is None:
+                engine.report(f"note: quota check of {name} skipped: Service Quotas refused")
+                continue
+            uses.append(QuotaUse(name, f"{service}/{code}", limit, in_use, needed))
+    short = shortfalls(uses)
+    if short:
+        region = engine.runtime.aws.region
+        raise Unreachable(
+            f"{engine.loaded.path}: the network of {engine.names.scope} would pass the "
+            f"account's EC2 quotas in {region}: " + "; ".join(short) + ". Ask for an increase "
+            "in Service Quotas, free what is unused (other environments' VPCs, Elastic IPs), "
+            "or need fewer (network.nat: single takes one Elastic IP). Nothing was changed."
+        )
+
+
+def check_own_load_balancer(engine: Engine) -> None:
+    """service.listener_arn: the operator's listeners will do (exit 2 naming the field)."""
+    with unreachable_as_error("describe the load balancer of service.listener_arn"):
+        own = engine.own_load_balancer()
+        fleets = engine.cfn.list_with_prefix(engine.names.fleet_stack_prefix)
+        groups = [s.outputs["TargetGroupArn"] for s in fleets if s.outputs.get("TargetGroupArn")]
+        problems = own.problems(
+            engine.elb, engine.spec.network.vpc_id or "", engine.runtime.aws.region, groups
+        )
+    if problems:
+        raise BadInput(f"{engine.loaded.path}: " + "\n  ".join(problems))
+
+
+def download_artifact(engine: Engine) -> Artifact:
+    source = engine.spec.artifact.source
+    location = S3Location.parse(source)
+    cache = engine.workdir / ".deployer" / "artifacts"
+    cache.mkdir(parents=True, exist_ok=True)
+    download = cache / f"download-{location.key.replace('/', '_')[-60:]}.part"
+    try:
+        with unreachable_as_error(f"download {source}"):
+            engine.s3.download(location.bucket, location.key, download)
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+            raise BadInput(
+                f"{engine.loaded.path}: artifact.source: {source} does not exist"
+            ) from None
+        if error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+            raise Unreachable(
+                f"{engine.loaded.path}: artifact.source: access to {source} is denied: the "
+                f"credentials need s3:GetObject on arn:aws:s3:::{location.bucket}/"
+                f"{location.key} (deployer-iam.yaml grants it with ArtifactSourceArn). "
+                "Nothing was changed."
+            ) from None
+        raise
+    finally:
+        if download.exists() and not download.stat().st_size:
+            download.unlink()
+    try:
+        check_tarball(download, source)
+        digest = sha256_of(download)
+    except BadInput:
+        download.unlink(missing_ok=True)
+        raise
+    final = cache / f"{digest}.tar.gz"
+    download.replace(final)
+    return Artifact(final, digest, source)
+
+
+def preflight(
+    engine: Engine, bakes: bool = True, needed: Iterable[str] = RELEASE_ACTIONS
+) -> Artifact:
+    """`needed`: the IAM actions the command makes (deployer.aws.actions)."""
+    artifact = check_aws(engine, check_local(engine.loaded, engine.workdir, engine.report))
+    needed = set(needed)
+    if bakes and artifact_bucket_missing(engine):
+        needed |= BUCKET_ACTIONS
+    check_permissions(engine, needed)
+    check_credentials_last(engine, worst_case(engine, bakes))
+    return artifact
+
+
+def artifact_bucket_missing(engine: Engine) -> bool:
+    """Whether deployer must make the artifact bucket (no deployer-iam.yaml made it). Its name
+    is predictable: a bucket of that name held by another account is refused now (exit 5),
+    never used.
+    """
+    bucket = engine.artifact_bucket
+    with unreachable_as_error(f"check the artifact bucket {bucket}"):
+        state = engine.s3.bucket_state(bucket)
+    if state is BucketState.ELSEWHERE:
+        raise Unreachable(
+            f"the artifact bucket {bucket} exists but this account ({engine.account}) does not "
+            "own it, or may not read it: deployer will not put artifacts there. Deploy "
+            "cloudformation/deployer-iam.yaml (it makes the bucket, MakeArtifactBucket=true), "
+            "or check the deploy role's s3:ListBucket on it. Nothing was changed."
+        )
+    return state is BucketState.MISSING
+
+
+def worst_case(engine: Engine, bakes: bool = True) -> float:
+    return worst_case_of(engine.spec, engine.baker_deadline_s, bakes)
+
+
+def worst_case_of(spec: DeployConfig, bake_s: float = BAKE_DEADLINE_S, bakes: bool = True) -> float:
+    """The run's worst case for a config: what its credentials must outlast."""
+    from deployer.core.deadlines import Deadlines, worst_case_seconds
+    from deployer.infra.stacks import STACK_DEADLINE_S
+
+    steps = 1 if spec.strategy.kind == "all_at_once" else len(spec.strategy.steps)
+    return worst_case_seconds(
+        Deadlines(
+            stack_s=STACK_DEADLINE_S,
+            bake_s=bake_s,
+            health_s=spec.health_check.deadline_seconds,
+            hold_s=spec.strategy.bake_seconds,
+            steps=steps,
+            watch_s=spec.strategy.watch_seconds,
+        ),
+        bakes,
+    )
+
+
+def check_credentials_last(engine: Engine, worst_case_s: float) -> None:
+    """Credentials that end before the run's worst case stop it now (exit 5), unless the
+    operator said --allow-short-credentials: a release cut off midway cannot roll back.
+    """
+    from deployer.aws.identity import expiry
+    from deployer.core.deadlines import short_by
+
+    expires = expiry(engine.runtime.aws.session)
+    if expires is None:
+        return
+    left = (expires - engine.now()).total_seconds()
+    if short_by(left, worst_case_s) <= 0:
+        return
+    when = expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if engine.allow_short_credentials:
+        engine.report(
+            f"warning: the credentials expire at {when}, in {left / 60:.0f} min, before this "
+            f"run's worst case ({worst_case_s / 60:.0f} min); going on as asked"
+        )
+        return
+    raise Unreachable(
+        f"the AWS credentials expire at {when}, in {left / 60:.0f} min, before this run's worst "
+        f"case ({worst_case_s / 60:.0f} min: the sum of its deadlines). A release cut off "
+        "midway could not roll back. Get longer credentials (configure-aws-credentials: "
+        "role-duration-seconds, within the role's MaxSessionDuration) or pass "
+        "--allow-short-credentials. Nothing was changed."
+    )

@@ -1,0 +1,187 @@
+"""Gate probes: observe target health, HTTP checks and CloudWatch alarms (the impure half;
+deployer.core.gates judges). A probe that cannot be read returns passed=None: fail closed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deployer.aws.autoscaling import AutoScaling
+from deployer.aws.cloudwatch import CloudWatch
+from deployer.aws.ec2 import Ec2
+from deployer.aws.elbv2 import Elbv2
+from deployer.config.model import HttpCheck
+from deployer.core.gates import GateKind, Observation
+from deployer.core.health import Member, assess_during_hold, assess_target_health
+from deployer.core.metrics import (
+    MetricPolicy,
+    MetricWindow,
+    Verdict,
+    judge_error_rate,
+    judge_latency,
+)
+from deployer.core.model import Fleet, TargetState
+
+DEFAULT_HTTP_TIMEOUT_S = 5.0
+
+
+def observe_targets(elb: Elbv2, target_group_arn: str, expected: int) -> Observation:
+    try:
+        targets = elb.target_health(target_group_arn)
+    except (ClientError, BotoCoreError) as exc:
+        return Observation(GateKind.TARGET_HEALTH, "green", None, f"unreadable: {exc}")
+    return assess_target_health(targets, expected)
+
+
+def observe_http(base_url: str, check: HttpCheck) -> Observation:
+    name = f"GET {check.path}"
+    url = base_url.rstrip("/") + check.path
+    timeout = check.latency_ms / 1000 * 2 if check.latency_ms else DEFAULT_HTTP_TIMEOUT_S
+    started = time.monotonic()
+    try:
+        # bandit B310: the URL is the load balancer's http(s) listener, built by deployer
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # nosec B310
+            status, body = response.status, response.read(65536)
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read(65536)
+    except (OSError, ValueError) as exc:
+        return Observation(GateKind.HTTP, name, None, f"unreadable: {exc}")
+    elapsed_ms = (time.monotonic() - started) * 1000
+    problems = []
+    if status != check.expect_status:
+        problems.append(f"status {status}, expected {check.expect_status}")
+    if check.body_pattern and not re.search(check.body_pattern, body.decode(errors="replace")):
+        problems.append(f"body does not match /{check.body_pattern}/")
+    if check.latency_ms and elapsed_ms > check.latency_ms:
+        problems.append(f"took {elapsed_ms:.0f} ms, budget {check.latency_ms} ms")
+    detail = "; ".join(problems) or f"status {status} in {elapsed_ms:.0f} ms"
+    return Observation(GateKind.HTTP, name, not problems, detail)
+
+
+def observe_alarms(cloudwatch: CloudWatch, names: Sequence[str]) -> list[Observation]:
+    """Each alarm's state; its evaluation window (seconds) is in the observation's evidence."""
+    if not names:
+        return []
+    try:
+        states = cloudwatch.alarm_states(names)
+    except (ClientError, BotoCoreError) as exc:
+        return [Observation(GateKind.ALARM, n, None, f"unreadable: {exc}") for n in names]
+    result = []
+    for name in names:
+        found = states.get(name)
+        if found is None:  # a missing alarm is unreadable: fail closed
+            result.append(Observation(GateKind.ALARM, name, None, "MISSING: no such alarm"))
+            continue
+        # Any alarm in ALARM fails; INSUFFICIENT_DATA is not ALARM.
+        detail = f"{found.state}: {found.reason}" if found.reason else found.state
+        result.append(
+            Observation(
+                GateKind.ALARM,
+                name,
+                found.state != "ALARM",
+                detail,
+                evidence={"window_s": found.window_s},
+            )
+        )
+    return result
+
+
+def observe_targets_during_hold(
+    elb: Elbv2,
+    asg: AutoScaling,
+    ec2: Ec2,
+    green: Fleet,
+    capacity: int,
+    share: float,
+    grace_s: float,
+) -> Observation:
+    """Target health as a hold judges it (core.health.assess_during_hold): Auto Scaling's
+    view of the group is read only when a target is not healthy.
+    """
+    try:
+        targets = elb.target_health(green.target_group_arn)
+    except (ClientError, BotoCoreError) as exc:
+        return Observation(GateKind.TARGET_HEALTH, "green", None, f"unreadable: {exc}")
+    members: dict[str, Member] | None = {}
+    desired = capacity
+    if any(t.state is not TargetState.HEALTHY for t in targets) and green.asg_name:
+        try:
+            group, found = asg.members(green.asg_name)
+            launched = ec2.launch_times([m.instance_id for m in found])
+            members = {
+                m.instance_id: replace(m, launched_at=launched.get(m.instance_id)) for m in found
+            }
+            desired = group
+        except (ClientError, BotoCoreError):
+            members = None  # judge by the targets' own states alone
+    return assess_during_hold(targets, members, time.time(), grace_s, capacity, desired, share)
+
+
+def observe_metrics(
+    cloudwatch: CloudWatch,
+    balancer: str,
+    green: Fleet,
+    blue: Fleet | None,
+    window: MetricWindow,
+    policy: MetricPolicy,
+    latency_statistic: str,
+) -> list[Observation]:
+    """Green against blue from GetMetricData: one observation per metric, its verdict
+    (pass, fail, insufficient) and numbers as evidence. Unreadable metrics fail closed.
+    """
+    series = {"green": _dimensions(balancer, green)}
+    if blue is not None and blue.target_group_arn:
+        series["blue"] = _dimensions(balancer, blue)
+    try:
+        found = cloudwatch.periods(
+            series,
+            datetime.fromtimestamp(window.blue_since, tz=UTC),
+            datetime.fromtimestamp(window.now, tz=UTC),
+            latency_statistic,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        return [
+            Observation(GateKind.METRIC, name, None, f"unreadable: {exc}")
+            for name in ("error rate", "latency")
+        ]
+    green_periods = [p for p in found["green"] if p.start >= window.green_since]
+    blue_periods = found.get("blue") if "blue" in series else None
+    if window.idle(blue_periods):
+        detail = (
+            f"no user traffic to judge: {blue.version if blue else 'blue'} answered no "
+            "request in the last minutes"
+        )
+        return [
+            Observation(
+                GateKind.METRIC, name, True, detail, verdict="insufficient", evidence={"idle": True}
+            )
+            for name in ("error rate", "latency")
+        ]
+    judged = [
+        judge_error_rate(green_periods, blue_periods, policy),
+        judge_latency(green_periods, blue_periods, policy),
+    ]
+    return [
+        Observation(
+            GateKind.METRIC,
+            j.metric,
+            j.verdict is not Verdict.FAIL,
+            j.detail,
+            verdict=j.verdict.value,
+            evidence=j.evidence,
+        )
+        for j in judged
+    ]
+
+
+def _dimensions(balancer: str, fleet: Fleet) -> dict[str, str]:
+    """The dimensions an ALB publishes a target group's metrics under."""
+    return {"LoadBalancer": balancer, "TargetGroup": fleet.target_group_arn.rsplit(":", 1)[-1]}

@@ -1,0 +1,269 @@
+"""The steps of a release. Each takes the run's inputs, the journalled record and the live
+state read just before it, acts through the adapters, and returns the next record. A step
+keeps nothing in memory for the next one: what it learned is in the record it returns.
+
+    bake -> fleet -> gate -> traffic step 1 .. n -> watch -> retire   (core.steps)
+
+`put_back` is what every failure leads to: traffic as it was before the release, the new
+fleet put aside, the failure journalled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deployer.aws.poller import PollTimeout
+from deployer.bake.artifact import Artifact
+from deployer.bake.baker import BakeRequest
+from deployer.core.decide import failed_fleets, fleets_to_retire
+from deployer.core.model import Fleet, LiveState, Outcome, Phase, ReleaseRecord
+from deployer.core.names import Version
+from deployer.core.rollout import restore_weights, step_weights
+from deployer.core.steps import PlannedStep
+from deployer.errors import NeedsHuman, ReleaseFailed
+from deployer.infra.stacks import Infra
+from deployer.release.engine import Engine
+from deployer.release.fleets import ensure_fleet, fleet_name
+from deployer.release.gating import Gated, hold, verify, wait_until_ready
+
+
+@dataclass(frozen=True)
+class Run:
+    """The inputs of one run of a release: the same for every step, never a step's result."""
+
+    engine: Engine
+    infra: Infra
+    version: Version
+    artifact: Artifact | None  # None: the image is in the record (a re-release)
+    rebake: bool = False
+
+
+StepFunction = Callable[[Run, ReleaseRecord, LiveState, PlannedStep], ReleaseRecord]
+
+
+def bake_request(
+    engine: Engine,
+    version: Version,
+    artifact: Artifact,
+    infra: Infra,
+    run_id: str,
+    rebake: bool = False,
+) -> BakeRequest:
+    """What to bake for `version`, from the config; `run_id` names the builder's run."""
+    bake = engine.spec.bake
+    return BakeRequest(
+        names=engine.names,
+        version=version,
+        artifact=artifact,
+        bucket=engine.artifact_bucket,
+        playbook=engine.loaded.resolve(bake.playbook),
+        base_ami=bake.base_ami,
+        instance_type=bake.instance_type,
+        subnet_id=infra.builder_subnet_id,
+        vpc_id=infra.vpc_id,
+        app_port=engine.spec.instance.port,
+        run_id=run_id,
+        regions=engine.spec.image_regions,
+        variables=dict(bake.variables),
+        max_builder_minutes=bake.max_builder_minutes,
+        keep_artifacts_days=bake.keep_artifacts_days,
+        source_cidr=engine.runtime.source_cidr,
+        rebake=rebake,
+    )
+
+
+def _green(run: Run, record: ReleaseRecord, live: LiveState) -> Fleet:
+    green = live.fleet_by_stack(record.fleet_stack)
+    if green is None or not green.target_group_arn:
+        raise ReleaseFailed(f"the fleet stack {record.fleet_stack} is gone; traffic was not moved")
+    return green
+
+
+def _blue(record: ReleaseRecord, live: LiveState) -> Fleet | None:
+    return live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
+
+
+def _gated(run: Run, record: ReleaseRecord, live: LiveState) -> Gated:
+    green = _green(run, record, live)
+    return Gated(run.engine, run.infra, green, record.capacity, _blue(record, live))
+
+
+def _production_url(run: Run) -> str:
+    infra = run.infra
+    return run.engine.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
+
+
+def bake(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> ReleaseRecord:
+    """The image: given (a re-release), made by an earlier run, reused, or baked now."""
+    e, region = run.engine, run.engine.runtime.aws.region
+    if record.images.get(region):
+        return record
+    if run.artifact is None:
+        raise ReleaseFailed(f"no image is recorded for {record.version} in {region}")
+    baked = e.baker.bake_or_reuse(
+        bake_request(e, run.version, run.artifact, run.infra, record.release_id, run.rebake)
+    )
+    return replace(record, images=dict(baked.images), image_reused=baked.reused)
+
+
+def fleet(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> ReleaseRecord:
+    delete_failed_fleets(run.engine, live, {record.fleet_stack, record.previous_fleet})
+    name = fleet_name(run.engine, record)
+    if record.fleet_stack != name:  # journalled before the stack exists: a rerun finds it
+        record = run.engine.record(replace(record, fleet_stack=name))
+    green = ensure_fleet(run.engine, run.infra, record)
+    return replace(record, target_group_arn=green.target_group_arn)
+
+
+def gate(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> ReleaseRecord:
+    """Production traffic that a killed run had moved to green goes back first; then green
+    must pass every gate on the test listener.
+    """
+    gated = _gated(run, record, live)
+    if live.weights.get(gated.green.target_group_arn, 0) > 0:
+        run.engine.report("resume: traffic had moved to the new fleet; moving it back first")
+        restore(run.engine, run.infra, record, "moving traffic back before resuming")
+    wait_until_ready(gated)
+    hooks = run.engine.spec.verify.before_traffic
+    if hooks:
+        previous = gated.blue.version if gated.blue else ""
+        verify(gated, hooks, "before traffic", _production_url(run), previous)
+    return record
+
+
+def traffic(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep) -> ReleaseRecord:
+    """One listener change, journalled before it is made; then the step's hold."""
+    assert step.traffic is not None
+    e, gated = run.engine, _gated(run, record, live)
+    blue = live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
+    weights = step_weights(
+        step.traffic, gated.green.target_group_arn, blue.target_group_arn if blue else None
+    )
+    record = e.record(replace(record, weights=weights))
+    e.set_weights(run.infra.listener_arn, weights)
+    e.report(
+        f"traffic: {step.name} ({record.version} {step.traffic.green_weight}"
+        + (f", {blue.version} {step.traffic.blue_weight})" if blue else ")")
+    )
+    total = step.traffic.green_weight + step.traffic.blue_weight
+    hold(gated, step.traffic.hold_seconds, step.name, step.traffic.green_weight / total)
+    hooks = e.spec.verify.after_step
+    if hooks:
+        verify(gated, hooks, step.name, _production_url(run), blue.version if blue else "")
+    return record
+
+
+def watch(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep) -> ReleaseRecord:
+    """After all traffic moved, blue still warm at weight 0: keep every gate watched."""
+    run.engine.report(
+        f"watch: every gate, for {step.hold_seconds:g}s, with the previous fleet warm"
+    )
+    hold(_gated(run, record, live), step.hold_seconds, step.name, share=1.0)
+    return record
+
+
+def retire(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> ReleaseRecord:
+    """Green takes all traffic; blue stays warm at weight 0 for the rollback window; every
+    other fleet is deleted. What could not be cleaned up is kept in the record.
+    """
+    e, green = run.engine, _green(run, record, live)
+    blue = live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
+    keep_blue = blue is not None and e.spec.rollback_window > 0
+    final = {green.target_group_arn: 100}
+    if keep_blue and blue is not None:
+        final[blue.target_group_arn] = 0
+    if live.weights != final:
+        e.set_weights(run.infra.listener_arn, final)
+    problems = reset_test_listener(e, run.infra)
+    keep = [green.stack_name] + ([blue.stack_name] if keep_blue and blue else [])
+    after = e.observe(run.infra)
+    problems += e.retire(after, fleets_to_retire(after, keep))
+    if keep_blue and blue is not None:
+        e.report(f"release: {blue.version} stays warm for {e.spec.rollback_window}s")
+    return replace(record, weights=final, cleanup=problems.removeprefix("; "))
+
+
+def delete_failed_fleets(engine: Engine, live: LiveState, keep: set[str]) -> None:
+    """Fleets earlier failed releases put aside go as this release starts its own (not
+    waited for: CloudFormation deletes them while this release goes on), so that failures in
+    a row never pile up cold fleets.
+    """
+    for doomed in failed_fleets(live, engine.journal.history(limit=50), keep - {""}):
+        engine.report(f"fleet: deleting {doomed.stack_name}, put aside by a failed release")
+        try:
+            engine.delete_fleet(doomed.stack_name, wait=False)
+        except (ClientError, BotoCoreError) as exc:  # the next release or gc tries again
+            engine.report(f"fleet: deleting {doomed.stack_name} failed ({exc}); gc retries it")
+
+
+STEPS: dict[Phase, StepFunction] = {
+    Phase.BAKE: bake,
+    Phase.FLEET: fleet,
+    Phase.GATE: gate,
+    Phase.STEP: traffic,
+    Phase.WATCH: watch,
+    Phase.RETIRE: retire,
+}
+
+
+# ---- failures ----------------------------------------------------------------------------------
+
+
+def reset_test_listener(engine: Engine, infra: Infra) -> str:
+    try:
+        engine.set_weights(infra.test_listener_arn, {})
+    except (ClientError, BotoCoreError) as exc:  # best effort; reported to the caller
+        return f"; resetting the test listener failed: {exc}"
+    return ""
+
+
+def restore(engine: Engine, infra: Infra, record: ReleaseRecord, doing: str) -> None:
+    """The production listener as before the release, with the new fleet gone from it."""
+    existing = {f.target_group_arn for f in engine.observe(infra).fleets}
+    weights = {
+        arn: w
+        for arn, w in restore_weights(record.prior_weights, record.target_group_arn).items()
+        if arn in existing
+    }
+    if engine.elb.listener_weights(infra.listener_arn) != weights:
+        engine.switch_or_escalate(infra, weights, record, doing)
+
+
+def put_back(
+    engine: Engine, infra: Infra, record: ReleaseRecord, reason: str, wait: bool = True
+) -> ReleaseRecord:
+    """Traffic back to blue in one listener change (if it had moved), green put aside, the
+    failure journalled. Blue was never scaled down, so it takes the load at once. Without
+    `wait` (a cancelled job, seconds from being killed), a fleet being deleted is not waited
+    for: the next release or `deployer gc` finds it.
+    """
+    try:
+        live = engine.observe(infra)
+        green = live.fleet_by_stack(record.fleet_stack) if record.fleet_stack else None
+        if green is not None and green.target_group_arn in live.weights:
+            record = engine.record(record.at(Phase.ROLLBACK))
+            with engine.timed("rollback", "traffic back to the previous fleet"):
+                restore(engine, infra, record, "moving traffic back to the previous fleet")
+            if engine.gate_failed_at is not None:
+                engine.phase_seconds["restore"] = round(engine.clock() - engine.gate_failed_at, 3)
+            engine.report("rollback: traffic is back where it was before this release")
+        problems = reset_test_listener(engine, infra)
+        if green is not None:
+            problems += engine.put_aside(green, wait)
+        done = engine.record(record.finished(Outcome.FAILED, engine.stamp(), reason + problems))
+    except (ClientError, BotoCoreError, PollTimeout) as aws_failed:
+        raise NeedsHuman(
+            f"{reason}; then AWS failed while rolling back ({aws_failed}). The journal still "
+            f"shows release {record.release_id} at {record.phase.value}: run `deployer status`, "
+            f"then rerun `deployer release {record.version}` (it resumes) or `deployer abort` "
+            "once AWS answers."
+        ) from None
+    if problems:
+        raise NeedsHuman(
+            f"{reason}{problems}. Traffic is on the previous fleet; clean up by hand or run "
+            "`deployer gc`."
+        )
+    return done
