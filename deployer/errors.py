@@ -2,16 +2,23 @@
 
     DeployerError               (exit 1 unless a subclass says otherwise)
     ├── ReleaseFailed       1   a gate, the bake or a fleet failed; traffic is on the previous fleet
-    │   └── GateFailed      1   names the gate, the observation and the step
+    │   ├── GateFailed      1   names the gate, the observation and the step
+    │   ├── BakeFailed      1   the playbook or the builder failed; nothing was released
+    │   └── CopyFailed      1   an image copy to another region failed
     ├── ExecFailed          1   `deployer exec` failed on an instance; names each one
     ├── BadInput            2   config, version, template, playbook, argument; nothing changed
+    │   ├── ConfigError     2   names the file, the field and the reason
+    │   └── NothingToRollBackTo 2  no warm fleet and no recorded image of the version asked
     ├── LockHeld            3   another release holds the lock
+    │   └── LeaseLost       3   our lease expired and another run took the lock: we stop
     ├── NeedsHuman          4   a rollback or cleanup step failed; the journal says what to do
-    │   └── StackFailed     4   a stack did not reach its goal; names the failed resource
+    │   ├── StackFailed     4   a stack did not reach its goal; names the failed resource
+    │   └── PollTimeout     4   waited past a deadline (5 when no change had begun: the CLI)
     └── Unreachable         5   AWS, credentials or the endpoint failed before any change
+    (KeyboardInterrupt, SIGINT, SIGTERM)  130  traffic put back, then stopped
 
 Library errors (botocore, ansible-runner, pydantic) are mapped to these at the boundary
-(`deployer.aws.session`, `deployer.bake.runner`, `deployer.config.model`), never deeper.
+(`deployer.aws.session`, `deployer.bake.runner`, `deployer.config.loading`), never deeper.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ class ExitCode(IntEnum):
     LOCK_HELD = 3
     NEEDS_HUMAN = 4
     UNREACHABLE = 5
+    INTERRUPTED = 130
 
 
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
@@ -44,6 +52,9 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.UNREACHABLE: (
         "AWS/credentials/endpoint unreachable, a permission or an EC2 quota missing, or the "
         "artifact bucket's name held by another account, before any change"
+    ),
+    ExitCode.INTERRUPTED: (
+        "interrupted (Ctrl-C, a cancelled CI job): traffic was put back, then the run stopped"
     ),
 }
 
@@ -74,6 +85,14 @@ class GateFailed(ReleaseFailed):
         self.details = {"gate": gate, "step": step, "evidence": self.evidence}
 
 
+class BakeFailed(ReleaseFailed):
+    pass
+
+
+class CopyFailed(ReleaseFailed):
+    pass
+
+
 class ExecFailed(DeployerError):
     """`deployer exec`: the command failed (or did not run) on some instance."""
 
@@ -93,8 +112,16 @@ class ConfigError(BadInput):
         self.reason = reason
 
 
+class NothingToRollBackTo(BadInput):
+    pass
+
+
 class LockHeld(DeployerError):
     exit_code = ExitCode.LOCK_HELD
+
+
+class LeaseLost(LockHeld):
+    """Our lease expired and another run took the lock: we must stop acting."""
 
 
 class NeedsHuman(DeployerError):
@@ -115,3 +142,17 @@ class StackFailed(NeedsHuman):
 
 class Unreachable(DeployerError):
     exit_code = ExitCode.UNREACHABLE
+
+
+class PollTimeout(NeedsHuman):
+    """Waited past a deadline for AWS to reach a state. Exit 4 once changes began; the CLI
+    says 5 when none had (deployer.cli.outcome).
+    """
+
+    def __init__(self, what: str, waited: float, last_status: str) -> None:
+        super().__init__(
+            f"gave up waiting for {what} after {waited:.0f}s; last seen: {last_status}"
+        )
+        self.what = what
+        self.waited = waited
+        self.last_status = last_status

@@ -15,9 +15,9 @@ from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, make_context
 from deployer.bake.access import TemporaryAccess, public_cidr
 from deployer.bake.pinning import pin_host_keys
-from deployer.bake.runner import BakeFailed, BuilderAccess
+from deployer.bake.runner import BuilderAccess
 from deployer.config.model import AwsTarget, LoadedConfig
-from deployer.errors import Unreachable
+from deployer.errors import BakeFailed, Unreachable
 
 Reach = Callable[[dict[str, Any], TemporaryAccess], BuilderAccess]
 

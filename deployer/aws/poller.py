@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer.aws.session import error_code, is_transient
+from deployer.errors import PollTimeout
 
 T = TypeVar("T")
 
@@ -34,16 +35,6 @@ class Poll(Generic[T]):
     done: bool
     status: str
     value: T | None = None
-
-
-class PollTimeout(Exception):
-    def __init__(self, what: str, waited: float, last_status: str) -> None:
-        super().__init__(
-            f"gave up waiting for {what} after {waited:.0f}s; last seen: {last_status}"
-        )
-        self.what = what
-        self.waited = waited
-        self.last_status = last_status
 
 
 @dataclass(frozen=True)

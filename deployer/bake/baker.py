@@ -24,16 +24,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer.aws.ec2 import BuilderGone, Ec2
-from deployer.aws.poller import PollTimeout
 from deployer.aws.s3 import S3
 from deployer.aws.ssm import Ssm
 from deployer.bake.access import TemporaryAccess
 from deployer.bake.artifact import Artifact
 from deployer.bake.images import Images
 from deployer.bake.key import KEY_TAG, BakeInputs
-from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
+from deployer.bake.runner import BuilderAccess, run_playbook
 from deployer.cli.interrupts import INTERRUPTS
 from deployer.core.names import Names, Version
+from deployer.errors import BakeFailed, PollTimeout
 
 Reach = Callable[[dict[str, Any], TemporaryAccess], BuilderAccess]
 BUILDER_ROLE = "builder"

@@ -13,15 +13,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer.aws.ec2 import Ec2
-from deployer.aws.poller import PollTimeout
 from deployer.bake.key import KEY_TAG
-from deployer.errors import ReleaseFailed
+from deployer.errors import CopyFailed, PollTimeout
 
 COPY_DEADLINE_S = 3600
-
-
-class CopyFailed(ReleaseFailed):
-    pass
 
 
 class Images:

@@ -17,13 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from deployer.bake.watchdog import BAKE_DIR_PREFIX, end_processes_using, watchdog_for
-from deployer.errors import BadInput, ReleaseFailed
+from deployer.errors import BadInput, BakeFailed
 
 SANITIZE = Path(__file__).with_name("sanitize.yml")
-
-
-class BakeFailed(ReleaseFailed):
-    pass
 
 
 @dataclass(frozen=True)

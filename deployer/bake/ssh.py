@@ -10,7 +10,8 @@ from fabric import Connection
 from paramiko.ssh_exception import BadHostKeyException, NoValidConnectionsError, SSHException
 
 from deployer.aws.poller import Poll, Poller
-from deployer.bake.runner import BakeFailed, BuilderAccess
+from deployer.bake.runner import BuilderAccess
+from deployer.errors import BakeFailed
 
 
 def connection_for(access: BuilderAccess, timeout_s: float = 10) -> Connection:

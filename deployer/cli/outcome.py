@@ -17,8 +17,14 @@ from typing import Any, NoReturn, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deployer.aws.poller import PollTimeout
-from deployer.errors import EXIT_CODE_MEANINGS, DeployerError, ExitCode, NeedsHuman, Unreachable
+from deployer.errors import (
+    EXIT_CODE_MEANINGS,
+    DeployerError,
+    ExitCode,
+    NeedsHuman,
+    PollTimeout,
+    Unreachable,
+)
 
 T = TypeVar("T")
 INTERRUPTED = 130
@@ -83,10 +89,10 @@ class Ending:
         """Run a use case; map whatever it raises to its documented exit code."""
         try:
             return action()
+        except (ClientError, BotoCoreError, PollTimeout) as exc:  # 4 or 5: changes begun?
+            self.fail(self._aws_failure(exc))
         except DeployerError as exc:
             self.fail(exc)
-        except (ClientError, BotoCoreError, PollTimeout) as exc:
-            self.fail(self._aws_failure(exc))
         except KeyboardInterrupt:
             self.interrupted()
         except Exception as exc:  # noqa: BLE001 - a bug must still end with a code, not a trace

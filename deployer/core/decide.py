@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from deployer.core.model import Fleet, Kind, LiveState, Outcome, ReleaseRecord
-from deployer.errors import BadInput
+from deployer.errors import NothingToRollBackTo
 
 WARM_STACK_STATES = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE"})
 
@@ -106,14 +106,23 @@ def failed_fleets(
     next release or `deployer gc` deletes them at once: only the fleet that was live before
     the current one waits out the rollback window.
     """
-    newest: dict[str, Outcome] = {}
+    newest: dict[str, ReleaseRecord] = {}
     for record in history:  # newest first
-        if record.fleet_stack and record.fleet_stack not in newest:
-            newest[record.fleet_stack] = record.outcome
+        newest.setdefault(record.fleet_stack, record)
+
+    def put_aside(stack: str) -> bool:
+        record = newest.get(stack)
+        # a failed rollback to a warm fleet made no fleet: that fleet stays warm
+        return (
+            record is not None
+            and record.outcome is Outcome.FAILED
+            and not (is_listener_rollback(record))
+        )
+
     return [
         f
         for f in live.fleets
-        if newest.get(f.stack_name) is Outcome.FAILED
+        if put_aside(f.stack_name)
         and f.stack_name not in keep
         and not live.weights.get(f.target_group_arn)
     ]
@@ -122,10 +131,6 @@ def failed_fleets(
 def is_warm(fleet: Fleet) -> bool:
     """Ready to take traffic in one listener change: its stack is up and it has instances."""
     return fleet.stack_status in WARM_STACK_STATES and fleet.desired > 0
-
-
-class NothingToRollBackTo(BadInput):
-    pass
 
 
 @dataclass(frozen=True)
@@ -207,3 +212,17 @@ def decide_rollback(
             "for it; release the version you want with `deployer release VERSION`"
         )
     return RollbackDecision(f"to {record.version}, whose fleet was retired", record=record)
+
+
+def in_flight(history: Sequence[ReleaseRecord]) -> ReleaseRecord | None:
+    """The newest release or rollback a run left in progress (newest first): the one
+    definition `status`, a rerun, `rollback`, `abort` and `gc` share.
+    """
+    return next((r for r in history if r.outcome is Outcome.IN_PROGRESS), None)
+
+
+def is_listener_rollback(record: ReleaseRecord) -> bool:
+    """A rollback that is one listener change to a warm fleet: it made no fleet, so failing
+    or aborted it never puts that fleet aside (a re-release of a retired fleet did make one).
+    """
+    return record.kind is Kind.ROLLBACK and record.warm_switch

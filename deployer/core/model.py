@@ -134,6 +134,7 @@ class ReleaseRecord:
     step: int = -1
     capacity: int = 0  # green's desired size, decided when the release started
     image_reused: bool = False
+    warm_switch: bool = False  # a rollback that is one listener change to a warm fleet
     phase_done: bool = False
     finished_at: str = ""
     reason: str = ""

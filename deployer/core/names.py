@@ -7,7 +7,9 @@ instead of creating it twice.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from deployer.errors import BadInput
 
@@ -65,6 +67,11 @@ class Names:
         return f"/deployer/{self.app}/{self.environment}"
 
     @property
+    def settings_path(self) -> str:
+        """The SSM Parameter Store path of the environment's settings (applied at boot)."""
+        return f"/deployer/{self.app}/{self.environment}/"
+
+    @property
     def fleet_stack_prefix(self) -> str:
         return f"{self.prefix}-fleet-"
 
@@ -77,3 +84,12 @@ class Names:
 
     def artifact_key(self, version: Version, digest: str) -> str:
         return f"{self.app}/{version.slug}/{digest}.tar.gz"
+
+
+def new_run_id(at: datetime) -> str:
+    """The id of a release, rollback, bake, exec or event stream: when it started (UTC, to the
+    millisecond, digits only) and six random hex characters. Ids sort by time as strings; nothing
+    parses them.
+    """
+    when = at.astimezone(UTC)
+    return f"{when:%Y%m%dT%H%M%S}{when.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"

@@ -122,7 +122,7 @@ def evaluate(
             return listener
         return "*"
 
-    infra = engine.existing_infra()
+    infra = engine.stacks.existing()
     listener = infra.listener_arn if infra is not None else ""
     by_resource: dict[str, list[str]] = defaultdict(list)
     for action in sorted(actions):

@@ -15,7 +15,7 @@ from deployer.release.engine import Engine
 
 def plan_infra(engine: Engine) -> list[dict[str, Any]]:
     network = None if engine.spec.network.own else engine.cfn.describe(engine.names.network_stack)
-    specs = engine.infra_specs(network.outputs if network is not None else {})
+    specs = engine.stacks.specs(network.outputs if network is not None else {})
     rows = []
     for spec in specs:
         stack = engine.cfn.describe(spec.name)

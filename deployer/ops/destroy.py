@@ -36,7 +36,7 @@ def destroy(engine: Engine, confirmed: bool, wait_s: float | None) -> dict[str, 
     ):
         engine.report(f"destroy: nothing of {where} is left; nothing to do")
         return {"removed": [], "changed": False, "journal": "kept"}  # no lock taken
-    with engine.locked(wait_s):
+    with engine.records.locked(wait_s):
         fleets = engine.cfn.list_with_prefix(names.fleet_stack_prefix)
         fleets = [s for s in fleets if s.tags.get("deployer:app") == names.app]
         service = engine.cfn.describe(names.service_stack)
@@ -47,11 +47,11 @@ def destroy(engine: Engine, confirmed: bool, wait_s: float | None) -> dict[str, 
                 f"{', '.join(held)} have termination protection (a protected environment); "
                 "destroy refused"
             )
-        infra = engine.existing_infra()
+        infra = engine.stacks.existing()
         if infra is not None:  # a target group a listener forwards to cannot be deleted
             engine.report("destroy: the listeners stop forwarding (they answer 503)")
-            engine.set_weights(infra.listener_arn, {})
-            engine.set_weights(infra.test_listener_arn, {})
+            engine.traffic.set_weights(infra.listener_arn, {})
+            engine.traffic.set_weights(infra.test_listener_arn, {})
         removed = []
         for stack in [*fleets, service, network]:
             if stack is None:

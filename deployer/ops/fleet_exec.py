@@ -12,12 +12,11 @@ and where it was cut the stream holding all of it is named. Ctrl-C cancels the c
 from __future__ import annotations
 
 import math
-import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
 from deployer.aws.actions import EXEC_ACTIONS
-from deployer.aws.poller import Poll, PollTimeout
+from deployer.aws.poller import Poll
 from deployer.aws.ssm import CommandState, RunCommand
 from deployer.core.execs import (
     TERMINAL,
@@ -31,7 +30,8 @@ from deployer.core.execs import (
     summary,
 )
 from deployer.core.model import Outcome
-from deployer.errors import BadInput, ExecFailed, NeedsHuman
+from deployer.core.names import new_run_id
+from deployer.errors import BadInput, ExecFailed, NeedsHuman, PollTimeout
 from deployer.infra.permissions import check_permissions
 from deployer.ops.fleet_select import choose
 from deployer.release.engine import Engine
@@ -75,7 +75,7 @@ def run_exec(
     )
     script = " ".join(argv)
     record = ExecRecord(
-        exec_id=f"{engine.now().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}",
+        exec_id=new_run_id(engine.now()),
         started_at=engine.stamp(),
         actor=engine.actor,
         command=tuple(argv),

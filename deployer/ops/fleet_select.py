@@ -24,8 +24,8 @@ class Choice:
 
 
 def observed(engine: Engine) -> LiveState:
-    infra = engine.existing_infra()
-    return engine.observe(infra) if infra is not None else LiveState()
+    infra = engine.stacks.existing()
+    return engine.fleets.observe(infra) if infra is not None else LiveState()
 
 
 def choose(engine: Engine, selector: str, live: LiveState | None = None) -> Choice:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from deployer.core.decide import WARM_STACK_STATES, failed_fleets, plan_release
+from deployer.core.decide import WARM_STACK_STATES, failed_fleets, in_flight, plan_release
 from deployer.core.durations import PlannedTime, TimingInputs, predict, total_s
 from deployer.core.health import assess_target_health
 from deployer.core.model import Fleet, LiveState, Outcome, ReleaseRecord, TargetState
@@ -37,8 +37,8 @@ def fleets_past_the_window(engine: Engine, live: LiveState) -> list[Fleet]:
     current = live.live_fleet
     history = engine.journal.history(limit=200)
     now = engine.now()
-    inflight = next((r.fleet_stack for r in history if r.outcome is Outcome.IN_PROGRESS), "")
-    keep = {current.stack_name if current else "", inflight} - {""}
+    inflight = in_flight(history)
+    keep = {current.stack_name if current else "", inflight.fleet_stack if inflight else ""} - {""}
     doomed = failed_fleets(live, history, keep)
     for fleet in live.fleets:
         if fleet.stack_name in keep or fleet in doomed:
@@ -62,8 +62,8 @@ def gc(engine: Engine, wait_s: float | None, dry_run: bool = False) -> dict[str,
     from deployer.ops.retention import collect_images, leftovers
 
     engine.check_reachable()
-    infra = engine.existing_infra()
-    live = engine.observe(infra) if infra else LiveState()
+    infra = engine.stacks.existing()
+    live = engine.fleets.observe(infra) if infra else LiveState()
     planned = {
         "retired": [f.stack_name for f in fleets_past_the_window(engine, live)],
         "images": collect_images(engine, dry_run=True),
@@ -74,18 +74,18 @@ def gc(engine: Engine, wait_s: float | None, dry_run: bool = False) -> dict[str,
         return planned
     if not (planned["retired"] or planned["images"] or planned["leftovers"]):
         return {**planned, "dry_run": False}  # nothing to remove: no lock taken
-    with engine.locked(wait_s):
-        infra = engine.existing_infra()
+    with engine.records.locked(wait_s):
+        infra = engine.stacks.existing()
         retired: list[str] = []
         if infra is not None:
-            live = engine.observe(infra)
+            live = engine.fleets.observe(infra)
             doomed = fleets_past_the_window(engine, live)
             if doomed:
                 gone = {f.target_group_arn for f in doomed}
                 weights = {arn: w for arn, w in live.weights.items() if arn not in gone}
                 if weights != dict(live.weights):
-                    engine.set_weights(infra.listener_arn, weights)
-                problems = engine.retire(engine.observe(infra), doomed)
+                    engine.traffic.set_weights(infra.listener_arn, weights)
+                problems = engine.fleets.retire(engine.fleets.observe(infra), doomed)
                 if problems:
                     raise NeedsHuman(f"gc: {problems}")
                 retired = [f.stack_name for f in doomed]
@@ -98,12 +98,12 @@ def gc(engine: Engine, wait_s: float | None, dry_run: bool = False) -> dict[str,
 
 
 def status(engine: Engine) -> dict[str, Any]:
-    infra = engine.existing_infra()
+    infra = engine.stacks.existing()
     history = engine.journal.history(limit=20)
     # The lock is read whatever the journal holds: a first release killed while it made the
     # network holds it before it journals anything.
     holder = engine.lock.lock.peek()
-    inflight = next((r for r in history if r.outcome is Outcome.IN_PROGRESS), None)
+    inflight = in_flight(history)
     # A no-op is not what a reader looks for (and is no longer journalled): the last change.
     last = next((r for r in history if r.outcome is not Outcome.NOOP), None)
     stacks = infra_stacks(engine)
@@ -123,7 +123,7 @@ def status(engine: Engine) -> dict[str, Any]:
     }
     if infra is None:
         return result
-    live = engine.observe(infra)
+    live = engine.fleets.observe(infra)
     current = live.live_fleet
     result["live_version"] = current.version if current else None
     result["url"] = engine.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
@@ -226,8 +226,8 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
     engine.check_reachable()
     if artifact is None:
         artifact = download_artifact(engine)
-    infra = engine.existing_infra()
-    live = engine.observe(infra) if infra else LiveState()
+    infra = engine.stacks.existing()
+    live = engine.fleets.observe(infra) if infra else LiveState()
     wanted = identity(engine, version, artifact)
     decided = plan_release(live, wanted, engine.spec.capacity.desired, force=rebake)
     baking = bake_plan(engine, version, artifact)
@@ -274,7 +274,7 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
         "retire": [] if decided.noop else retire,
         "timing": [{"what": r.what, "seconds": r.seconds, "why": r.why} for r in timing],
         "predicted_seconds": total_s(timing),
-        "in_flight": record_json(inflight) if (inflight := engine.inflight()) else None,
+        "in_flight": record_json(inflight) if (inflight := engine.records.inflight()) else None,
     }
 
 

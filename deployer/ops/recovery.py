@@ -16,7 +16,7 @@ from deployer.release.engine import Engine
 def recover(engine: Engine, skip: Sequence[str], wait_s: float | None) -> dict[str, Any]:
     engine.check_reachable()
     names = (engine.names.network_stack, engine.names.service_stack)
-    with engine.locked(wait_s):
+    with engine.records.locked(wait_s):
         stuck = [
             stack
             for stack in (engine.cfn.describe(name) for name in names)

@@ -12,17 +12,18 @@ from dataclasses import dataclass
 
 from deployer.core.decide import (
     Identity,
-    NothingToRollBackTo,
     RollbackDecision,
     decide_rollback,
+    is_listener_rollback,
 )
 from deployer.core.health import assess_target_health
 from deployer.core.model import Fleet, Kind, LiveState, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
-from deployer.errors import BadInput
+from deployer.errors import BadInput, NothingToRollBackTo
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
 from deployer.release.loop import abandon, release_from
+from deployer.release.steps import switch_or_escalate
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,13 @@ def rollback(
     settled = _already_there(engine, to_version)
     if settled is not None:  # read only: no lock taken, nothing journalled
         return settled
-    with engine.locked(wait_s):
-        infra = engine.existing_infra()
+    with engine.records.locked(wait_s):
+        infra = engine.stacks.existing()
         if infra is None:
             raise NothingToRollBackTo("nothing has been released here yet; nothing was changed")
-        inflight = engine.inflight()
+        inflight = engine.records.inflight()
+        if inflight is not None and inflight.kind is Kind.ROLLBACK:
+            return _resume(engine, infra, inflight)
         if inflight is not None:
             engine.report(
                 f"rollback: release {inflight.release_id} of {inflight.version} is in "
@@ -58,7 +61,7 @@ def rollback(
             return OperatorResult(
                 record, True, f"rolled back the interrupted release of {record.version}"
             )
-        live = engine.observe(infra)
+        live = engine.fleets.observe(infra)
         decision = decide_rollback(live, engine.journal.history(limit=200), to_version)
         if decision.noop:
             return _nothing_to_do(engine, live, decision)
@@ -68,14 +71,46 @@ def rollback(
         return _rerelease(engine, infra, decision.record)
 
 
+def _resume(engine: Engine, infra: Infra, record: ReleaseRecord) -> OperatorResult:
+    """A rollback a killed run left in flight: finish it, as the journal says it started.
+    One to a warm fleet is its listener change again; a re-release continues at its step.
+    """
+    engine.report(
+        f"rollback: rollback {record.release_id} to {record.version} was interrupted at "
+        f"{record.phase.value}; finishing it"
+    )
+    if not is_listener_rollback(record):
+        region = engine.runtime.aws.region
+        wanted = Identity(record.version, record.digest, record.bake_key, record.settings)
+        result = release_from(
+            engine,
+            infra,
+            wanted,
+            image_id=record.images.get(region, ""),
+            kind=Kind.ROLLBACK,
+            note=record.reason,
+        )
+        message = f"finished the interrupted re-release of {record.version}"
+        return OperatorResult(result.record, True, message)
+    live = engine.fleets.observe(infra)
+    target = live.fleet_by_stack(record.fleet_stack)
+    if target is None:
+        raise NothingToRollBackTo(
+            f"the interrupted rollback's fleet {record.fleet_stack} is gone; traffic is where "
+            "it was left: run `deployer status`, then `deployer abort` to put it back or "
+            f"`deployer release {record.version}`"
+        )
+    return _switched(engine, infra, live, target, record)
+
+
 def _already_there(engine: Engine, to_version: str | None) -> OperatorResult | None:
     """Traffic is where the rollback would put it, and nothing is in flight: said without
     the lock (whose token would rise) and without a journal record.
     """
-    infra = engine.existing_infra()
-    if infra is None or engine.inflight() is not None:
+    infra = engine.stacks.existing()
+    if infra is None or engine.records.inflight() is not None:
         return None
-    live = engine.observe(infra)
+    live = engine.fleets.observe(infra)
     try:
         decision = decide_rollback(live, engine.journal.history(limit=200), to_version)
     except NothingToRollBackTo:
@@ -87,7 +122,7 @@ def _nothing_to_do(engine: Engine, live: LiveState, decision: RollbackDecision) 
     """Said, never journalled: history keeps showing what moved traffic."""
     current = live.live_fleet
     engine.report(f"rollback: {decision.reason}")
-    record = engine.new_record(
+    record = engine.records.new(
         Kind.ROLLBACK,
         current.version if current else "-",
         fleet_stack=current.stack_name if current else "",
@@ -109,8 +144,8 @@ def _switch_to(
                 "`deployer rollback --force` to switch anyway."
             )
         engine.report(f"rollback: {target.version} is not healthy ({health.detail}); --force")
-    record = engine.record(
-        engine.new_record(
+    record = engine.records.write(
+        engine.records.new(
             Kind.ROLLBACK,
             target.version,
             digest=target.digest,
@@ -119,18 +154,27 @@ def _switch_to(
             target_group_arn=target.target_group_arn,
             prior_weights=dict(live.weights),
             previous_fleet=current.stack_name if current else "",
+            warm_switch=True,
         ).at(Phase.SWITCH)
     )
+    return _switched(engine, infra, live, target, record)
+
+
+def _switched(
+    engine: Engine, infra: Infra, live: LiveState, target: Fleet, record: ReleaseRecord
+) -> OperatorResult:
+    """The rollback's one listener change, then its record done."""
+    current = live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
     weights = {arn: 0 for arn in live.weights}
     weights[target.target_group_arn] = 100
     started = engine.clock()
     with engine.timed("switch", f"traffic to {target.version}"):
-        engine.switch_or_escalate(infra, weights, record, "the rollback's listener change")
+        switch_or_escalate(engine, infra, weights, record, "the rollback's listener change")
     took = round(engine.clock() - started, 3)
     engine.phase_seconds["switch"] = took
     message = f"traffic is on {target.version} ({target.stack_name}), one listener change"
     engine.report(f"rollback: {message}")
-    done = engine.record(
+    done = engine.records.write(
         record.at(Phase.DONE, weights=weights)
         .done()
         .finished(
@@ -169,13 +213,13 @@ def abort(engine: Engine, wait_s: float | None) -> OperatorResult:
     take no lock: its token would rise for nothing).
     """
     engine.check_reachable()
-    if engine.inflight() is None:
+    if engine.records.inflight() is None:
         message = "no release is in flight; nothing to abort"
         engine.report(f"abort: {message}")
         return OperatorResult(None, False, message)
-    with engine.locked(wait_s):
-        inflight = engine.inflight()
-        infra = engine.existing_infra()
+    with engine.records.locked(wait_s):
+        inflight = engine.records.inflight()
+        infra = engine.stacks.existing()
         if inflight is None or infra is None:
             message = "no release is in flight; nothing to abort"
             engine.report(f"abort: {message}")

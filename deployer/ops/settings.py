@@ -26,7 +26,7 @@ SECRET = "(secure)"
 
 
 def settings_path(engine: Engine) -> str:
-    return f"/deployer/{engine.names.app}/{engine.names.environment}/"
+    return engine.names.settings_path
 
 
 def check_key(key: str) -> str:

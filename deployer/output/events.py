@@ -31,6 +31,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from deployer.core import names
+
 Event = dict[str, Any]
 Sink = Callable[[Event], None]
 
@@ -60,9 +62,7 @@ TYPES: dict[str, tuple[str, ...]] = {
 
 
 def new_run_id() -> str:
-    import secrets
-
-    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return names.new_run_id(datetime.now(UTC))
 
 
 def stamp(epoch: float) -> str:

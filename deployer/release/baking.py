@@ -4,7 +4,6 @@ what `plan` says about the bake.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +13,7 @@ from deployer.bake.baker import BakeRequest
 from deployer.bake.images import Images
 from deployer.bake.key import INPUT_TAGS, KEY_TAG, BakeInputs
 from deployer.core.bakekey import changed_inputs
-from deployer.core.names import Version
+from deployer.core.names import Version, new_run_id
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
 from deployer.release.preflight import preflight
@@ -37,11 +36,7 @@ def _request(
     engine: Engine, version: Version, artifact: Artifact, infra: Infra | None, rebake: bool
 ) -> BakeRequest:
     where = infra or Infra.nowhere()
-    return bake_request(engine, version, artifact, where, new_run_id(engine), rebake)
-
-
-def new_run_id(engine: Engine) -> str:
-    return f"{engine.now().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return bake_request(engine, version, artifact, where, new_run_id(engine.now()), rebake)
 
 
 def bake(
@@ -70,9 +65,9 @@ def bake(
                 found,
                 sum(engine.runtime.aws.mutations.values()),
             )
-    with engine.locked(wait_s):
+    with engine.records.locked(wait_s):
         with engine.timed("infra"):
-            infra = engine.ensure_infra()
+            infra = engine.stacks.ensure()
         with engine.timed("bake"):
             try:
                 request = _request(engine, version, artifact, infra, rebake)

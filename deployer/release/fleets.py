@@ -35,7 +35,7 @@ def fleet_parameters(
         "UnhealthyThresholdCount": str(hc.unhealthy_threshold),
         "Version": record.version,
         "Digest": record.digest,
-        "SettingsPath": f"/deployer/{record_scope(engine)}/",
+        "SettingsPath": engine.names.settings_path,
         "LogGroupName": engine.names.log_group,
         "App": engine.names.app,
         "Environment": engine.names.environment,
@@ -75,10 +75,6 @@ def root_volume(engine: Engine, image_id: str) -> dict[str, str]:
     return {"RootDeviceName": device, "VolumeGb": str(max(wanted, own))}
 
 
-def record_scope(engine: Engine) -> str:
-    return f"{engine.names.app}/{engine.names.environment}"
-
-
 def fleet_name(engine: Engine, record: ReleaseRecord) -> str:
     """Deterministic: the same version, image and settings make the same stack name, so a
     rerun (or a release of a warm fleet's version) finds the stack instead of making another.
@@ -104,7 +100,7 @@ def ensure_fleet(engine: Engine, infra: Infra, record: ReleaseRecord) -> Fleet:
         except StackFailed:
             existing = None  # it failed and deleted itself: make it again
     if existing is not None:
-        fleet = e.fleet_of(existing)
+        fleet = e.fleets.fleet_of(existing)
         if (
             existing.status == "CREATE_COMPLETE"
             and fleet.image_id == image_id
@@ -113,7 +109,7 @@ def ensure_fleet(engine: Engine, infra: Infra, record: ReleaseRecord) -> Fleet:
             e.report(f"fleet: {name} exists already (an earlier run made it); reusing it")
             return fleet
         e.report(f"fleet: {name} is {existing.status} with {fleet.desired} instances; replacing it")
-        e.delete_fleet(name)
+        e.fleets.delete(name)
     tags = {
         **e.tags(),
         "deployer:role": "fleet",
@@ -136,4 +132,4 @@ def ensure_fleet(engine: Engine, infra: Infra, record: ReleaseRecord) -> Fleet:
         stack = e.cfn.wait_for(stack_id, "CREATE_COMPLETE", STACK_DEADLINE_S)
     except StackFailed as exc:
         raise ReleaseFailed(f"fleet stack {name} failed: {exc.reason}") from None
-    return e.fleet_of(stack)
+    return e.fleets.fleet_of(stack)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from deployer.aws.poller import Poll, PollTimeout
+from deployer.aws.poller import Poll
 from deployer.config.model import MetricGates
 from deployer.core.gates import GateKind, Observation, judge
 from deployer.core.health import plainly_broken
@@ -27,7 +27,7 @@ from deployer.core.metrics import (
     evidence_wait_s,
 )
 from deployer.core.model import Fleet
-from deployer.errors import GateFailed
+from deployer.errors import GateFailed, PollTimeout
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
 from deployer.release.probes import (
@@ -158,7 +158,7 @@ def wait_until_ready(gated: Gated) -> None:
     checks passing and no alarm firing, within the health-check deadline.
     """
     e = gated.engine
-    e.set_weights(gated.infra.test_listener_arn, {gated.green.target_group_arn: 1})
+    e.traffic.set_weights(gated.infra.test_listener_arn, {gated.green.target_group_arn: 1})
     deadline = e.spec.health_check.deadline_seconds
     failures: dict[str, int] = {}
 

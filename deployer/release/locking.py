@@ -24,10 +24,6 @@ from deployer.errors import BadInput, LockHeld
 Report = Callable[[str], None]
 
 
-class LeaseLost(LockHeld):
-    """Our lease expired and another run took the lock: we must stop acting."""
-
-
 def new_lock_id() -> str:
     return f"lock-{secrets.token_hex(6)}"
 

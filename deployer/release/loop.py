@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from deployer.aws.poller import PollTimeout
 from deployer.aws.session import is_transient, unreachable_as_error
 from deployer.bake.artifact import Artifact
-from deployer.core.decide import Identity, ReleasePlan, plan_release
+from deployer.core.decide import Identity, ReleasePlan, is_listener_rollback, plan_release
 from deployer.core.model import Kind, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.steps import release_table, remaining
-from deployer.errors import DeployerError, NeedsHuman, ReleaseFailed
+from deployer.errors import DeployerError, NeedsHuman, PollTimeout, ReleaseFailed
 from deployer.infra.stacks import Infra, Templates, fingerprint
 from deployer.release.engine import Engine
 from deployer.release.preflight import preflight
@@ -49,9 +48,9 @@ class Release:
             done = nothing_to_do(self.e, version, artifact)
             if done is not None:  # read only: no lock taken, nothing journalled
                 return done
-        with self.e.locked(wait_s):
+        with self.e.records.locked(wait_s):
             with self.e.timed("infra"):
-                infra = self.e.ensure_infra()
+                infra = self.e.stacks.ensure()
             wanted = identity(self.e, version, artifact)
             return release_from(self.e, infra, wanted, artifact=artifact, rebake=rebake)
 
@@ -85,13 +84,13 @@ def release_from(
     url = e.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
     record = resume_or_supersede(e, infra, wanted)
     if record is None:
-        live = e.observe(infra)
+        live = e.fleets.observe(infra)
         plan = plan_release(live, wanted, e.spec.capacity.desired, force=rebake)
         if plan.noop:
             return _noop(e, plan, wanted, kind, url)
         e.report(f"release: {plan.reason}" + (f" ({note})" if note else ""))
-        record = e.record(
-            e.new_record(
+        record = e.records.write(
+            e.records.new(
                 kind,
                 version.text,
                 digest=wanted.digest,
@@ -106,7 +105,9 @@ def release_from(
             ).at(Phase.BAKE)
         )
     record = run_steps(Run(e, infra, version, artifact, rebake), record)
-    done = e.record(record.at(Phase.DONE).finished(Outcome.SUCCEEDED, e.stamp(), record.reason))
+    done = e.records.write(
+        record.at(Phase.DONE).finished(Outcome.SUCCEEDED, e.stamp(), record.reason)
+    )
     if done.cleanup:
         raise NeedsHuman(f"{done.version} is live, but cleanup failed: {done.cleanup}")
     e.report(f"release: {done.version} is live")
@@ -119,7 +120,7 @@ def _noop(e: Engine, plan: ReleasePlan, wanted: Identity, kind: Kind, url: str) 
     """
     e.report(f"release: {plan.reason}; nothing to do")
     fleet = plan.reuse_fleet
-    record = e.new_record(
+    record = e.records.new(
         kind,
         wanted.version,
         digest=wanted.digest,
@@ -137,11 +138,11 @@ def nothing_to_do(engine: Engine, version: Version, artifact: Artifact) -> Relea
     told without the lock and without a journal write. Anything else: None (the lock and the
     loop decide again, from what they read under the lock).
     """
-    infra = engine.existing_infra()
-    if infra is None or engine.inflight() is not None or not infra_as_configured(engine):
+    infra = engine.stacks.existing()
+    if infra is None or engine.records.inflight() is not None or not infra_as_configured(engine):
         return None
     wanted = identity(engine, version, artifact)
-    plan = plan_release(engine.observe(infra), wanted, engine.spec.capacity.desired)
+    plan = plan_release(engine.fleets.observe(infra), wanted, engine.spec.capacity.desired)
     if not plan.noop:
         return None
     url = engine.runtime.url_for(infra.load_balancer_dns, infra.listener_port)
@@ -160,7 +161,7 @@ def infra_as_configured(engine: Engine) -> bool:
         if network is None:
             return False
         outputs = network.outputs
-    for spec in engine.infra_specs(outputs, templates):
+    for spec in engine.stacks.specs(outputs, templates):
         stack = engine.cfn.describe(spec.name)
         if (
             stack is None
@@ -190,10 +191,10 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
         e.report(f"resume: continuing release {record.release_id} at {steps[0].name}")
     try:
         for planned in steps:
-            record = e.record(record.at(planned.phase, step=planned.index))
+            record = e.records.write(record.at(planned.phase, step=planned.index))
             with e.timed(planned.phase.value, planned.name):
-                record = STEPS[planned.phase](run, record, e.observe(run.infra), planned)
-            record = e.record(record.done())
+                record = STEPS[planned.phase](run, record, e.fleets.observe(run.infra), planned)
+            record = e.records.write(record.done())
     except (Exception, KeyboardInterrupt) as exc:
         raise fail(run, record, exc) from exc
     return record
@@ -211,13 +212,13 @@ def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
         e.baker.finish_deferred()
     if isinstance(exc, ReleaseFailed) and record.fleet_stack:
         explain(e, record, exc)  # traffic is back first; then the app's own last words
-    if isinstance(exc, KeyboardInterrupt | DeployerError):
-        return exc
     if is_transient(exc) or isinstance(exc, PollTimeout):
         return NeedsHuman(
             f"AWS stopped answering during {record.phase.value}: {exc}. Traffic is where it "
             f"was; rerun `deployer release {record.version}` once AWS answers."
         )
+    if isinstance(exc, KeyboardInterrupt | DeployerError):
+        return exc
     return ReleaseFailed(f"release failed: {exc}; traffic was not moved")
 
 
@@ -242,15 +243,15 @@ def resume_or_supersede(engine: Engine, infra: Infra, wanted: Identity) -> Relea
     """A release left in progress by a killed run: continue it if it is this one (the loop
     starts at its journalled step), else roll it back.
     """
-    inflight = engine.inflight()
+    inflight = engine.records.inflight()
     if inflight is None:
         return None
-    same = (inflight.version, inflight.digest, inflight.bake_key, inflight.settings) == (
-        wanted.version,
-        wanted.digest,
-        wanted.bake_key,
-        wanted.settings,
-    )
+    same = not is_listener_rollback(inflight) and (
+        inflight.version,
+        inflight.digest,
+        inflight.bake_key,
+        inflight.settings,
+    ) == (wanted.version, wanted.digest, wanted.bake_key, wanted.settings)
     if not same:
         abandon(engine, inflight, infra, f"superseded by a release of {wanted.version}")
         return None

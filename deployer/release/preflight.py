@@ -149,7 +149,7 @@ def check_quotas(engine: Engine) -> None:
 def check_own_load_balancer(engine: Engine) -> None:
     """service.listener_arn: the operator's listeners will do (exit 2 naming the field)."""
     with unreachable_as_error("describe the load balancer of service.listener_arn"):
-        own = engine.own_load_balancer()
+        own = engine.stacks.own_load_balancer()
         fleets = engine.cfn.list_with_prefix(engine.names.fleet_stack_prefix)
         groups = [s.outputs["TargetGroupArn"] for s in fleets if s.outputs.get("TargetGroupArn")]
         problems = own.problems(

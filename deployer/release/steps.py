@@ -15,15 +15,14 @@ from dataclasses import dataclass, replace
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deployer.aws.poller import PollTimeout
 from deployer.bake.artifact import Artifact
 from deployer.bake.baker import BakeRequest
-from deployer.core.decide import failed_fleets, fleets_to_retire
+from deployer.core.decide import failed_fleets, fleets_to_retire, is_listener_rollback
 from deployer.core.model import Fleet, LiveState, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.rollout import restore_weights, step_weights
 from deployer.core.steps import PlannedStep
-from deployer.errors import NeedsHuman, ReleaseFailed
+from deployer.errors import NeedsHuman, PollTimeout, ReleaseFailed
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
 from deployer.release.fleets import ensure_fleet, fleet_name
@@ -113,7 +112,7 @@ def fleet(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> R
     delete_failed_fleets(run.engine, live, {record.fleet_stack, record.previous_fleet})
     name = fleet_name(run.engine, record)
     if record.fleet_stack != name:  # journalled before the stack exists: a rerun finds it
-        record = run.engine.record(replace(record, fleet_stack=name))
+        record = run.engine.records.write(replace(record, fleet_stack=name))
     green = ensure_fleet(run.engine, run.infra, record)
     return replace(record, target_group_arn=green.target_group_arn)
 
@@ -142,8 +141,8 @@ def traffic(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep)
     weights = step_weights(
         step.traffic, gated.green.target_group_arn, blue.target_group_arn if blue else None
     )
-    record = e.record(replace(record, weights=weights))
-    e.set_weights(run.infra.listener_arn, weights)
+    record = e.records.write(replace(record, weights=weights))
+    e.traffic.set_weights(run.infra.listener_arn, weights)
     e.report(
         f"traffic: {step.name} ({record.version} {step.traffic.green_weight}"
         + (f", {blue.version} {step.traffic.blue_weight})" if blue else ")")
@@ -176,11 +175,11 @@ def retire(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> 
     if keep_blue and blue is not None:
         final[blue.target_group_arn] = 0
     if live.weights != final:
-        e.set_weights(run.infra.listener_arn, final)
+        e.traffic.set_weights(run.infra.listener_arn, final)
     problems = reset_test_listener(e, run.infra)
     keep = [green.stack_name] + ([blue.stack_name] if keep_blue and blue else [])
-    after = e.observe(run.infra)
-    problems += e.retire(after, fleets_to_retire(after, keep))
+    after = e.fleets.observe(run.infra)
+    problems += e.fleets.retire(after, fleets_to_retire(after, keep))
     if keep_blue and blue is not None:
         e.report(f"release: {blue.version} stays warm for {e.spec.rollback_window}s")
     return replace(record, weights=final, cleanup=problems.removeprefix("; "))
@@ -194,7 +193,7 @@ def delete_failed_fleets(engine: Engine, live: LiveState, keep: set[str]) -> Non
     for doomed in failed_fleets(live, engine.journal.history(limit=50), keep - {""}):
         engine.report(f"fleet: deleting {doomed.stack_name}, put aside by a failed release")
         try:
-            engine.delete_fleet(doomed.stack_name, wait=False)
+            engine.fleets.delete(doomed.stack_name, wait=False)
         except (ClientError, BotoCoreError) as exc:  # the next release or gc tries again
             engine.report(f"fleet: deleting {doomed.stack_name} failed ({exc}); gc retries it")
 
@@ -214,7 +213,7 @@ STEPS: dict[Phase, StepFunction] = {
 
 def reset_test_listener(engine: Engine, infra: Infra) -> str:
     try:
-        engine.set_weights(infra.test_listener_arn, {})
+        engine.traffic.set_weights(infra.test_listener_arn, {})
     except (ClientError, BotoCoreError) as exc:  # best effort; reported to the caller
         return f"; resetting the test listener failed: {exc}"
     return ""
@@ -222,14 +221,31 @@ def reset_test_listener(engine: Engine, infra: Infra) -> str:
 
 def restore(engine: Engine, infra: Infra, record: ReleaseRecord, doing: str) -> None:
     """The production listener as before the release, with the new fleet gone from it."""
-    existing = {f.target_group_arn for f in engine.observe(infra).fleets}
+    existing = {f.target_group_arn for f in engine.fleets.observe(infra).fleets}
     weights = {
         arn: w
         for arn, w in restore_weights(record.prior_weights, record.target_group_arn).items()
         if arn in existing
     }
     if engine.elb.listener_weights(infra.listener_arn) != weights:
-        engine.switch_or_escalate(infra, weights, record, doing)
+        switch_or_escalate(engine, infra, weights, record, doing)
+
+
+def switch_or_escalate(
+    engine: Engine, infra: Infra, weights: dict[str, int], record: ReleaseRecord, doing: str
+) -> None:
+    """A listener change that must happen; if it cannot, a human must step in (exit 4)."""
+    try:
+        engine.traffic.set_weights(infra.listener_arn, weights)
+    except (ClientError, BotoCoreError) as exc:
+        engine.records.write(
+            record.finished(Outcome.FAILED, engine.stamp(), f"needs a human: {doing} failed: {exc}")
+        )
+        raise NeedsHuman(
+            f"{doing} failed: {exc}. The listener may still send traffic to "
+            f"{record.fleet_stack or 'the new fleet'}; run `deployer status`, then "
+            "`deployer abort` (or `deployer rollback`) once AWS answers."
+        ) from None
 
 
 def put_back(
@@ -240,20 +256,24 @@ def put_back(
     `wait` (a cancelled job, seconds from being killed), a fleet being deleted is not waited
     for: the next release or `deployer gc` finds it.
     """
+    # A rollback to a warm fleet made no fleet: the one it sent traffic to stays warm.
+    made_a_fleet = not is_listener_rollback(record)
     try:
-        live = engine.observe(infra)
+        live = engine.fleets.observe(infra)
         green = live.fleet_by_stack(record.fleet_stack) if record.fleet_stack else None
         if green is not None and green.target_group_arn in live.weights:
-            record = engine.record(record.at(Phase.ROLLBACK))
+            record = engine.records.write(record.at(Phase.ROLLBACK))
             with engine.timed("rollback", "traffic back to the previous fleet"):
                 restore(engine, infra, record, "moving traffic back to the previous fleet")
             if engine.gate_failed_at is not None:
                 engine.phase_seconds["restore"] = round(engine.clock() - engine.gate_failed_at, 3)
             engine.report("rollback: traffic is back where it was before this release")
         problems = reset_test_listener(engine, infra)
-        if green is not None:
-            problems += engine.put_aside(green, wait)
-        done = engine.record(record.finished(Outcome.FAILED, engine.stamp(), reason + problems))
+        if green is not None and made_a_fleet:
+            problems += engine.fleets.put_aside(green, wait)
+        done = engine.records.write(
+            record.finished(Outcome.FAILED, engine.stamp(), reason + problems)
+        )
     except (ClientError, BotoCoreError, PollTimeout) as aws_failed:
         raise NeedsHuman(
             f"{reason}; then AWS failed while rolling back ({aws_failed}). The journal still "

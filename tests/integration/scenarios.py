@@ -115,8 +115,8 @@ def denied():
 def break_fleet(engine, version):
     """Make every instance of `version`'s fleet answer its health check with 500."""
     layout = Layout.for_workdir(engine.workdir)
-    infra = engine.existing_infra()
-    fleet = next(f for f in engine.observe(infra).fleets if f.version == version)
+    infra = engine.stacks.existing()
+    fleet = next(f for f in engine.fleets.observe(infra).fleets if f.version == version)
     for instance in engine.asg.describe(fleet.asg_name).instance_ids:
         host = control.host_of(layout, instance)
         (Path(host["root"]) / "opt/app/current/BROKEN").write_text("1")

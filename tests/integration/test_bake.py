@@ -16,9 +16,10 @@ from deployer.aws.dynamodb import LeaseLock
 from deployer.aws.poller import Poll, Poller
 from deployer.bake.artifact import package_directory, sha256_of
 from deployer.bake.baker import BakeRequest
-from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
+from deployer.bake.runner import BuilderAccess, run_playbook
 from deployer.config.model import load_config
 from deployer.core.names import Names, Version
+from deployer.errors import BakeFailed
 from deployer.release.baking import bake_plan
 from deployer.release.engine import Engine
 from deployer.release.locking import LockClient

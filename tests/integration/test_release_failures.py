@@ -107,7 +107,7 @@ def test_a_gate_alarm_that_does_not_exist_is_bad_input_before_any_change(workdir
     engine = engine_for(workdir, "noalarm", alarms="[no-such-alarm]")
     with pytest.raises(BadInput, match="no CloudWatch alarm named no-such-alarm"):
         Release(engine).run("v1")
-    assert engine.existing_infra() is None
+    assert engine.stacks.existing() is None
 
 
 def test_a_failure_during_the_watch_after_the_switch_sends_traffic_back(workdir):

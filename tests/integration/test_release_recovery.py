@@ -94,7 +94,7 @@ def test_an_aws_outage_before_any_change_is_exit_5_and_changes_nothing(workdir):
     finally:
         time.sleep(20)  # the other tests share this sandbox
     assert caught.value.exit_code == ExitCode.UNREACHABLE
-    assert engine_for(workdir, "outage-early").existing_infra() is None
+    assert engine_for(workdir, "outage-early").stacks.existing() is None
 
 
 def test_an_unhealthy_fleet_is_not_a_rollback_target_without_force_and_status_says_so(workdir):

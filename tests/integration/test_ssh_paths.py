@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from deployer.aws.poller import Poller, PollTimeout
+from deployer.aws.poller import Poller
 from deployer.aws.s3 import S3
 from deployer.bake.artifact import package_directory
-from deployer.bake.runner import BakeFailed, BuilderAccess, run_playbook
+from deployer.bake.runner import BuilderAccess, run_playbook
 from deployer.bake.ssh import wait_for_ssh
 from deployer.core.hostkeys import console_text, host_keys_from_console, known_hosts
+from deployer.errors import BakeFailed, PollTimeout
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.integration

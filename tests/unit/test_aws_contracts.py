@@ -193,18 +193,20 @@ def test_with_a_service_role_every_stack_write_runs_under_it():
         stub.assert_no_pending_responses()
 
 
-NOW = datetime.now(UTC)
 
 
 def event(
     stack_id, n, logical, status, reason="", kind="AWS::AutoScaling::AutoScalingGroup", age_s=0
 ):
-    """A stack event n seconds into the operation (or `age_s` before it: history)."""
+    """A stack event n seconds into the operation (or `age_s` before it: history). The
+    operation starts now, when the test makes its events (not when the module was imported:
+    on a busy machine that may be minutes earlier, and the events would look like history).
+    """
     return {
         "StackId": stack_id,
         "EventId": str(n),
         "StackName": "fleet",
-        "Timestamp": NOW + timedelta(seconds=n - age_s),
+        "Timestamp": datetime.now(UTC) + timedelta(seconds=n - age_s),
         "LogicalResourceId": logical,
         "ResourceType": kind,
         "ResourceStatus": status,

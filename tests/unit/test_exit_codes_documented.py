@@ -8,7 +8,7 @@ from deployer.errors import EXIT_CODE_MEANINGS, ExitCode
 
 def test_readme_exit_code_table_matches_errors_py():
     readme = Path(__file__).resolve().parents[2] / "README.md"
-    rows = dict(re.findall(r"^\| (\d) \| (.+?) \|$", readme.read_text(), flags=re.M))
+    rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", readme.read_text(), flags=re.M))
     assert {int(code) for code in rows} == {int(code) for code in ExitCode}
     for code, meaning in EXIT_CODE_MEANINGS.items():
         assert rows[str(int(code))] == meaning

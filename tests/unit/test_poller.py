@@ -3,7 +3,8 @@
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from deployer.aws.poller import Poll, Poller, PollTimeout
+from deployer.aws.poller import Poll, Poller
+from deployer.errors import PollTimeout
 
 
 class FakeClock:

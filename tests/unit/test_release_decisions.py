@@ -4,7 +4,6 @@ import pytest
 
 from deployer.core.decide import (
     Identity,
-    NothingToRollBackTo,
     decide_rollback,
     failed_fleets,
     fleets_to_retire,
@@ -12,6 +11,7 @@ from deployer.core.decide import (
 )
 from deployer.core.model import Actor, Fleet, Kind, LiveState, Outcome, ReleaseRecord
 from deployer.core.rollout import plan_steps, step_weights
+from deployer.errors import NothingToRollBackTo
 
 ACTOR = Actor("ci", "runner-1")
 
