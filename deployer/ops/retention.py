@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from deployer.aws.ec2 import snapshot_ids
+from deployer.aws.ec2_images import snapshot_ids
 from deployer.release.engine import Engine
 
 
