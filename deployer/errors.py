@@ -11,7 +11,7 @@
     └── Unreachable         5   AWS, credentials or the endpoint failed before any change
 
 Library errors (botocore, ansible-runner, pydantic) are mapped to these at the boundary
-(`deployer.aws.session`, `deployer.bake.runner`, `deployer.config.model`), never deeper.
+(`deployer.aws.session`, `deployer.bake.runner`, `deployer.config.loading`), never deeper.
 """
 
 from __future__ import annotations

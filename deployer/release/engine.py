@@ -30,7 +30,7 @@ from deployer.aws.s3 import S3
 from deployer.aws.session import is_transient, unreachable_as_error
 from deployer.aws.ssm import Ssm
 from deployer.bake.baker import Baker
-from deployer.config.model import LoadedConfig
+from deployer.config.loading import LoadedConfig
 from deployer.core.model import Actor, Fleet, Kind, LiveState, Outcome, ReleaseRecord
 from deployer.core.names import Names
 from deployer.errors import BadInput, NeedsHuman, StackFailed

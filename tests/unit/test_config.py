@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from deployer.config.model import load_config, parse_duration
+from deployer.config.base import parse_duration
+from deployer.config.loading import load_config
 from deployer.errors import ConfigError, ExitCode
+from deployer.target import placement
 
 GOOD = """
 app: hello
@@ -117,7 +119,7 @@ def test_bad_fields_are_named_with_a_reason(tmp_path, extra, field, reason):
 def test_an_aws_target_needs_no_key_pair_the_bake_makes_its_own(tmp_path):
     loaded = load_config(write(tmp_path, GOOD + "target:\n  kind: aws\n  region: eu-west-1\n"))
     assert loaded.spec.bake.ssh.source_cidr == "auto"
-    assert loaded.spec.image_regions == ("eu-west-1",)
+    assert placement(loaded).image_regions == ("eu-west-1",)
 
 
 @pytest.mark.parametrize(
@@ -132,8 +134,8 @@ def test_an_aws_target_needs_no_key_pair_the_bake_makes_its_own(tmp_path):
     ],
 )
 def test_bake_regions_and_holds_are_checked(tmp_path, extra, field, reason):
-    with pytest.raises(ConfigError) as caught:
-        load_config(write(tmp_path, GOOD + extra))
+    with pytest.raises(ConfigError) as caught:  # the bake region, against the target's
+        placement(load_config(write(tmp_path, GOOD + extra)))
     assert (caught.value.field, reason in caught.value.reason) == (field, True)
 
 
