@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deployer.aws.poller import Poller  # noqa: E402
-from deployer.config.model import load_config  # noqa: E402
+from deployer.config.loading import load_config  # noqa: E402
 from deployer.errors import DeployerError  # noqa: E402
 from deployer.ops.operations import history  # noqa: E402
 from deployer.release.engine import Engine  # noqa: E402

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deployer.aws.poller import Poll, Poller  # noqa: E402
-from deployer.config.model import load_config  # noqa: E402
+from deployer.config.loading import load_config  # noqa: E402
 from deployer.ops import fleet_logs as fleet_logs  # noqa: E402
 from deployer.ops.fleet_exec import run_exec  # noqa: E402
 from deployer.release.engine import Engine  # noqa: E402

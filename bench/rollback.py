@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deployer.aws.poller import Poller  # noqa: E402
-from deployer.config.model import load_config  # noqa: E402
+from deployer.config.loading import load_config  # noqa: E402
 from deployer.core.model import Phase  # noqa: E402
 from deployer.errors import GateFailed  # noqa: E402
 from deployer.ops.rollback import rollback  # noqa: E402

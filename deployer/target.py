@@ -1,5 +1,9 @@
 """Where deployer points: the embedded sandbox or a real AWS region. One code path for both;
 only the endpoint, the credentials, the public URL and how a builder is reached differ.
+
+The region is resolved here, not in the config (which holds only what deployer.yaml
+declares): the sandbox's one region, or `target.region`, else the environment's, else the
+profile's, as AWS's SDKs take it (deployer.aws.identity).
 """
 
 from __future__ import annotations
@@ -10,22 +14,80 @@ from pathlib import Path
 from typing import Any
 
 from deployer.aws.ec2 import Ec2
-from deployer.aws.identity import resolve
+from deployer.aws.identity import REGION_SOURCES, resolve
 from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, make_context
 from deployer.bake.access import TemporaryAccess, public_cidr
 from deployer.bake.pinning import pin_host_keys
 from deployer.bake.runner import BuilderAccess
-from deployer.config.model import AwsTarget, LoadedConfig
-from deployer.errors import BakeFailed, Unreachable
+from deployer.config.loading import LoadedConfig
+from deployer.config.target import AwsTarget
+from deployer.errors import BakeFailed, ConfigError, Unreachable
+from deployer.sandbox.layout import REGION as SANDBOX_REGION
 
 Reach = Callable[[dict[str, Any], TemporaryAccess], BuilderAccess]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a config's target acts: its region, the regions its image must exist in (the
+    bake region first), and for AWS the profile the session uses (None: the default chain)
+    and why a configured one was set aside.
+    """
+
+    kind: str  # "sandbox" or "aws"
+    region: str
+    image_regions: tuple[str, ...]
+    profile: str | None = None
+    warning: str = ""
+
+    @property
+    def label(self) -> str:
+        """The target as a run's events name it: "sandbox" or "aws <region>"."""
+        return f"aws {self.region}" if self.kind == "aws" else "sandbox"
+
+
+def placement(loaded: LoadedConfig) -> Placement:
+    """Resolve the target's region; a missing or contradicted one is a ConfigError naming the
+    config file (exit 2, before anything starts). No call to AWS: the region comes from the
+    file, the environment or the profile (~/.aws/config).
+    """
+    target = loaded.spec.target
+    name = str(loaded.path)
+    if not isinstance(target, AwsTarget):
+        return Placement("sandbox", SANDBOX_REGION, _image_regions(loaded, SANDBOX_REGION))
+    identity = resolve(target.region, target.profile)
+    if identity.region is None:
+        raise ConfigError(name, "target.region", f"no AWS region: set {REGION_SOURCES}")
+    return Placement(
+        "aws",
+        identity.region,
+        _image_regions(loaded, identity.region),
+        identity.profile,
+        identity.warning,
+    )
+
+
+def _image_regions(loaded: LoadedConfig, region: str) -> tuple[str, ...]:
+    """`regions:`, whose first must be the target's (the image is baked there), or the
+    target's region alone.
+    """
+    regions = loaded.spec.regions
+    if regions and regions[0] != region:
+        raise ConfigError(
+            str(loaded.path),
+            "(top level)",  # as when the model checked it: the message stays the same
+            f"regions: the first region ({regions[0]}) is where the image is baked and "
+            f"must be the target's ({region})",
+        )
+    return regions or (region,)
 
 
 @dataclass
 class Runtime:
     kind: str  # "sandbox" or "aws"
     aws: AwsContext
+    image_regions: tuple[str, ...]  # where the image must exist, the bake region first
     url_for: Callable[[str, int], str]
     reach: Reach  # onto a running builder, through its temporary access
     source_cidr: Callable[[], str]  # who may reach a builder on port 22
@@ -49,20 +111,19 @@ def open_target(
     report: Callable[[str], None],
     start_sandbox: bool = True,
 ) -> Runtime:
-    target = loaded.spec.target
-    if isinstance(target, AwsTarget):
-        return _aws(loaded, target, poller, report)
-    return _sandbox(loaded, workdir, poller, report, start_sandbox)
+    place = placement(loaded)
+    if place.kind == "aws":
+        return _aws(loaded, place, poller, report)
+    return _sandbox(loaded, place, workdir, poller, report, start_sandbox)
 
 
 def _aws(
-    loaded: LoadedConfig, target: AwsTarget, poller: Poller, report: Callable[[str], None]
+    loaded: LoadedConfig, place: Placement, poller: Poller, report: Callable[[str], None]
 ) -> Runtime:
-    identity = resolve(target.region, target.profile)
-    if identity.warning:
-        report(f"warning: {identity.warning}")
-    region = loaded.spec.target_region
-    aws = make_context(region, identity.profile)
+    if place.warning:
+        report(f"warning: {place.warning}")
+    region = place.region
+    aws = make_context(region, place.profile)
     ssh = loaded.spec.bake.ssh
 
     def reach(instance: dict[str, Any], access: TemporaryAccess) -> BuilderAccess:
@@ -88,12 +149,12 @@ def _aws(
     return Runtime(
         kind="aws",
         aws=aws,
+        image_regions=place.image_regions,
         url_for=aws_url,
         reach=reach,
         source_cidr=source_cidr,
         caller_cidr=lambda: public_cidr(ssh.public_ip_url),
-        description=f"aws {region}"
-        + (f" (profile {identity.profile})" if identity.profile else ""),
+        description=f"aws {region}" + (f" (profile {place.profile})" if place.profile else ""),
     )
 
 
@@ -106,6 +167,7 @@ def aws_url(dns: str, port: int) -> str:
 
 def _sandbox(
     loaded: LoadedConfig,
+    place: Placement,
     workdir: Path,
     poller: Poller,
     report: Callable[[str], None],
@@ -170,6 +232,7 @@ def _sandbox(
     return Runtime(
         kind="sandbox",
         aws=aws,
+        image_regions=place.image_regions,
         url_for=url_for,
         reach=reach,
         source_cidr=source_cidr,

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from deployer.cli.outcome import ENDING, say
-from deployer.config.model import LoadedConfig, json_schema, load_config
+from deployer.config.loading import LoadedConfig, json_schema, load_config
 from deployer.errors import BadInput
 from deployer.sandbox.layout import Layout
 
@@ -98,16 +98,15 @@ class Context:
         """A run command's outputs: its event sinks, and at every exit its outcome event,
         summary and notifications. run_started is emitted once the config loads.
         """
-        from deployer.config.model import AwsTarget
+        from deployer.target import placement
 
         self.output(output)
         ENDING.run(lambda: self.outputs.open(command, events_to, output == "json"))
         ENDING.result_to_stderr = events_to == "-"
         ENDING.on_end = self.outputs.end
         loaded = ENDING.run(self.config)
-        target = loaded.spec.target
-        where = f"aws {target.region}" if isinstance(target, AwsTarget) else "sandbox"
-        self.outputs.started(loaded, version, where)
+        where = ENDING.run(lambda: placement(loaded).label)
+        ENDING.run(lambda: self.outputs.started(loaded, version, where))
 
     def config(self) -> LoadedConfig:
         loaded = load_config(self.config_path)
@@ -731,7 +730,7 @@ def check(obj: Context, output: str) -> None:
 
 
 def _reachable_without_starting(obj: Context) -> bool:
-    from deployer.config.model import AwsTarget
+    from deployer.config.target import AwsTarget
     from deployer.sandbox import control
 
     if isinstance(obj.config().spec.target, AwsTarget):

@@ -301,7 +301,7 @@ def predicted_times(
             ],
             stacks_to_update=sum(1 for r in infra_rows if r["action"] == "update"),
             bakes=bakes,
-            regions=len(spec.image_regions),
+            regions=len(engine.runtime.image_regions),
             health_interval_s=float(spec.health_check.interval_seconds),
             steps=[(s.name, float(s.hold_seconds)) for s in steps],
             watch_s=float(spec.strategy.watch_seconds),

@@ -36,7 +36,7 @@ def images_to_remove(engine: Engine) -> dict[str, list[dict[str, Any]]]:
     keep = engine.spec.bake.keep_images
     protected = protected_images(engine)
     doomed: dict[str, list[dict[str, Any]]] = {}
-    for region in engine.spec.image_regions:
+    for region in engine.runtime.image_regions:
         images = engine.ec2_in(region).images_of({"deployer:app": engine.names.app})
         available = [i for i in images if i.get("State") in ("available", "failed")]
         old = [i for i in available[keep:] if i["ImageId"] not in protected]
@@ -59,7 +59,7 @@ def collect_images(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
 
 def leftovers(engine: Engine, dry_run: bool) -> list[str]:
     """Builders, key pairs and groups of bakes no live run owns (see Baker.end_leftovers)."""
-    region = engine.spec.image_regions[0]
+    region = engine.runtime.image_regions[0]
     if not dry_run:
         return engine.baker.end_leftovers(engine.names.app, region)
     ec2 = engine.ec2_in(region)

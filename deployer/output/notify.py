@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from deployer.config.observability import notify_entry_problem
+from deployer.errors import ConfigError
 from deployer.output.events import Event
 
 SEND_TIMEOUT_S = 10.0
@@ -45,16 +47,25 @@ def masked(url: str) -> str:
 
 def invalid(entry: str) -> str:
     """Why an entry is not a usable Apprise URL, or '' (an env: entry is checked at run time)."""
-    if entry.startswith("env:"):
-        return "" if entry[4:].strip() else "env: names no variable"
+    why = notify_entry_problem(entry)  # its form, as the config checked it
+    if why or entry.startswith("env:"):
+        return why
     import apprise
 
     _quiet()
-    if "://" not in entry:
-        return "not a URL (Apprise URLs look like json://host/path or slack://...)"
     if not apprise.Apprise.instantiate(entry):
         return f"Apprise does not know the scheme '{entry.split('://', 1)[0]}'"
     return ""
+
+
+def refuse_unknown_urls(entries: Sequence[str], config_file: str) -> None:
+    """A ConfigError naming the config file and `notify` for the first entry Apprise cannot
+    use (exit 2, before anything starts). The URL itself is not echoed: it may hold a token.
+    """
+    for index, entry in enumerate(entries):
+        why = invalid(entry)
+        if why:
+            raise ConfigError(config_file, "notify", f"entry {index}: {why}")
 
 
 class Notifier:

@@ -88,13 +88,16 @@ class RunOutputs:
         self.events.subscribe(JsonLines(stream))
 
     def started(self, loaded: Any, version: str | None, target: str) -> None:
-        """run_started, once the config is known; notifications subscribe here."""
+        """run_started, once the config is known; notifications subscribe here. A notify
+        URL Apprise cannot use is a ConfigError (exit 2), raised before run_started.
+        """
         from deployer.release.engine import actor_from_env
 
         spec = loaded.spec
         if spec.notify:
-            from deployer.output.notify import Notifier
+            from deployer.output.notify import Notifier, refuse_unknown_urls
 
+            refuse_unknown_urls(spec.notify, str(loaded.path))
             self._notifier = Notifier(spec.notify, self._say_late)
             self.events.subscribe(self._notifier)
         self.events.emit(

@@ -49,10 +49,10 @@ def bake(
     version = Version.parse(version_text)
     with engine.timed("preflight"):
         artifact = preflight(engine, needed=BAKE_ACTIONS)
-    images = Images(engine.ec2_in, engine.spec.image_regions, engine.names.app, engine.report)
+    images = Images(engine.ec2_in, engine.runtime.image_regions, engine.names.app, engine.report)
     inputs = engine.baker.inputs(_request(engine, version, artifact, None, rebake))
     if not rebake:
-        everywhere = {r: images.find(inputs.key, r) for r in engine.spec.image_regions}
+        everywhere = {r: images.find(inputs.key, r) for r in engine.runtime.image_regions}
         if all(i is not None and i.get("State") == "available" for i in everywhere.values()):
             found = {r: str(i["ImageId"]) for r, i in everywhere.items() if i is not None}
             engine.report(f"bake: reusing image {found[images.regions[0]]} for {version}")
@@ -88,7 +88,7 @@ def bake(
 def bake_plan(engine: Engine, version: Version, artifact: Artifact) -> dict[str, Any]:
     """Whether a release would bake, and which input changed since this app's newest image."""
     inputs: BakeInputs = engine.baker.inputs(_request(engine, version, artifact, None, False))
-    images = Images(engine.ec2_in, engine.spec.image_regions, engine.names.app, engine.report)
+    images = Images(engine.ec2_in, engine.runtime.image_regions, engine.names.app, engine.report)
     found = images.find(inputs.key)
     if found is not None:
         return {"bake": False, "image": found["ImageId"], "bake_key": inputs.key, "changed": []}

@@ -32,7 +32,7 @@ from deployer.aws.s3 import S3
 from deployer.aws.session import unreachable_as_error
 from deployer.aws.ssm import Ssm
 from deployer.bake.baker import Baker
-from deployer.config.model import LoadedConfig
+from deployer.config.loading import LoadedConfig
 from deployer.core.model import Actor, ReleaseRecord
 from deployer.core.names import Names
 from deployer.infra.specs import EnvironmentStacks

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from deployer.aws.poller import Poll
-from deployer.config.model import MetricGates
+from deployer.config.strategy import MetricGates
 from deployer.core.gates import GateKind, Observation, judge
 from deployer.core.health import plainly_broken
 from deployer.core.metrics import (

@@ -18,29 +18,33 @@ from deployer.aws.s3 import BucketState
 from deployer.aws.servicequotas import ServiceQuotas
 from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
-from deployer.config.model import DeployConfig, LoadedConfig
+from deployer.config.loading import LoadedConfig
+from deployer.config.model import DeployConfig
 from deployer.core.network import network_problems
 from deployer.core.quotas import ADDRESSES, VPCS, QuotaUse, network_needs, shortfalls
 from deployer.errors import BadInput, Unreachable
 from deployer.infra.permissions import check_permissions
 from deployer.release.checks import CheckCache, check_playbook, check_templates
 from deployer.release.engine import BAKE_DEADLINE_S, Engine
-
-
-def target_region(loaded: LoadedConfig) -> str:
-    return loaded.spec.target_region
+from deployer.target import placement
 
 
 def check_local(
     loaded: LoadedConfig, workdir: Path, report: Callable[[str], None] = lambda _: None
 ) -> Artifact | None:
-    """Templates (cfn-lint), the playbook (syntax check) and a local artifact (the app
-    contract, packaged). Returns the packaged artifact, or None for an s3:// one.
+    """The target's region, the notify URLs (Apprise knows their schemes), templates
+    (cfn-lint), the playbook (syntax check) and a local artifact (the app contract, packaged).
+    Returns the packaged artifact, or None for an s3:// one.
     """
     cache = CheckCache(workdir / ".deployer" / "checks.json")
+    region = placement(loaded).region
+    if loaded.spec.notify:
+        from deployer.output.notify import refuse_unknown_urls  # Apprise: only if notifying
+
+        refuse_unknown_urls(loaded.spec.notify, str(loaded.path))
     with _naming(loaded.path):
         templates = loaded.base_dir / "cloudformation"
-        check_templates(cache, templates, target_region(loaded), report)
+        check_templates(cache, templates, region, report)
         check_playbook(cache, loaded.resolve(loaded.spec.bake.playbook))
         source = loaded.spec.artifact.source
         if source.startswith("s3://"):

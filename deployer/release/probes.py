@@ -18,7 +18,7 @@ from deployer.aws.autoscaling import AutoScaling
 from deployer.aws.cloudwatch import CloudWatch
 from deployer.aws.ec2 import Ec2
 from deployer.aws.elbv2 import Elbv2
-from deployer.config.model import HttpCheck
+from deployer.config.strategy import HttpCheck
 from deployer.core.gates import GateKind, Observation
 from deployer.core.health import Member, assess_during_hold, assess_target_health
 from deployer.core.metrics import (

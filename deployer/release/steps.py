@@ -65,7 +65,7 @@ def bake_request(
         vpc_id=infra.vpc_id,
         app_port=engine.spec.instance.port,
         run_id=run_id,
-        regions=engine.spec.image_regions,
+        regions=engine.runtime.image_regions,
         variables=dict(bake.variables),
         max_builder_minutes=bake.max_builder_minutes,
         keep_artifacts_days=bake.keep_artifacts_days,

@@ -12,7 +12,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from deployer.aws.poller import Poll, Poller
-from deployer.config.model import load_config
+from deployer.config.loading import load_config
 from deployer.release.engine import Engine
 from deployer.sandbox import control
 from deployer.sandbox.layout import Layout

@@ -17,7 +17,7 @@ from deployer.aws.poller import Poll, Poller
 from deployer.bake.artifact import package_directory, sha256_of
 from deployer.bake.baker import BakeRequest
 from deployer.bake.runner import BuilderAccess, run_playbook
-from deployer.config.model import load_config
+from deployer.config.loading import load_config
 from deployer.core.names import Names, Version
 from deployer.errors import BakeFailed
 from deployer.release.baking import bake_plan

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from deployer.aws.cloudformation import CloudFormation
-from deployer.config.model import load_config
+from deployer.config.loading import load_config
 from deployer.errors import BadInput
 from deployer.infra.stacks import Infra, Templates, ensure_stack, lint_templates
 from deployer.release.preflight import check_local

@@ -193,8 +193,6 @@ def test_with_a_service_role_every_stack_write_runs_under_it():
         stub.assert_no_pending_responses()
 
 
-
-
 def event(
     stack_id, n, logical, status, reason="", kind="AWS::AutoScaling::AutoScalingGroup", age_s=0
 ):

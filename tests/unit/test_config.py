@@ -1,12 +1,18 @@
 """deployer.yaml: a bad config names the file, the field and the reason, and exits 2."""
 
+import io
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from deployer.config.model import load_config, parse_duration
+from deployer.config.base import parse_duration
+from deployer.config.loading import load_config
 from deployer.errors import ConfigError, ExitCode
+from deployer.target import placement
 
 GOOD = """
 app: hello
@@ -117,7 +123,7 @@ def test_bad_fields_are_named_with_a_reason(tmp_path, extra, field, reason):
 def test_an_aws_target_needs_no_key_pair_the_bake_makes_its_own(tmp_path):
     loaded = load_config(write(tmp_path, GOOD + "target:\n  kind: aws\n  region: eu-west-1\n"))
     assert loaded.spec.bake.ssh.source_cidr == "auto"
-    assert loaded.spec.image_regions == ("eu-west-1",)
+    assert placement(loaded).image_regions == ("eu-west-1",)
 
 
 @pytest.mark.parametrize(
@@ -132,8 +138,8 @@ def test_an_aws_target_needs_no_key_pair_the_bake_makes_its_own(tmp_path):
     ],
 )
 def test_bake_regions_and_holds_are_checked(tmp_path, extra, field, reason):
-    with pytest.raises(ConfigError) as caught:
-        load_config(write(tmp_path, GOOD + extra))
+    with pytest.raises(ConfigError) as caught:  # the bake region, against the target's
+        placement(load_config(write(tmp_path, GOOD + extra)))
     assert (caught.value.field, reason in caught.value.reason) == (field, True)
 
 
@@ -191,3 +197,51 @@ def test_instance_roles_get_the_boundary_of_deployer_iam_yaml(tmp_path):
     other = "arn:aws:iam::123456789012:role/my-own-cfn-role"
     loaded = load_config(write(tmp_path, GOOD + f"cloudformation: {{role_arn: {other}}}\n"))
     assert loaded.spec.cloudformation.boundary_arn == ""
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("env: ", "entry 0: env: names no variable"),
+        ("hooks.example.com/deploys", "entry 0: not a URL (Apprise URLs look like"),
+    ],
+)
+def test_a_notify_entry_of_the_wrong_form_is_refused_at_load(tmp_path, entry, reason):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD + f"notify: ['{entry}']\n"))
+    assert caught.value.field == "notify"
+    assert caught.value.reason.startswith(reason)
+
+
+def test_a_notify_scheme_apprise_does_not_know_stops_a_run_before_it_starts(tmp_path):
+    from deployer.output.events import Events, new_run_id
+    from deployer.output.outputs import RunOutputs
+
+    text = GOOD + "notify: ['json://127.0.0.1:9/hook', 'nosuch://tok3n@host/path']\n"
+    loaded = load_config(write(tmp_path, text))  # the form is fine: Apprise is asked later
+    events = Events(new_run_id())
+    outputs = RunOutputs(events, tmp_path, stderr=io.StringIO())
+    with pytest.raises(ConfigError) as caught:
+        outputs.started(loaded, "v1", "sandbox")
+    error = caught.value
+    assert (error.exit_code, error.field) == (ExitCode.BAD_INPUT, "notify")
+    assert error.reason == "entry 1: Apprise does not know the scheme 'nosuch'"
+    assert "tok3n" not in error.message  # the URL may hold a token: never echoed
+    assert not events.of_type("run_started")
+
+
+def test_loading_the_config_neither_imports_apprise_nor_looks_for_a_region(tmp_path):
+    """Loading is pure: the notify URLs' schemes and the region are asked where they're used."""
+    path = write(tmp_path, GOOD + "target: {kind: aws}\nnotify: ['slack://a/b/c']\n")
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from deployer.config.loading import load_config\n"
+        f"spec = load_config(Path({str(path)!r})).spec\n"
+        "print(spec.target.region, 'apprise' in sys.modules, 'boto3' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["None", "False", "False"]

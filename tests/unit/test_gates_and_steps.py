@@ -2,7 +2,7 @@
 
 import pytest
 
-from deployer.config.model import Strategy
+from deployer.config.strategy import Strategy
 from deployer.core.gates import GateKind, Observation, judge
 from deployer.core.rollout import plan_steps, restore_weights, step_weights
 

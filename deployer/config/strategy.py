@@ -1,0 +1,217 @@
+"""How a release moves traffic and judges it: the strategy (canary steps, holds), the gates
+(HTTP checks, metric gates, alarms) and the team's own verify commands.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from deployer.config.base import CIDR_PATTERN, Strict
+
+MAX_WEIGHT = 999  # ELBv2's limit for a target group weight in a forward action
+
+
+class Strategy(Strict):
+    kind: Literal["all_at_once", "canary"] = "all_at_once"
+    steps: tuple[int, ...] = Field(
+        default=(10, 50, 100),
+        description="canary: green's weight at each step; blue gets (last step - weight). "
+        "Integers 0-999, strictly ascending; the last step takes all traffic.",
+    )
+    bake_seconds: int = Field(default=60, ge=0, le=86400, description="How long each step holds.")
+    test_listener_port: int = Field(
+        default=8081, ge=1, le=65535, description="Carries no user traffic; green is checked here."
+    )
+    test_listener_cidr: str = Field(
+        default="auto",
+        description="Who may reach the test listener, where an unreleased build answers: auto "
+        "(the address deployer runs from, asked of bake.ssh.public_ip_url) or a CIDR (your "
+        "CI runners' egress, a VPN). A new address updates the service stack's rule.",
+    )
+
+    @field_validator("test_listener_cidr")
+    @classmethod
+    def _test_cidr(cls, value: str) -> str:
+        if value != "auto" and not re.match(CIDR_PATTERN, value):
+            raise ValueError(f"'{value}' is neither auto nor a CIDR like 203.0.113.7/32")
+        if value.endswith("/0"):
+            raise ValueError(f"'{value}' opens the test listener, an unreleased build, to all")
+        return value
+
+    on_failure: Literal["scale_to_zero", "delete"] = Field(
+        default="scale_to_zero",
+        description="What happens at once to a green fleet that failed a gate; the next "
+        "release or `deployer gc` deletes it either way.",
+    )
+    watch_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=86400,
+        description="After all traffic moved, keep evaluating every gate this long with the "
+        "previous fleet warm at weight 0; a failure sends traffic back, as during a step.",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps:
+            raise ValueError("needs at least one step")
+        for weight in steps:
+            if not 0 <= weight <= MAX_WEIGHT:
+                raise ValueError(f"weight {weight} is outside 0-{MAX_WEIGHT} (the ELBv2 range)")
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)) or steps[-1] == 0:
+            raise ValueError(f"must rise strictly to a last step above 0, got {list(steps)}")
+        return steps
+
+
+class HttpCheck(Strict):
+    path: str = Field(default="/healthz", pattern=r"^/[\x21-\x7e]*$")
+    expect_status: int = Field(default=200, ge=100, le=599)
+    body_pattern: str | None = Field(
+        default=None, description="A regular expression the body must contain."
+    )
+    latency_ms: int | None = Field(default=None, ge=1, le=60000)
+
+    @field_validator("body_pattern")
+    @classmethod
+    def _regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
+
+class DefaultAlarms(Strict):
+    """The alarms every fleet stack makes on its own target group."""
+
+    target_5xx_count: int = Field(
+        default=5, ge=1, le=100000, description="5xx answers of green's targets per minute."
+    )
+    p99_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="p99 target response time over a minute."
+    )
+    unhealthy_hosts: int = Field(default=1, ge=1, le=100, description="Unhealthy targets.")
+
+
+class MetricGates(Strict):
+    """Green judged against blue from the load balancer's metrics (requests, target 5xx,
+    target response time), on CloudWatch's clock. Blue is the baseline; a first release,
+    with no blue, is held to absolute limits.
+    """
+
+    enabled: bool = True
+    min_periods: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="Complete minute periods with requests a step needs before green can pass "
+        "(a step holds until it has them, or for strategy.bake_seconds, whichever is longer).",
+    )
+    max_error_increase: float = Field(
+        default=0.5,
+        ge=0,
+        le=100,
+        description="Percentage points green's 5xx rate may exceed blue's before it can fail "
+        "(it must also be significantly higher).",
+    )
+    max_latency_ratio: float = Field(
+        default=1.5,
+        ge=1,
+        le=100,
+        description="How many times slower than blue (per-period medians) green may be "
+        "before it can fail (it must also be significantly slower).",
+    )
+    min_latency_increase_ms: int = Field(
+        default=50,
+        ge=0,
+        le=60000,
+        description="...and slower by at least this many milliseconds (a 1 ms app that takes "
+        "2 ms is not slower for anyone).",
+    )
+    latency_statistic: Literal["Average", "p50", "p90", "p95", "p99"] = Field(
+        default="p90", description="The per-period statistic of TargetResponseTime compared."
+    )
+    significance: float = Field(
+        default=0.01, gt=0, le=0.2, description="The p-value below which a difference counts."
+    )
+    max_error_rate: float = Field(
+        default=5.0,
+        gt=0,
+        le=100,
+        description="With no previous fleet to compare with: the 5xx rate (percent) green "
+        "must not be significantly above.",
+    )
+    max_latency_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="With no previous fleet to compare with: the median period's latency "
+        "green must stay under.",
+    )
+    require_traffic: bool = Field(
+        default=False,
+        description="Fail a step that never gets enough requests to judge (default: say so "
+        "and go on with the other gates).",
+    )
+
+
+class Gates(Strict):
+    http: tuple[HttpCheck, ...] = Field(default_factory=lambda: (HttpCheck(),))
+    metrics: MetricGates = Field(default_factory=MetricGates)
+    alarms: tuple[str, ...] = Field(
+        default=(),
+        description="CloudWatch alarm names; any in ALARM fails the gate. Empty: the new "
+        "fleet's own default alarms (5xx, p99 latency, unhealthy hosts).",
+    )
+    default_alarms: DefaultAlarms = Field(default_factory=DefaultAlarms)
+    max_failures: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Failed observations a step tolerates before the gate fails.",
+    )
+    interval_seconds: float = Field(
+        default=5,
+        ge=0.1,
+        le=300,
+        description="How often gates are evaluated during waits and bake times.",
+    )
+
+
+class Verify(Strict):
+    """The team's own checks: commands run on the machine running deployer, from the config
+    file's folder, with DEPLOYER_URL, DEPLOYER_TEST_URL, DEPLOYER_VERSION,
+    DEPLOYER_PREVIOUS_VERSION and DEPLOYER_STEP set. A non-zero exit or a timeout fails the
+    release (exit 1, traffic back).
+    """
+
+    timeout_seconds: int = Field(default=300, ge=1, le=7200)
+    before_traffic: tuple[str, ...] = Field(
+        default=(),
+        max_length=20,
+        description="Against the test listener, after green passed its gates there and "
+        "before any user traffic.",
+    )
+    after_step: tuple[str, ...] = Field(
+        default=(),
+        max_length=20,
+        description="Against production, after each traffic step's hold.",
+    )
+
+    @field_validator("before_traffic", "after_step")
+    @classmethod
+    def _commands(cls, commands: tuple[str, ...]) -> tuple[str, ...]:
+        for index, command in enumerate(commands):
+            try:
+                words = shlex.split(command)
+            except ValueError as exc:
+                raise ValueError(f"entry {index}: {exc}") from None
+            if not words:
+                raise ValueError(f"entry {index}: an empty command")
+        return commands
