@@ -2,24 +2,20 @@
 named behaviour, on in every profile). moto records a SendCommand and answers "Success" at once,
 without running anything, and lacks ListCommandInvocations and CancelCommand.
 
-For the AWS-RunShellScript document:
+For the AWS-RunShellScript document (other documents are left to moto):
 - the targets are the instances moto resolves (InstanceIds, or Targets by tag) that have a
   booted host: managed nodes whose agent answers;
 - each invocation is Pending, then (after the agent's delivery time, scaled) InProgress while
   `commands` run as one /bin/sh script in the host's root, then Success (exit 0), Failed or
-  TimedOut (the `executionTimeout` parameter, in seconds, default 3600); at most
-  MaxConcurrency run at once, and once more than MaxErrors have failed or timed out no more
-  are sent (those left are Cancelled);
+  TimedOut (`executionTimeout`, in seconds, default 3600); at most MaxConcurrency run at once,
+  and once more than MaxErrors have failed or timed out no more are sent (the rest Cancelled);
 - the command's Status follows: Pending, InProgress, then Success, Failed or Cancelled;
 - output as Run Command reports it: GetCommandInvocation's StandardOutputContent holds the
   first 24,000 characters (stderr 8,000), ListCommandInvocations' plugin Output the first
   2,500; with CloudWatchOutputConfig the whole output goes to the log group (default
   /aws/ssm/AWS-RunShellScript), streams <command id>/<instance id>/aws-runShellScript/stdout
-  and .../stderr;
-- CancelCommand stops what runs (its process group) and what waits.
-Other documents are left to moto.
+  and .../stderr; CancelCommand stops what runs (its process group) and what waits.
 """
-
 from __future__ import annotations
 
 import contextlib
