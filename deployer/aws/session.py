@@ -82,6 +82,9 @@ def s3_config(custom_endpoint: bool) -> Config:
 
 
 # Operation names that only read. Anything else changes something in AWS.
+# An AWS call failed: botocore's errors, named once for the code above the adapters.
+AWS_ERRORS = (ClientError, BotoCoreError)
+
 READ_PREFIXES = (
     "Describe",
     "Get",

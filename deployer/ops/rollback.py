@@ -22,8 +22,7 @@ from deployer.core.names import Version
 from deployer.errors import BadInput, NothingToRollBackTo
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
-from deployer.release.loop import abandon, release_from
-from deployer.release.steps import switch_or_escalate
+from deployer.release.loop import abandon, release_from, switch_to_warm
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def _resume(engine: Engine, infra: Infra, record: ReleaseRecord) -> OperatorResu
             "it was left: run `deployer status`, then `deployer abort` to put it back or "
             f"`deployer release {record.version}`"
         )
-    return _switched(engine, infra, live, target, record)
+    return _switched(engine, infra, live, target, record, journalled=True)
 
 
 def _already_there(engine: Engine, to_version: str | None) -> OperatorResult | None:
@@ -144,44 +143,32 @@ def _switch_to(
                 "`deployer rollback --force` to switch anyway."
             )
         engine.report(f"rollback: {target.version} is not healthy ({health.detail}); --force")
-    record = engine.records.write(
-        engine.records.new(
-            Kind.ROLLBACK,
-            target.version,
-            digest=target.digest,
-            images={engine.runtime.aws.region: target.image_id},
-            fleet_stack=target.stack_name,
-            target_group_arn=target.target_group_arn,
-            prior_weights=dict(live.weights),
-            previous_fleet=current.stack_name if current else "",
-            warm_switch=True,
-        ).at(Phase.SWITCH)
-    )
+    record = engine.records.new(
+        Kind.ROLLBACK,
+        target.version,
+        digest=target.digest,
+        images={engine.runtime.aws.region: target.image_id},
+        fleet_stack=target.stack_name,
+        target_group_arn=target.target_group_arn,
+        prior_weights=dict(live.weights),
+        previous_fleet=current.stack_name if current else "",
+        warm_switch=True,
+    ).at(Phase.SWITCH)
     return _switched(engine, infra, live, target, record)
 
 
 def _switched(
-    engine: Engine, infra: Infra, live: LiveState, target: Fleet, record: ReleaseRecord
+    engine: Engine,
+    infra: Infra,
+    live: LiveState,
+    target: Fleet,
+    record: ReleaseRecord,
+    journalled: bool = False,
 ) -> OperatorResult:
-    """The rollback's one listener change, then its record done."""
-    current = live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
-    weights = {arn: 0 for arn in live.weights}
-    weights[target.target_group_arn] = 100
-    started = engine.clock()
-    with engine.timed("switch", f"traffic to {target.version}"):
-        switch_or_escalate(engine, infra, weights, record, "the rollback's listener change")
-    took = round(engine.clock() - started, 3)
-    engine.phase_seconds["switch"] = took
+    done = switch_to_warm(engine, infra, live, target, record, journalled)
     message = f"traffic is on {target.version} ({target.stack_name}), one listener change"
     engine.report(f"rollback: {message}")
-    done = engine.records.write(
-        record.at(Phase.DONE, weights=weights)
-        .done()
-        .finished(
-            Outcome.SUCCEEDED, engine.stamp(), f"from {current.version if current else 'nothing'}"
-        )
-    )
-    return OperatorResult(done, True, message, took)
+    return OperatorResult(done, True, message, engine.phase_seconds["switch"])
 
 
 def _rerelease(engine: Engine, infra: Infra, source: ReleaseRecord) -> OperatorResult:

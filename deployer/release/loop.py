@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from deployer.aws.session import is_transient, unreachable_as_error
+from deployer.aws.session import AWS_ERRORS, is_transient, unreachable_as_error
 from deployer.bake.artifact import Artifact
 from deployer.core.decide import Identity, ReleasePlan, is_listener_rollback, plan_release
-from deployer.core.model import Kind, Outcome, Phase, ReleaseRecord
+from deployer.core.model import Fleet, Kind, LiveState, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.steps import release_table, remaining
 from deployer.errors import DeployerError, NeedsHuman, PollTimeout, ReleaseFailed
 from deployer.infra.stacks import Infra, Templates, fingerprint
 from deployer.release.engine import Engine
 from deployer.release.preflight import preflight
-from deployer.release.steps import STEPS, Run, put_back, restore
+from deployer.release.steps import STEPS, Run, reset_test_listener, restored_weights
 
 
 @dataclass
@@ -104,7 +104,7 @@ def release_from(
                 reason=note,
             ).at(Phase.BAKE)
         )
-    record = run_steps(Run(e, infra, version, artifact, rebake), record)
+    record = run_steps(Run(e, infra, version, artifact, rebake, e.records.write), record)
     done = e.records.write(
         record.at(Phase.DONE).finished(Outcome.SUCCEEDED, e.stamp(), record.reason)
     )
@@ -267,6 +267,101 @@ def resume_or_supersede(engine: Engine, infra: Infra, wanted: Identity) -> Relea
 def abandon(engine: Engine, record: ReleaseRecord, infra: Infra, reason: str) -> ReleaseRecord:
     """Roll an in-flight release back: traffic as before it, its fleet put aside, journalled."""
     engine.report(f"abort: rolling back release {record.release_id} of {record.version} ({reason})")
-    restore(engine, infra, record, "moving traffic back to the previous fleet")
+    weights = restored_weights(engine, infra, record)
+    if engine.elb.listener_weights(infra.listener_arn) != weights:
+        switch_or_escalate(engine, infra, weights, record, "moving traffic back")
     done = put_back(engine, infra, record, reason)
     return done
+
+
+# ---- compensation: traffic back, the new fleet put aside, journalled ----------------------
+
+
+def switch_or_escalate(
+    engine: Engine, infra: Infra, weights: dict[str, int], record: ReleaseRecord, doing: str
+) -> None:
+    """A listener change that must happen; if it cannot, a human must step in (exit 4)."""
+    try:
+        engine.traffic.set_weights(infra.listener_arn, weights)
+    except AWS_ERRORS as exc:
+        engine.records.write(
+            record.finished(Outcome.FAILED, engine.stamp(), f"needs a human: {doing} failed: {exc}")
+        )
+        raise NeedsHuman(
+            f"{doing} failed: {exc}. The listener may still send traffic to "
+            f"{record.fleet_stack or 'the new fleet'}; run `deployer status`, then "
+            "`deployer abort` (or `deployer rollback`) once AWS answers."
+        ) from None
+
+
+def put_back(
+    engine: Engine, infra: Infra, record: ReleaseRecord, reason: str, wait: bool = True
+) -> ReleaseRecord:
+    """Traffic back to blue in one listener change (if it had moved), green put aside, the
+    failure journalled. Blue was never scaled down, so it takes the load at once. Without
+    `wait` (a cancelled job, seconds from being killed), a fleet being deleted is not waited
+    for: the next release or `deployer gc` finds it.
+    """
+    # A rollback to a warm fleet made no fleet: the one it sent traffic to stays warm.
+    made_a_fleet = not is_listener_rollback(record)
+    try:
+        live = engine.fleets.observe(infra)
+        green = live.fleet_by_stack(record.fleet_stack) if record.fleet_stack else None
+        if green is not None and green.target_group_arn in live.weights:
+            record = engine.records.write(record.at(Phase.ROLLBACK))
+            with engine.timed("rollback", "traffic back to the previous fleet"):
+                weights = restored_weights(engine, infra, record)
+                if engine.elb.listener_weights(infra.listener_arn) != weights:
+                    doing = "moving traffic back to the previous fleet"
+                    switch_or_escalate(engine, infra, weights, record, doing)
+            if engine.gate_failed_at is not None:
+                engine.phase_seconds["restore"] = round(engine.clock() - engine.gate_failed_at, 3)
+            engine.report("rollback: traffic is back where it was before this release")
+        problems = reset_test_listener(engine, infra)
+        if green is not None and made_a_fleet:
+            problems += engine.fleets.put_aside(green, wait)
+        done = engine.records.write(
+            record.finished(Outcome.FAILED, engine.stamp(), reason + problems)
+        )
+    except (*AWS_ERRORS, PollTimeout) as aws_failed:
+        raise NeedsHuman(
+            f"{reason}; then AWS failed while rolling back ({aws_failed}). The journal still "
+            f"shows release {record.release_id} at {record.phase.value}: run `deployer status`, "
+            f"then rerun `deployer release {record.version}` (it resumes) or `deployer abort` "
+            "once AWS answers."
+        ) from None
+    if problems:
+        raise NeedsHuman(
+            f"{reason}{problems}. Traffic is on the previous fleet; clean up by hand or run "
+            "`deployer gc`."
+        )
+    return done
+
+
+def switch_to_warm(
+    engine: Engine,
+    infra: Infra,
+    live: LiveState,
+    target: Fleet,
+    record: ReleaseRecord,
+    journalled: bool = False,
+) -> ReleaseRecord:
+    """A rollback to a warm fleet: journalled at the switch (if a killed run had not), one
+    listener change, journalled done. A rerun of `deployer rollback` resumes it here.
+    """
+    if not journalled:
+        record = engine.records.write(record)
+    current = live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
+    weights = {arn: 0 for arn in live.weights}
+    weights[target.target_group_arn] = 100
+    started = engine.clock()
+    with engine.timed("switch", f"traffic to {target.version}"):
+        switch_or_escalate(engine, infra, weights, record, "the rollback's listener change")
+    engine.phase_seconds["switch"] = round(engine.clock() - started, 3)
+    return engine.records.write(
+        record.at(Phase.DONE, weights=weights)
+        .done()
+        .finished(
+            Outcome.SUCCEEDED, engine.stamp(), f"from {current.version if current else 'nothing'}"
+        )
+    )

@@ -4,8 +4,7 @@ keeps nothing in memory for the next one: what it learned is in the record it re
 
     bake -> fleet -> gate -> traffic step 1 .. n -> watch -> retire   (core.steps)
 
-`put_back` is what every failure leads to: traffic as it was before the release, the new
-fleet put aside, the failure journalled.
+No step writes the journal: what a rerun must find goes through `run.checkpoint`, the loop's.
 """
 
 from __future__ import annotations
@@ -17,12 +16,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer.bake.artifact import Artifact
 from deployer.bake.baker import BakeRequest
-from deployer.core.decide import failed_fleets, fleets_to_retire, is_listener_rollback
-from deployer.core.model import Fleet, LiveState, Outcome, Phase, ReleaseRecord
+from deployer.core.decide import failed_fleets, fleets_to_retire
+from deployer.core.model import Fleet, LiveState, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.rollout import restore_weights, step_weights
 from deployer.core.steps import PlannedStep
-from deployer.errors import NeedsHuman, PollTimeout, ReleaseFailed
+from deployer.errors import ReleaseFailed
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
 from deployer.release.fleets import ensure_fleet, fleet_name
@@ -38,6 +37,9 @@ class Run:
     version: Version
     artifact: Artifact | None  # None: the image is in the record (a re-release)
     rebake: bool = False
+    # The loop's: journal a step's progress before it acts on it (the loop is the only
+    # writer of the journal; a step only hands it what a rerun must find).
+    checkpoint: Callable[[ReleaseRecord], ReleaseRecord] = lambda record: record
 
 
 StepFunction = Callable[[Run, ReleaseRecord, LiveState, PlannedStep], ReleaseRecord]
@@ -112,7 +114,7 @@ def fleet(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> R
     delete_failed_fleets(run.engine, live, {record.fleet_stack, record.previous_fleet})
     name = fleet_name(run.engine, record)
     if record.fleet_stack != name:  # journalled before the stack exists: a rerun finds it
-        record = run.engine.records.write(replace(record, fleet_stack=name))
+        record = run.checkpoint(replace(record, fleet_stack=name))
     green = ensure_fleet(run.engine, run.infra, record)
     return replace(record, target_group_arn=green.target_group_arn)
 
@@ -124,7 +126,7 @@ def gate(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> Re
     gated = _gated(run, record, live)
     if live.weights.get(gated.green.target_group_arn, 0) > 0:
         run.engine.report("resume: traffic had moved to the new fleet; moving it back first")
-        restore(run.engine, run.infra, record, "moving traffic back before resuming")
+        restore(run.engine, run.infra, record)
     wait_until_ready(gated)
     hooks = run.engine.spec.verify.before_traffic
     if hooks:
@@ -141,7 +143,7 @@ def traffic(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep)
     weights = step_weights(
         step.traffic, gated.green.target_group_arn, blue.target_group_arn if blue else None
     )
-    record = e.records.write(replace(record, weights=weights))
+    record = run.checkpoint(replace(record, weights=weights))
     e.traffic.set_weights(run.infra.listener_arn, weights)
     e.report(
         f"traffic: {step.name} ({record.version} {step.traffic.green_weight}"
@@ -219,7 +221,7 @@ def reset_test_listener(engine: Engine, infra: Infra) -> str:
     return ""
 
 
-def restore(engine: Engine, infra: Infra, record: ReleaseRecord, doing: str) -> None:
+def restored_weights(engine: Engine, infra: Infra, record: ReleaseRecord) -> dict[str, int]:
     """The production listener as before the release, with the new fleet gone from it."""
     existing = {f.target_group_arn for f in engine.fleets.observe(infra).fleets}
     weights = {
@@ -227,63 +229,11 @@ def restore(engine: Engine, infra: Infra, record: ReleaseRecord, doing: str) -> 
         for arn, w in restore_weights(record.prior_weights, record.target_group_arn).items()
         if arn in existing
     }
+    return weights
+
+
+def restore(engine: Engine, infra: Infra, record: ReleaseRecord) -> None:
+    """Put the production listener back as it was before the release (one rule change)."""
+    weights = restored_weights(engine, infra, record)
     if engine.elb.listener_weights(infra.listener_arn) != weights:
-        switch_or_escalate(engine, infra, weights, record, doing)
-
-
-def switch_or_escalate(
-    engine: Engine, infra: Infra, weights: dict[str, int], record: ReleaseRecord, doing: str
-) -> None:
-    """A listener change that must happen; if it cannot, a human must step in (exit 4)."""
-    try:
         engine.traffic.set_weights(infra.listener_arn, weights)
-    except (ClientError, BotoCoreError) as exc:
-        engine.records.write(
-            record.finished(Outcome.FAILED, engine.stamp(), f"needs a human: {doing} failed: {exc}")
-        )
-        raise NeedsHuman(
-            f"{doing} failed: {exc}. The listener may still send traffic to "
-            f"{record.fleet_stack or 'the new fleet'}; run `deployer status`, then "
-            "`deployer abort` (or `deployer rollback`) once AWS answers."
-        ) from None
-
-
-def put_back(
-    engine: Engine, infra: Infra, record: ReleaseRecord, reason: str, wait: bool = True
-) -> ReleaseRecord:
-    """Traffic back to blue in one listener change (if it had moved), green put aside, the
-    failure journalled. Blue was never scaled down, so it takes the load at once. Without
-    `wait` (a cancelled job, seconds from being killed), a fleet being deleted is not waited
-    for: the next release or `deployer gc` finds it.
-    """
-    # A rollback to a warm fleet made no fleet: the one it sent traffic to stays warm.
-    made_a_fleet = not is_listener_rollback(record)
-    try:
-        live = engine.fleets.observe(infra)
-        green = live.fleet_by_stack(record.fleet_stack) if record.fleet_stack else None
-        if green is not None and green.target_group_arn in live.weights:
-            record = engine.records.write(record.at(Phase.ROLLBACK))
-            with engine.timed("rollback", "traffic back to the previous fleet"):
-                restore(engine, infra, record, "moving traffic back to the previous fleet")
-            if engine.gate_failed_at is not None:
-                engine.phase_seconds["restore"] = round(engine.clock() - engine.gate_failed_at, 3)
-            engine.report("rollback: traffic is back where it was before this release")
-        problems = reset_test_listener(engine, infra)
-        if green is not None and made_a_fleet:
-            problems += engine.fleets.put_aside(green, wait)
-        done = engine.records.write(
-            record.finished(Outcome.FAILED, engine.stamp(), reason + problems)
-        )
-    except (ClientError, BotoCoreError, PollTimeout) as aws_failed:
-        raise NeedsHuman(
-            f"{reason}; then AWS failed while rolling back ({aws_failed}). The journal still "
-            f"shows release {record.release_id} at {record.phase.value}: run `deployer status`, "
-            f"then rerun `deployer release {record.version}` (it resumes) or `deployer abort` "
-            "once AWS answers."
-        ) from None
-    if problems:
-        raise NeedsHuman(
-            f"{reason}{problems}. Traffic is on the previous fleet; clean up by hand or run "
-            "`deployer gc`."
-        )
-    return done

@@ -16,6 +16,7 @@ For the AWS-RunShellScript document (other documents are left to moto):
   /aws/ssm/AWS-RunShellScript), streams <command id>/<instance id>/aws-runShellScript/stdout
   and .../stderr; CancelCommand stops what runs (its process group) and what waits.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -100,3 +100,24 @@ def test_no_import_cycles():
 def test_the_cycle_check_finds_a_cycle():
     assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle_in({"a": {"b"}, "b": set()}) == []
+
+
+def journal_writers() -> set[str]:
+    """The modules that write a release record: call `records.write(...)` (the fenced write),
+    or the adapter's `Journal.write` (only deployer.release.records may: it is the fence).
+    """
+    writers = set()
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = ast.unparse(node.func.value)
+                if node.func.attr == "write" and owner.split(".")[-1] in ("records", "journal"):
+                    writers.add(name)
+    return writers
+
+
+def test_the_loop_is_the_only_writer_of_the_journal():
+    """Steps hand the loop their checkpoints (Run.checkpoint); compensation and a rollback's
+    listener change are the loop's too. Exec records (`journal.write_exec`) are not releases.
+    """
+    assert journal_writers() == {"deployer.release.loop", "deployer.release.records"}
