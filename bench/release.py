@@ -10,9 +10,10 @@ ELBv2's 5 s x 2; traffic steps hold for one gate interval.
 
 "Inherent" is the union, within each phase's window, of the operations the sandbox modelled
 (stack work, instance pending, boot, image, target registration to healthy, API call
-latency). Wall time beyond it is deployer's: preflight's CPU work, polling delay, and our own
-processing. Modelled figures are wall / time scale, so CPU work is inflated by 1 / scale:
-use --time-scale 1.0 for the headline (a cached release then takes about a minute).
+latency). Wall time beyond it is deployer's: its local CPU (the phase_finished events'
+cpu_s) and its waiting beyond the inherent time (polling delay). Modelled as against AWS:
+inherent / scale + waiting / scale + CPU, unscaled (CPU takes as long here as there). The
+ratio is modelled / inherent; phases and CPU come from the run's event stream.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,22 +73,58 @@ def union_within(spans: list[tuple[float, float]], start: float, end: float) -> 
     return total
 
 
+def epoch(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def phase_windows(engine: Engine) -> dict[str, dict[str, float]]:
+    """Each phase's runs from the event stream: first start, last end, and the summed wall
+    and CPU seconds of its runs (traffic steps run several times)."""
+    windows: dict[str, dict[str, float]] = {}
+    started: dict[str, float] = {}
+    for event in engine.events.history:
+        if event["type"] == "phase_started":
+            started[event["phase"]] = epoch(event["ts"])
+        elif event["type"] == "phase_finished":
+            phase = event["phase"]
+            end = epoch(event["ts"])
+            row = windows.setdefault(
+                phase, {"start": started.get(phase, end), "end": end, "wall": 0.0, "cpu": 0.0}
+            )
+            row["end"] = end
+            row["wall"] += event["seconds"]
+            row["cpu"] += event["cpu_s"]
+    return windows
+
+
 def measure(engine: Engine, endpoint: str, scale: float, hold_s: float) -> dict[str, Any]:
+    """As it would run against AWS: the inherent time (modelled AWS work on the critical path,
+    unscaled back to AWS's clock), plus deployer's waiting beyond it (polling delay; scaled
+    like AWS's), plus deployer's local CPU, unscaled: CPU takes as long here as there.
+    """
     spans = [(s["start"], s["end"]) for s in client.timeline(endpoint, time.time() - 3600)]
     phases: dict[str, Any] = {}
-    wall_total = inherent_total = 0.0
-    for phase, (start, end) in engine.phase_spans.items():
-        wall = end - start
-        if phase == "step":
-            wall = max(0.0, wall - hold_s)  # the configured holds are not overhead
-        inherent = union_within(spans, start, end)
-        wall_total += wall
-        inherent_total += inherent
+    totals = {"modelled": 0.0, "inherent": 0.0, "waiting": 0.0, "cpu": 0.0}
+    for phase, row in phase_windows(engine).items():
+        wall = row["wall"] - (hold_s if phase == "step" else 0.0)  # holds are not overhead
+        inherent = min(union_within(spans, row["start"], row["end"]), max(wall, 0.0))
+        cpu = min(row["cpu"], max(wall - inherent, 0.0))
+        waiting = max(wall - inherent - cpu, 0.0)
+        modelled = inherent / scale + waiting / scale + cpu
+        for key, value in (
+            ("modelled", modelled),
+            ("inherent", inherent / scale),
+            ("waiting", waiting / scale),
+            ("cpu", cpu),
+        ):
+            totals[key] += value
         phases[phase] = {
             "wall_s": round(wall, 3),
-            "modelled_s": round(wall / scale, 1),
             "inherent_s": round(inherent / scale, 1),
-            "overhead_ratio": round(wall / inherent, 3) if inherent > 0 else None,
+            "waiting_s": round(waiting / scale, 1),
+            "cpu_s": round(cpu, 2),
+            "modelled_s": round(modelled, 1),
+            "overhead_ratio": round(modelled / (inherent / scale), 3) if inherent > 0 else None,
         }
     waits = [
         {
@@ -98,9 +136,13 @@ def measure(engine: Engine, endpoint: str, scale: float, hold_s: float) -> dict[
         for w in engine.waits
     ]
     return {
-        "modelled_s": round(wall_total / scale, 1),
-        "inherent_s": round(inherent_total / scale, 1),
-        "overhead_ratio": round(wall_total / inherent_total, 3) if inherent_total else None,
+        "modelled_s": round(totals["modelled"], 1),
+        "inherent_s": round(totals["inherent"], 1),
+        "waiting_s": round(totals["waiting"], 1),
+        "cpu_s": round(totals["cpu"], 2),
+        "overhead_ratio": (
+            round(totals["modelled"] / totals["inherent"], 3) if totals["inherent"] else None
+        ),
         "phases": phases,
         "api_calls": dict(sorted(engine.runtime.aws.calls.items())),
         "api_calls_total": sum(engine.runtime.aws.calls.values()),
@@ -110,12 +152,15 @@ def measure(engine: Engine, endpoint: str, scale: float, hold_s: float) -> dict[
 
 def show(title: str, result: dict[str, Any]) -> None:
     print(f"\n{title}")
-    print(f"  {'phase':<10}{'wall s':>9}{'modelled s':>12}{'inherent s':>12}{'ratio':>8}")
+    print(
+        f"  {'phase':<10}{'wall s':>9}{'inherent s':>12}{'waiting s':>11}{'cpu s':>8}"
+        f"{'modelled s':>12}{'ratio':>8}"
+    )
     for phase, row in result["phases"].items():
         ratio = f"{row['overhead_ratio']:.2f}" if row["overhead_ratio"] else "-"
         print(
-            f"  {phase:<10}{row['wall_s']:>9.2f}{row['modelled_s']:>12.1f}"
-            f"{row['inherent_s']:>12.1f}{ratio:>8}"
+            f"  {phase:<10}{row['wall_s']:>9.2f}{row['inherent_s']:>12.1f}{row['waiting_s']:>11.1f}"
+            f"{row['cpu_s']:>8.2f}{row['modelled_s']:>12.1f}{ratio:>8}"
         )
     print(f"  API calls: {result['api_calls_total']} {result['api_calls']}")
     for wait in result["waits"]:
@@ -125,7 +170,8 @@ def show(title: str, result: dict[str, Any]) -> None:
         )
     ratio = result["overhead_ratio"]
     print(
-        f"  modelled on AWS: {result['modelled_s']:.1f} s (inherent {result['inherent_s']:.1f} s), "
+        f"  modelled on AWS: {result['modelled_s']:.1f} s = inherent {result['inherent_s']:.1f} s"
+        f" + waiting {result['waiting_s']:.1f} s + local CPU {result['cpu_s']:.2f} s; "
         f"overhead ratio {ratio if ratio is not None else '-'}"
     )
 

@@ -9,7 +9,8 @@ The types and their fields (deployer/output/events.schema.json holds the same, p
     release           release_id, kind, version, prior_weights {version: weight}
                       (a journal record this run works on, and the traffic before it)
     phase_started     phase, name
-    phase_finished    phase, name, seconds, outcome ("done" or "failed")
+    phase_finished    phase, name, seconds, cpu_s (this process's CPU in it), outcome ("done" or
+                      "failed")
     wait_started      what
     wait_status       what, status
     wait_finished     what, seconds, polls, api_calls, transient_errors, outcome
@@ -49,7 +50,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     ),
     "release": ("release_id", "kind", "version", "prior_weights"),
     "phase_started": ("phase", "name"),
-    "phase_finished": ("phase", "name", "seconds", "outcome"),
+    "phase_finished": ("phase", "name", "seconds", "cpu_s", "outcome"),
     "wait_started": ("what",),
     "wait_status": ("what", "status"),
     "wait_finished": ("what", "seconds", "polls", "api_calls", "transient_errors", "outcome"),
@@ -116,19 +117,4 @@ class JsonLines:
 
     def __call__(self, event: Event) -> None:
         self._stream.write(json.dumps(event, default=str) + "\n")
-        self._stream.flush()
-
-
-class PlainLines:
-    """Human progress as timestamped lines, for CI logs (and whenever stderr is no TTY)."""
-
-    def __init__(self, stream: IO[str], timestamps: bool = True) -> None:
-        self._stream = stream
-        self._timestamps = timestamps
-
-    def __call__(self, event: Event) -> None:
-        if event["type"] != "message":
-            return
-        when = event["ts"][11:19] + " " if self._timestamps else ""
-        self._stream.write(f"{when}· {event['text']}\n")
         self._stream.flush()

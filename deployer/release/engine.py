@@ -156,7 +156,6 @@ class Engine:
         )
         self.templates_dir = self.stacks.templates_dir
         self.phase_seconds: dict[str, float] = {}
-        self.phase_spans: dict[str, tuple[float, float]] = {}  # epoch start/end (bench/)
         self.waits: list[WaitStats] = []
         poller.on_wait = self.waits.append
         poller.count_calls = lambda: sum(aws.calls.values())
@@ -216,7 +215,7 @@ class Engine:
         """Time a phase; a phase run several times (traffic steps) adds up. Each run of it
         is a phase_started and a phase_finished event.
         """
-        started, wall = time.monotonic(), time.time()
+        started, cpu = time.monotonic(), time.process_time()
         name = name or phase
         self.events.emit("phase_started", phase=phase, name=name)
         outcome = "failed"
@@ -226,8 +225,11 @@ class Engine:
         finally:
             took = time.monotonic() - started
             self.phase_seconds[phase] = round(self.phase_seconds.get(phase, 0.0) + took, 3)
-            first = self.phase_spans.get(phase, (wall, wall))[0]
-            self.phase_spans[phase] = (first, time.time())
             self.events.emit(
-                "phase_finished", phase=phase, name=name, seconds=round(took, 3), outcome=outcome
+                "phase_finished",
+                phase=phase,
+                name=name,
+                seconds=round(took, 3),
+                cpu_s=round(time.process_time() - cpu, 3),
+                outcome=outcome,
             )

@@ -54,11 +54,23 @@ def a_failed_canary() -> Events:
         version="v2",
     )
     emit(
-        "phase_finished", phase="step", name="step 1: canary 10/100", seconds=4.0, outcome="failed"
+        "phase_finished",
+        phase="step",
+        name="step 1: canary 10/100",
+        seconds=4.0,
+        cpu_s=0.2,
+        outcome="failed",
     )
     emit("phase_started", phase="rollback", name="traffic back")
     emit("weights_changed", listener="production", weights={"v1": 100})
-    emit("phase_finished", phase="rollback", name="traffic back", seconds=0.4, outcome="done")
+    emit(
+        "phase_finished",
+        phase="rollback",
+        name="traffic back",
+        seconds=0.4,
+        cpu_s=0.0,
+        outcome="done",
+    )
     emit(
         "outcome",
         ok=False,
