@@ -6,7 +6,6 @@ that reach instances at boot without ever being printed, and image retention.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 from deployer.bake.watchdog import OWNER_FILE, processes_using
 from deployer.sandbox import control
 from deployer.sandbox.layout import CREDENTIALS, Layout
-from tests.conftest import REPO, copy_project
+from tests.e2e.conftest import sandboxed_project
 
 pytestmark = pytest.mark.e2e
 
@@ -40,11 +39,8 @@ SECRET = "pw-Zq8vX2-never-printed"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("bakecli")
-    copy_project(workdir)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    yield workdir, env
-    control.down(Layout.for_workdir(workdir))
+    with sandboxed_project(tmp_path_factory, "bakecli") as (workdir, env):
+        yield workdir, env
 
 
 def configure(workdir, env_name="e1", keep=5, window="1h"):

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import CREDENTIALS, REPO, copy_project, free_port
-from tests.e2e.test_release_cycle import Cli
+from tests.e2e.conftest import Cli
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import copy_project
-from tests.e2e.test_release_cycle import Cli
+from tests.e2e.conftest import Cli
 
 pytestmark = pytest.mark.e2e
 

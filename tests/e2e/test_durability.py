@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 
 import boto3
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from deployer.sandbox import control
 from deployer.sandbox.layout import CREDENTIALS, Layout
 from tests.conftest import copy_project
+from tests.e2e.conftest import served
 
 pytestmark = pytest.mark.e2e
 
@@ -98,10 +98,6 @@ def live_state(workdir, env_name):
         ),
         "builders": sum(len(r["Instances"]) for r in builders),
     }
-
-
-def served(url, n=10):
-    return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ cannot hold is refused before anything is made. Checked through the API, as AWS 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from deployer.aws.poller import Poll, Poller
 from deployer.sandbox import client, control
 from deployer.sandbox.layout import CREDENTIALS, Layout
 from tests.conftest import REPO, copy_project
+from tests.e2e.conftest import run
 
 pytestmark = pytest.mark.e2e
 POLL = Poller(first_interval=0.2, max_interval=1.0)
@@ -56,22 +56,6 @@ def configure(workdir, env_name, nat="single", protected=False):
         )
     )
     return name
-
-
-def run(workdir, env, *args, config="deployer.yaml"):
-    done = subprocess.run(
-        [sys.executable, "-m", "deployer", "-c", config, *args, "--output", "json"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    document = json.loads(done.stdout)
-    assert document["exit_code"] == done.returncode
-    return done.returncode, document, done.stderr
 
 
 def aws(workdir, service):

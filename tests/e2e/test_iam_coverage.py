@@ -24,7 +24,7 @@ from deployer.sandbox import control
 from deployer.sandbox.layout import CREDENTIALS, Layout
 from tests.cfn import load_template, statements
 from tests.conftest import REPO, copy_project
-from tests.e2e.test_release_cycle import Cli
+from tests.e2e.conftest import Cli
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from tests.conftest import copy_project
-from tests.e2e.test_release_cycle import Cli
+from tests.e2e.conftest import Cli
 from tests.e2e.traffic import Users
 
 pytestmark = pytest.mark.e2e

@@ -5,11 +5,7 @@ with --output json, and no traceback.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import boto3
@@ -18,6 +14,7 @@ import pytest
 from deployer.sandbox import client, control
 from deployer.sandbox.layout import CREDENTIALS, Layout
 from tests.conftest import REPO, copy_project
+from tests.e2e.conftest import run, sandboxed_project, served
 
 pytestmark = pytest.mark.e2e
 
@@ -34,34 +31,13 @@ gates: {{interval_seconds: 0.5}}
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("operator")
-    copy_project(workdir)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    yield workdir, env
-    control.down(Layout.for_workdir(workdir))
+    with sandboxed_project(tmp_path_factory, "operator") as (workdir, env):
+        yield workdir, env
 
 
 def write_config(workdir: Path, env_name: str, source="app", deadline=30, name="deployer.yaml"):
     (workdir / name).write_text(CONFIG.format(env=env_name, source=source, deadline=deadline))
     return name
-
-
-def run(workdir, env, *args, config="deployer.yaml"):
-    """One CLI run with --output json: (exit code, its one JSON document, stderr)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "deployer", "-c", config, *args, "--output", "json"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    document = json.loads(done.stdout)  # exactly one document, whatever the outcome
-    assert document["exit_code"] == done.returncode
-    assert document["ok"] is (done.returncode == 0)
-    return done.returncode, document, done.stderr
 
 
 def lock_token(workdir, scope):
@@ -74,10 +50,6 @@ def lock_token(workdir, scope):
         TableName="deployer-journal", Key={"pk": {"S": scope}, "sk": {"S": "lock"}}
     )["Item"]
     return int(item["token"]["N"])
-
-
-def served(url, n=10):
-    return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
 
 
 def listener_actions(workdir):

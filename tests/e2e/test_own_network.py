@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import copy_project
-from tests.e2e.test_release_cycle import Cli, served
+from tests.e2e.conftest import Cli, served
 
 pytestmark = pytest.mark.e2e
 

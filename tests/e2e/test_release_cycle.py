@@ -3,17 +3,12 @@
 release v1 -> release v2 -> broken v3 rejected (traffic stays on v2) -> rollback -> v1 served.
 """
 
-import json
-import os
 import shutil
-import subprocess
-import sys
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import copy_project
+from tests.e2e.conftest import Cli, served
 
 pytestmark = pytest.mark.e2e
 
@@ -34,32 +29,6 @@ rollback_window: 1h
 strategy: {{bake_seconds: 1}}
 gates: {{interval_seconds: 0.5}}
 """
-
-
-class Cli:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.env = dict(os.environ)
-
-    def __call__(self, *args: str, config: str = "deployer.yaml") -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "deployer", "-c", config, *args],
-            cwd=self.workdir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-
-    def json(self, *args: str, config: str = "deployer.yaml"):
-        done = self(*args, "--output", "json", config=config)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-
-def served(url: str, n: int = 10) -> set[str]:
-    return {urllib.request.urlopen(url, timeout=5).read().decode().strip() for _ in range(n)}
 
 
 @pytest.fixture(scope="module")
