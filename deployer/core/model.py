@@ -135,6 +135,7 @@ class ReleaseRecord:
     capacity: int = 0  # green's desired size, decided when the release started
     image_reused: bool = False
     warm_switch: bool = False  # a rollback that is one listener change to a warm fleet
+    table: str = ""  # the digest of the table of steps it runs (core.steps.table_digest)
     phase_done: bool = False
     finished_at: str = ""
     reason: str = ""

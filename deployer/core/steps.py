@@ -11,6 +11,7 @@ first: the new fleet's gates are unproven for this run.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,19 @@ def release_table(
         table.append(PlannedStep(Phase.WATCH, hold_seconds=watch_s))
     table.append(PlannedStep(Phase.RETIRE))
     return table
+
+
+def table_digest(table: Sequence[PlannedStep]) -> str:
+    """What names a release's table in its record: a resume runs the table it started with,
+    and a release whose strategy changed since is superseded, not resumed on another table.
+    """
+    rows = [f"{step.phase.value}:{step.name}:{step.hold_seconds:g}" for step in table]
+    rows += [
+        f"{step.traffic.green_weight}/{step.traffic.blue_weight}/{step.traffic.hold_seconds:g}"
+        for step in table
+        if step.traffic is not None
+    ]
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
 
 
 def _position(table: Sequence[PlannedStep], phase: Phase, index: int = -1) -> int:

@@ -10,7 +10,8 @@ from deployer.core.durations import PlannedTime, TimingInputs, predict, total_s
 from deployer.core.health import assess_target_health
 from deployer.core.model import Fleet, LiveState, Outcome, ReleaseRecord, TargetState
 from deployer.core.names import Version
-from deployer.core.rollout import Step, plan_steps
+from deployer.core.rollout import Step
+from deployer.core.steps import table_digest
 from deployer.errors import NeedsHuman
 from deployer.release.engine import Engine
 from deployer.release.locking import describe_holder, unlock
@@ -218,7 +219,7 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
     """What `deployer release VERSION` would do now. Reads only; changes nothing."""
     from deployer.infra.plan import plan_infra
     from deployer.release.baking import bake_plan
-    from deployer.release.loop import identity
+    from deployer.release.loop import identity, table_of
     from deployer.release.preflight import check_local, download_artifact
 
     version = Version.parse(version_text)
@@ -234,9 +235,8 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
     if rebake:
         baking = {**baking, "bake": True, "changed": ["--rebake"]}
     strategy = engine.spec.strategy
-    steps = plan_steps(
-        strategy.kind, strategy.steps, strategy.bake_seconds, has_blue=decided.blue is not None
-    )
+    table = table_of(engine, has_blue=decided.blue is not None)  # the one the loop runs
+    steps = [row.traffic for row in table if row.traffic is not None]
     keep = {f.stack_name for f in (decided.blue, decided.reuse_fleet) if f is not None}
     retire = [f.stack_name for f in live.fleets if f.stack_name not in keep]
     infra_rows = plan_infra(engine)
@@ -271,6 +271,7 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
             for s in steps
         ],
         "watch_seconds": 0 if decided.noop else strategy.watch_seconds,
+        "table": table_digest(table),
         "retire": [] if decided.noop else retire,
         "timing": [{"what": r.what, "seconds": r.seconds, "why": r.why} for r in timing],
         "predicted_seconds": total_s(timing),

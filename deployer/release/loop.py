@@ -15,7 +15,7 @@ from deployer.bake.artifact import Artifact
 from deployer.core.decide import Identity, ReleasePlan, is_listener_rollback, plan_release
 from deployer.core.model import Fleet, Kind, LiveState, Outcome, Phase, ReleaseRecord
 from deployer.core.names import Version
-from deployer.core.steps import release_table, remaining
+from deployer.core.steps import PlannedStep, release_table, remaining, table_digest
 from deployer.errors import DeployerError, NeedsHuman, PollTimeout, ReleaseFailed
 from deployer.infra.stacks import Infra, Templates, fingerprint
 from deployer.release.engine import Engine
@@ -101,6 +101,7 @@ def release_from(
                 image_reused=bool(image_id),
                 prior_weights=dict(live.weights),
                 previous_fleet=plan.blue.stack_name if plan.blue else "",
+                table=table_digest(table_of(e, has_blue=plan.blue is not None)),
                 reason=note,
             ).at(Phase.BAKE)
         )
@@ -178,14 +179,7 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
     it is done. Any failure puts traffic back and journals the failure, then says why.
     """
     e = run.engine
-    strategy = e.spec.strategy
-    table = release_table(
-        strategy.kind,
-        strategy.steps,
-        strategy.bake_seconds,
-        strategy.watch_seconds,
-        has_blue=bool(record.previous_fleet),
-    )
+    table = table_of(e, has_blue=bool(record.previous_fleet))
     steps = remaining(table, record)
     if record.phase is not Phase.BAKE and steps:
         e.report(f"resume: continuing release {record.release_id} at {steps[0].name}")
@@ -198,6 +192,14 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
     except (Exception, KeyboardInterrupt) as exc:
         raise fail(run, record, exc) from exc
     return record
+
+
+def table_of(engine: Engine, has_blue: bool) -> list[PlannedStep]:
+    """The release's table of steps, from deployer.yaml's strategy."""
+    strategy = engine.spec.strategy
+    return release_table(
+        strategy.kind, strategy.steps, strategy.bake_seconds, strategy.watch_seconds, has_blue
+    )
 
 
 def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
@@ -252,6 +254,15 @@ def resume_or_supersede(engine: Engine, infra: Infra, wanted: Identity) -> Relea
         inflight.bake_key,
         inflight.settings,
     ) == (wanted.version, wanted.digest, wanted.bake_key, wanted.settings)
+    table = table_digest(table_of(engine, has_blue=bool(inflight.previous_fleet)))
+    if same and inflight.table not in ("", table):
+        engine.report(
+            f"resume: release {inflight.release_id} of {inflight.version} was started with "
+            "another strategy (deployer.yaml's strategy changed since); rolling it back and "
+            "starting again with today's"
+        )
+        abandon(engine, inflight, infra, "superseded: its strategy changed in deployer.yaml")
+        return None
     if not same:
         abandon(engine, inflight, infra, f"superseded by a release of {wanted.version}")
         return None

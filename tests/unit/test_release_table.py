@@ -5,7 +5,7 @@ from dataclasses import replace
 from deployer.core.health import plainly_broken
 from deployer.core.model import Actor, Kind, Outcome, Phase, ReleaseRecord, TargetHealth
 from deployer.core.model import TargetState as S
-from deployer.core.steps import release_table, remaining
+from deployer.core.steps import release_table, remaining, table_digest
 
 NEW = ReleaseRecord("r1", Kind.RELEASE, "v2", "t0", Actor("ci", "host"), phase=Phase.BAKE)
 
@@ -88,3 +88,16 @@ def test_a_fleet_still_booting_or_partly_healthy_is_not_plainly_broken():
     mixed = [target(S.UNHEALTHY, MISMATCH), replace(target(S.HEALTHY), target_id="i-2")]
     assert plainly_broken(mixed, expected=2) == ""
     assert plainly_broken([target(S.UNHEALTHY, MISMATCH)], expected=2) == ""  # one is missing
+
+
+def test_a_record_names_its_table_so_a_changed_strategy_is_not_resumed_on_another():
+    canary = release_table("canary", [10, 50, 100], 60, 0, has_blue=True)
+    assert table_digest(canary) == table_digest(release_table("canary", [10, 50, 100], 60, 0, True))
+    changed = [
+        release_table("canary", [10, 100], 60, 0, has_blue=True),  # a step fewer
+        release_table("canary", [20, 50, 100], 60, 0, has_blue=True),  # other weights
+        release_table("canary", [10, 50, 100], 30, 0, has_blue=True),  # shorter holds
+        release_table("canary", [10, 50, 100], 60, 300, has_blue=True),  # a watch added
+        release_table("all_at_once", [10, 50, 100], 60, 0, has_blue=True),
+    ]
+    assert len({table_digest(canary), *(table_digest(t) for t in changed)}) == 6
