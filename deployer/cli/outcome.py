@@ -15,13 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from deployer.aws.poller import PollTimeout
-from deployer.errors import EXIT_CODE_MEANINGS, DeployerError, ExitCode, NeedsHuman, Unreachable
+from deployer.errors import INTERRUPTED, DeployerError, ExitCode, NeedsHuman, Unreachable
 
 T = TypeVar("T")
-INTERRUPTED = 130
 
 
 def _color(code: str, text: str) -> str:
@@ -64,7 +60,7 @@ class Ending:
         code = int(exc.exit_code)
         self._end(False, code, {}, exc.message)
         say(_color("1;31", "error: ") + exc.message)
-        say(_color("2", f"exit {code}: {EXIT_CODE_MEANINGS[exc.exit_code]}"))
+        say(_color("2", f"exit {code}: {exc.exit_code.meaning}"))
         self._json_failure(code, type(exc).__name__, exc.message, {**exc.details, **extra})
         sys.exit(code)
 
@@ -85,12 +81,10 @@ class Ending:
             return action()
         except DeployerError as exc:
             self.fail(exc)
-        except (ClientError, BotoCoreError, PollTimeout) as exc:
-            self.fail(self._aws_failure(exc))
         except KeyboardInterrupt:
             self.interrupted()
         except Exception as exc:  # noqa: BLE001 - a bug must still end with a code, not a trace
-            self.fail(self._internal(exc))
+            self.fail(self._aws_failure(exc) if _from_aws(exc) else self._internal(exc))
 
     def _aws_failure(self, exc: Exception) -> DeployerError:
         """An AWS error nothing mapped: exit 5 before any change, exit 4 after."""
@@ -117,8 +111,19 @@ class Ending:
         )
 
 
+def _from_aws(exc: Exception) -> bool:
+    """An error of botocore or of our poller. Imported only here, on the way out: a command
+    that never talks to AWS (`--help`, `schema`, `sandbox status`) never loads botocore.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from deployer.aws.poller import PollTimeout
+
+    return isinstance(exc, ClientError | BotoCoreError | PollTimeout)
+
+
 ENDING = Ending()
 
 
 def exit_meanings() -> dict[int, str]:
-    return {int(code): EXIT_CODE_MEANINGS[code] for code in ExitCode}
+    return {int(code): code.meaning for code in ExitCode}
