@@ -41,13 +41,15 @@ class RunOutputs:
         self.events.subscribe(self._human_sink())
 
     def _human_sink(self) -> Any:
-        from deployer.output.live import LiveProgress, PlainProgress
-
         if self.stderr.isatty() and os.environ.get("TERM") != "dumb":
             from rich.console import Console
 
+            from deployer.output.live import LiveProgress
+
             self._live = LiveProgress(Console(file=self.stderr))
             return self._live
+        from deployer.output.plain import PlainProgress
+
         return PlainProgress(self.stderr)
 
     # ---- the start ---------------------------------------------------------------------
