@@ -4,13 +4,17 @@ Parse -> wire -> call a use case -> render -> exit code; nothing else lives in d
 Human progress goes to stderr; the result goes to stdout, and with --output json stdout holds
 exactly one JSON document on every exit (deployer.cli.outcome). The commands live by family:
 
-    release_commands  release, bake, rollback, abort, plan       (change what is live)
+    release_commands  release, bake, rollback, abort, plan       (what is live; plan previews)
     ops_commands      gc, unlock, destroy, infra, config, logs, exec
     read_commands     status, history, report, check, schema     (change nothing)
     sandbox_commands  sandbox up, down, status
 
+beside what they share: context (Context: the config, the run's outputs, the engine),
+options (shared click options), render (text for people), outcome (exit codes, JSON),
+interrupts (Ctrl-C and SIGTERM).
+
 Heavy modules (pydantic, boto3, the engine) are imported inside the commands that need them,
-so that `--help`, a usage error and `status` start fast.
+so that `--help` and a usage error answer at once.
 """
 
 from __future__ import annotations

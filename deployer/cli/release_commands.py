@@ -1,5 +1,5 @@
-"""Commands that change what is live: release, bake, rollback, abort, and plan (what a
-release would do). Each one is a run: its events, its outcome event, its summary.
+"""Commands that change what is live: release, bake, rollback, abort (each one a run, with its
+events, outcome event and summary), and plan: what a release would do, changing nothing.
 """
 
 from __future__ import annotations
