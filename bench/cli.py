@@ -1,7 +1,9 @@
 """Everyday commands, timed as a user runs them (whole processes) on the sandbox:
 
-    python bench/cli.py [--runs 5] [--profile fast|aws]
+    python bench/cli.py [--runs 5] [--profile fast|aws] [--startup-only]
 
+- `deployer --help` (goal 0.3 s): the CLI's own start, no config, no sandbox (--startup-only
+  stops there);
 - `deployer status` and a no-op `deployer release` of the live version (goals: 0.5 s, 1 s);
 - how soon the losers of 5 and 20 racing `release` commands hear "locked" (exit 3, goal 2 s);
 - how soon a build whose health check answers 500 from boot is rejected (goal: within
@@ -117,6 +119,13 @@ def broken_release(workdir: Path, env: dict[str, str]) -> tuple[int, float, floa
     return code, ended - started, ended - (gate_started or ended), error
 
 
+def figure(what: str, times: list[float], goal: str) -> str:
+    return (
+        f"{what:<17} median {statistics.median(times):.2f} s "
+        f"(min {min(times):.2f}, max {max(times):.2f}; goal {goal})"
+    )
+
+
 def _locked(workdir: Path, env: dict[str, str]) -> bool:
     done = subprocess.run(
         [sys.executable, "-m", "deployer", "status", "--output", "json"],
@@ -136,6 +145,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", default="fast", choices=["fast", "aws"])
+    parser.add_argument(
+        "--startup-only", action="store_true", help="Time --help only: no sandbox is started."
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="deployer-clibench-"))
     for name in ("cloudformation", "playbooks"):
@@ -152,6 +164,9 @@ def main() -> None:
     }
     config = workdir / "deployer.yaml"
     try:
+        print(figure("--help:", timed(workdir, env, args.runs, "--help"), "0.3 s"))
+        if args.startup_only:
+            return
         config.write_text(CONFIG.format(source="app", hold=2))
         code, took, err = cli(workdir, env, "release", "v1")
         if code != 0:
@@ -159,14 +174,8 @@ def main() -> None:
         print(f"first release (sandbox start, infra, bake): {took:.1f} s")
         status = timed(workdir, env, args.runs, "status")
         noop = timed(workdir, env, args.runs, "release", "v1")
-        print(
-            f"status:           median {statistics.median(status):.2f} s "
-            f"(min {min(status):.2f}, max {max(status):.2f}; goal 0.5 s)"
-        )
-        print(
-            f"no-op release:    median {statistics.median(noop):.2f} s "
-            f"(min {min(noop):.2f}, max {max(noop):.2f}; goal 1 s)"
-        )
+        print(figure("status:", status, "0.5 s"))
+        print(figure("no-op release:", noop, "1 s"))
         config.write_text(CONFIG.format(source="app", hold=120))  # the holder keeps the lock
         for racers in (5, 20):
             ended = race(workdir, env, racers)

@@ -28,35 +28,59 @@ from typing import Any
 
 
 class ExitCode(IntEnum):
-    OK = 0
-    RELEASE_FAILED = 1
-    BAD_INPUT = 2
-    LOCK_HELD = 3
-    NEEDS_HUMAN = 4
-    UNREACHABLE = 5
-    INTERRUPTED = 130
+    """Each exit code with what it means (the README's exit-code table) and, in a word or two,
+    the outcome of a run that ends with it (the outcome event, summaries, notifications).
+    """
 
+    meaning: str
+    outcome: str
 
-EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
-    ExitCode.OK: "done: released or rolled back as asked",
-    ExitCode.RELEASE_FAILED: (
+    def __new__(cls, code: int, outcome: str, meaning: str) -> ExitCode:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.outcome = outcome
+        member.meaning = meaning
+        return member
+
+    OK = 0, "done", "done: released or rolled back as asked"
+    RELEASE_FAILED = (
+        1,
+        "failed, rolled back",
         "release failed its gates and was rolled back cleanly; traffic is on the previous fleet "
-        "(`exec`: the command failed on an instance)"
-    ),
-    ExitCode.BAD_INPUT: "bad input (config, version, template, playbook): nothing was changed",
-    ExitCode.LOCK_HELD: "another release holds the lock",
-    ExitCode.NEEDS_HUMAN: (
+        "(`exec`: the command failed on an instance)",
+    )
+    BAD_INPUT = (
+        2,
+        "bad input",
+        "bad input (config, version, template, playbook): nothing was changed",
+    )
+    LOCK_HELD = 3, "locked", "another release holds the lock"
+    NEEDS_HUMAN = (
+        4,
+        "needs a human",
         "needs a human: a rollback or cleanup step failed; state is journalled, "
-        "and `deployer status` says what to do"
-    ),
-    ExitCode.UNREACHABLE: (
+        "and `deployer status` says what to do",
+    )
+    UNREACHABLE = (
+        5,
+        "unreachable",
         "AWS/credentials/endpoint unreachable, a permission or an EC2 quota missing, or the "
-        "artifact bucket's name held by another account, before any change"
-    ),
-    ExitCode.INTERRUPTED: (
-        "interrupted (Ctrl-C, a cancelled CI job): traffic was put back, then the run stopped"
-    ),
-}
+        "artifact bucket's name held by another account, before any change",
+    )
+    INTERRUPTED = (
+        130,
+        "interrupted",
+        "interrupted (Ctrl-C, a cancelled CI job): traffic was put back, then the run stopped",
+    )
+
+
+# Ctrl-C or SIGTERM, after the cleanup (the shell's 128 + SIGINT).
+INTERRUPTED = ExitCode.INTERRUPTED
+
+
+def outcome_of_exit(code: int) -> str:
+    """A failed run's outcome, in a word or two, from its exit code."""
+    return next((member.outcome for member in ExitCode if member == code), "failed")
 
 
 class DeployerError(Exception):

@@ -1,1 +1,3 @@
-"""The command line: commands, rendering, wiring, how a command ends."""
+"""The command line: commands by family, rendering, wiring, how a command ends.
+deployer.cli.main (the entry point) says which module holds which command.
+"""

@@ -16,7 +16,7 @@ import signal
 import sys
 from types import FrameType
 
-INTERRUPTED = 130
+from deployer.errors import INTERRUPTED
 
 
 class Interrupts:

@@ -15,10 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from deployer.errors import (
-    EXIT_CODE_MEANINGS,
+    INTERRUPTED,
     DeployerError,
     ExitCode,
     NeedsHuman,
@@ -27,7 +25,6 @@ from deployer.errors import (
 )
 
 T = TypeVar("T")
-INTERRUPTED = 130
 
 
 def _color(code: str, text: str) -> str:
@@ -70,7 +67,7 @@ class Ending:
         code = int(exc.exit_code)
         self._end(False, code, {}, exc.message)
         say(_color("1;31", "error: ") + exc.message)
-        say(_color("2", f"exit {code}: {EXIT_CODE_MEANINGS[exc.exit_code]}"))
+        say(_color("2", f"exit {code}: {exc.exit_code.meaning}"))
         self._json_failure(code, type(exc).__name__, exc.message, {**exc.details, **extra})
         sys.exit(code)
 
@@ -89,14 +86,14 @@ class Ending:
         """Run a use case; map whatever it raises to its documented exit code."""
         try:
             return action()
-        except (ClientError, BotoCoreError, PollTimeout) as exc:  # 4 or 5: changes begun?
+        except PollTimeout as exc:  # a wait on AWS that ran out: 4 or 5, had changes begun?
             self.fail(self._aws_failure(exc))
         except DeployerError as exc:
             self.fail(exc)
         except KeyboardInterrupt:
             self.interrupted()
         except Exception as exc:  # noqa: BLE001 - a bug must still end with a code, not a trace
-            self.fail(self._internal(exc))
+            self.fail(self._aws_failure(exc) if _from_aws(exc) else self._internal(exc))
 
     def _aws_failure(self, exc: Exception) -> DeployerError:
         """An AWS error nothing mapped: exit 5 before any change, exit 4 after."""
@@ -123,8 +120,17 @@ class Ending:
         )
 
 
+def _from_aws(exc: Exception) -> bool:
+    """An error of botocore. Imported only here, on the way out: a command that never talks
+    to AWS (`--help`, `schema`, `sandbox status`) never loads botocore.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(exc, ClientError | BotoCoreError)
+
+
 ENDING = Ending()
 
 
 def exit_meanings() -> dict[int, str]:
-    return {int(code): EXIT_CODE_MEANINGS[code] for code in ExitCode}
+    return {int(code): code.meaning for code in ExitCode}

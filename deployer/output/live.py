@@ -1,7 +1,8 @@
-"""Progress for people: on a terminal a live Rich view (the phases with their elapsed time,
-what the run waits on, the weights per version and the latest gate observations), elsewhere
-(CI logs) the same facts as plain timestamped lines. Both are sinks of the event stream; the
-phase table printed at the end is drawn from it too.
+"""Progress for people on a terminal: a live Rich view (the phases with their elapsed time,
+what the run waits on, the weights per version and the latest gate observations). Elsewhere
+(CI logs) the same facts go out as plain timestamped lines (deployer.output.plain, which needs
+no Rich). Both are sinks of the event stream; the phase table printed at the end is drawn
+from it too.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -17,55 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from deployer.output.events import Event
+from deployer.output.plain import PlainProgress, plain_line, weights_text
 from deployer.output.summary import phase_rows
 
-PLAIN_TYPES = ("message", "phase_finished", "weights_changed", "wait_status", "aws_retry")
-
-
-def _weights(weights: dict[str, int]) -> str:
-    return ", ".join(f"{version} {weight}" for version, weight in weights.items()) or "none"
-
-
-def plain_line(event: Event) -> str:
-    """One line for a CI log, or '' for events a log does not need."""
-    kind = event["type"]
-    if kind == "message":
-        return str(event["text"])
-    if kind == "phase_finished":
-        return f"{event['name']}: {event['outcome']} in {event['seconds']:.1f}s"
-    if kind == "weights_changed":
-        return f"weights ({event['listener']} listener): {_weights(event['weights'])}"
-    if kind == "wait_status":
-        return f"waiting for {event['what']}: {event['status']}"
-    if kind == "aws_retry":
-        return f"aws: {event['operation']} answered {event['error']}; retrying"
-    if kind == "gate_observation" and event["passed"] is not True:
-        return f"gate {event['gate']} ({event['step']}): {event['detail']}"
-    return ""
-
-
-class PlainProgress:
-    """Timestamped lines, for CI logs and whenever stderr is not a terminal."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-        self._verdicts: dict[tuple[str, str], str] = {}
-
-    def __call__(self, event: Event) -> None:
-        line = plain_line(event) or self._new_verdict(event)
-        if line:
-            self._stream.write(f"{event['ts'][11:19]} · {line}\n")
-            self._stream.flush()
-
-    def _new_verdict(self, event: Event) -> str:
-        """A metric gate's verdict, each time it changes within a step (with its numbers)."""
-        if event["type"] != "gate_observation" or not event.get("verdict"):
-            return ""
-        key = (event["step"], event["gate"])
-        if self._verdicts.get(key) == event["verdict"]:
-            return ""
-        self._verdicts[key] = event["verdict"]
-        return f"gate {event['gate']} ({event['step']}): {event['verdict']}: {event['detail']}"
+__all__ = ["LiveProgress", "PlainProgress", "end_table", "plain_line"]
 
 
 class LiveProgress:
@@ -129,7 +85,7 @@ class LiveProgress:
         if self.waiting:
             parts.append(Text(f"waiting for {self.waiting}", style="dim"))
         for listener, weights in self.weights.items():
-            parts.append(Text(f"weights ({listener}): {_weights(weights)}"))
+            parts.append(Text(f"weights ({listener}): {weights_text(weights)}"))
         if self.gates:
             gates = Table(box=None, show_header=False, pad_edge=False)
             for o in self.gates:

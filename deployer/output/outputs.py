@@ -16,18 +16,10 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from deployer.errors import BadInput
+from deployer.errors import BadInput, outcome_of_exit
 from deployer.output.events import Event, Events, JsonLines
 
 KEEP_RECORDS = 100
-OUTCOME_BY_CODE = {
-    1: "failed, rolled back",
-    2: "bad input",
-    3: "locked",
-    4: "needs a human",
-    5: "unreachable",
-    130: "interrupted",
-}
 
 
 def events_dir(workdir: Path) -> Path:
@@ -49,13 +41,15 @@ class RunOutputs:
         self.events.subscribe(self._human_sink())
 
     def _human_sink(self) -> Any:
-        from deployer.output.live import LiveProgress, PlainProgress
-
         if self.stderr.isatty() and os.environ.get("TERM") != "dumb":
             from rich.console import Console
 
+            from deployer.output.live import LiveProgress
+
             self._live = LiveProgress(Console(file=self.stderr))
             return self._live
+        from deployer.output.plain import PlainProgress
+
         return PlainProgress(self.stderr)
 
     # ---- the start ---------------------------------------------------------------------
@@ -187,7 +181,7 @@ def _append(variable: str, text: str, stderr: IO[str]) -> None:
 
 def _outcome(command: str, ok: bool, code: int, data: dict[str, Any]) -> str:
     if not ok:
-        return OUTCOME_BY_CODE.get(code, "failed")
+        return outcome_of_exit(code)
     if "outcome" in data:
         return str(data["outcome"])
     if "changed" in data:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.errors import BadInput, Unreachable
-from deployer.sandbox.hosts import stop_process_group
 from deployer.sandbox.layout import Layout, read_json
+from deployer.sandbox.processes import stop_process_group
 from deployer.sandbox.profile import BEHAVIOURS_ENV, PROFILES, behaviours_for, profile_from_env
 
 TIME_SCALE_ENV = "DEPLOYER_SANDBOX_TIME_SCALE"

@@ -6,13 +6,11 @@ A host boots from the content captured when its image was created (see patches.p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from deployer.core.hostkeys import console_text
 from deployer.sandbox import cloudinit, units
 from deployer.sandbox.first_boot import BOOT_ENV, CONFIGURE, HOST_KEY, Launch, first_boot
 from deployer.sandbox.layout import Layout, write_json
+from deployer.sandbox.processes import stop_process_group
 
 log = logging.getLogger("deployer.sandbox.hosts")
 ENV_FILE = Path("etc/deployer/app.env")
@@ -342,31 +341,3 @@ class HostManager:
         else:
             target.mkdir(parents=True, exist_ok=True)
         log.info("captured %s as %s", instance_id, image_id)
-
-
-def stop_process_group(
-    pid: int, grace_s: float = 3.0, child: subprocess.Popen[bytes] | None = None
-) -> None:
-    """SIGTERM the process group, then SIGKILL what is still there after the grace period.
-
-    `child` is our own Popen when we started it: it must be reaped, or its zombie keeps the
-    group alive for the whole grace period.
-    """
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if child is not None and child.poll() is None:
-            time.sleep(0.05)
-            continue
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    if child is not None:
-        child.wait(timeout=5)

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from deployer.cli.commands import Context
+from deployer.cli.context import Context
 from deployer.release.loop import Release
 
 

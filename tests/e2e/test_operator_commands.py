@@ -260,7 +260,7 @@ def test_plan_shows_a_changed_service_template_resource_by_resource_and_writes_n
     text = service.read_text().replace("no release is being tested", "idle")
     service.write_text(text.replace("no release is live yet", "nothing live"))
     monkeypatch.chdir(workdir)
-    from deployer.cli.commands import Context
+    from deployer.cli.context import Context
     from deployer.ops.operations import plan
 
     engine = Context(Path("planned/deployer.yaml")).engine(start_sandbox=False)
