@@ -11,21 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer.aws.ec2 import Ec2
 from deployer.aws.identity import REGION_SOURCES, resolve
 from deployer.aws.poller import Poll, Poller
 from deployer.aws.session import AwsContext, make_context
-from deployer.bake.access import TemporaryAccess, public_cidr
-from deployer.bake.pinning import pin_host_keys
-from deployer.bake.runner import BuilderAccess
 from deployer.config.loading import LoadedConfig
 from deployer.config.target import AwsTarget
 from deployer.errors import BakeFailed, ConfigError, Unreachable
 from deployer.sandbox.layout import REGION as SANDBOX_REGION
 
-Reach = Callable[[dict[str, Any], TemporaryAccess], BuilderAccess]
+if TYPE_CHECKING:
+    from deployer.bake.access import TemporaryAccess
+    from deployer.bake.runner import BuilderAccess
+
+# The bake's edges (keys, pinning, ansible-runner) are imported when a builder is reached:
+# commands that never bake (`status`, a locked release) never load them.
+Reach = Callable[[dict[str, Any], "TemporaryAccess"], "BuilderAccess"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ def _aws(
     ssh = loaded.spec.bake.ssh
 
     def reach(instance: dict[str, Any], access: TemporaryAccess) -> BuilderAccess:
+        from deployer.bake.pinning import pin_host_keys
+        from deployer.bake.runner import BuilderAccess
         from deployer.bake.ssh import wait_for_ssh  # Fabric and paramiko: only for a bake
 
         instance_id = instance["InstanceId"]
@@ -144,7 +149,7 @@ def _aws(
         return builder
 
     def source_cidr() -> str:
-        return public_cidr(ssh.public_ip_url) if ssh.source_cidr == "auto" else ssh.source_cidr
+        return _public_cidr(ssh.public_ip_url) if ssh.source_cidr == "auto" else ssh.source_cidr
 
     return Runtime(
         kind="aws",
@@ -153,7 +158,7 @@ def _aws(
         url_for=aws_url,
         reach=reach,
         source_cidr=source_cidr,
-        caller_cidr=lambda: public_cidr(ssh.public_ip_url),
+        caller_cidr=lambda: _public_cidr(ssh.public_ip_url),
         description=f"aws {region}" + (f" (profile {place.profile})" if place.profile else ""),
     )
 
@@ -201,6 +206,9 @@ def _sandbox(
         return poller.until(f"the sandbox front for {dns}:{port}", check, 10)
 
     def reach(instance: dict[str, Any], access: TemporaryAccess) -> BuilderAccess:
+        from deployer.bake.pinning import pin_host_keys
+        from deployer.bake.runner import BuilderAccess
+
         """The builder's directory. Its host key is still pinned from its console, as on AWS:
         the key the host holds must be the one the API printed.
         """
@@ -239,3 +247,9 @@ def _sandbox(
         description=f"sandbox at {state.endpoint} (profile {state.profile})",
         cloudwatch_scale=state.cloudwatch_time_scale or state.time_scale,
     )
+
+
+def _public_cidr(url: str) -> str:
+    from deployer.bake.access import public_cidr
+
+    return public_cidr(url)

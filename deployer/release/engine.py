@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deployer.aws.autoscaling import AutoScaling
 from deployer.aws.cloudformation import CloudFormation
@@ -31,7 +33,6 @@ from deployer.aws.poller import Poller, WaitStats
 from deployer.aws.s3 import S3
 from deployer.aws.session import unreachable_as_error
 from deployer.aws.ssm import Ssm
-from deployer.bake.baker import Baker
 from deployer.config.loading import LoadedConfig
 from deployer.core.model import Actor, ReleaseRecord
 from deployer.core.names import Names
@@ -42,6 +43,9 @@ from deployer.release.locking import LockClient
 from deployer.release.records import Records
 from deployer.release.traffic import Traffic
 from deployer.target import Runtime
+
+if TYPE_CHECKING:
+    from deployer.bake.baker import Baker
 
 Report = Callable[[str], None]
 BAKE_DEADLINE_S = 3600.0  # a whole bake: builder, playbook, image, copies
@@ -145,15 +149,6 @@ class Engine:
             self.names, self.cfn, self.asg, self.traffic, self.spec.strategy.on_failure, report
         )
         self.baker_deadline_s = BAKE_DEADLINE_S
-        self.baker = Baker(
-            self.ec2_in,
-            self.ssm,
-            self.s3,
-            runtime.reach,
-            lambda key: self.records.bake_lock(key, self.baker_deadline_s),
-            self.records.bake_in_progress,
-            report,
-        )
         self.templates_dir = self.stacks.templates_dir
         self.phase_seconds: dict[str, float] = {}
         self.waits: list[WaitStats] = []
@@ -163,6 +158,23 @@ class Engine:
         self.gate_failed_at: float | None = None  # when a gate failure was detected (bench)
         self.on_phase: Callable[[ReleaseRecord], None] = lambda _record: None
         self.allow_short_credentials = False
+
+    @cached_property
+    def baker(self) -> Baker:
+        """The bake's edges (ansible-runner, Fabric, keys): imported when a command bakes, so
+        that `status` and a locked release never load them.
+        """
+        from deployer.bake.baker import Baker
+
+        return Baker(
+            self.ec2_in,
+            self.ssm,
+            self.s3,
+            self.runtime.reach,
+            lambda key: self.records.bake_lock(key, self.baker_deadline_s),
+            self.records.bake_in_progress,
+            self.report,
+        )
 
     @property
     def replace_failed(self) -> bool:
