@@ -134,8 +134,9 @@ def evaluate(
             by_resource[f"arn:{partition}:s3:::{location.bucket}/{location.key}"].append(
                 "s3:GetObject"
             )
-    for key in ebs_keys(engine):  # EC2 uses a customer-managed EBS key with our rights
-        by_resource[key].extend(EBS_KEY_ACTIONS)
+    if actions & LAUNCHES:  # EC2 uses a customer-managed EBS key with our rights
+        for key in ebs_keys(engine):
+            by_resource[key].extend(EBS_KEY_ACTIONS)
     context = request_context(engine)
     denied, unsure = set(), set()
     for resource_arn, group in by_resource.items():
@@ -167,6 +168,21 @@ EBS_KEY_ACTIONS = (
     "kms:GenerateDataKeyWithoutPlaintext",
     "kms:ReEncryptFrom",
     "kms:ReEncryptTo",
+)
+
+
+# What makes volumes (a builder, an image, a copy, a fleet's instances): only a run that asks
+# for one of these needs the EBS keys' permissions (`exec`, `logs`, `status` do not).
+LAUNCHES = frozenset(
+    {
+        "ec2:RunInstances",
+        "ec2:CreateImage",
+        "ec2:CopyImage",
+        "cloudformation:CreateStack",
+        "cloudformation:ExecuteChangeSet",
+        "autoscaling:CreateAutoScalingGroup",
+        "autoscaling:UpdateAutoScalingGroup",
+    }
 )
 
 

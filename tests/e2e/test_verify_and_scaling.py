@@ -134,7 +134,10 @@ def wait_for(events, kind: str, **fields) -> dict:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if events.exists():
-            for line in events.read_text().splitlines():
+            # the last line may be half written: only complete lines are events yet
+            for line in events.read_text().splitlines(keepends=True):
+                if not line.endswith("\n"):
+                    break
                 event = json.loads(line)
                 if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
                     return event

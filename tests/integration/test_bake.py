@@ -310,7 +310,7 @@ def test_leftovers_of_a_killed_bake_go_whatever_their_version_but_not_a_live_bak
         {"deployer:role": "builder", "deployer:app": "hello", "deployer:bake-key": busy_key},
         token="other-environment-1",
     )
-    other_environment = engine._bake_lock_client(busy_key)
+    other_environment = engine.records._bake_lock_client(busy_key)
     other_environment.host = "another-runner"
     with other_environment.held(engine.stamp(), None):
         ended = engine.baker.end_leftovers("hello", "us-east-1")
