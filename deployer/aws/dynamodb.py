@@ -122,16 +122,13 @@ class Journal:
             raise
         return True
 
-    def history(self, limit: int = 50) -> list[ReleaseRecord]:
-        """Newest first."""
+    def _newest(self, prefix: str, limit: int) -> list[dict[str, Any]]:
+        """The scope's items whose key starts with `prefix`, newest first ([] with no table)."""
         try:
             response = self._ddb.query(
                 TableName=self.table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues={
-                    ":pk": {"S": self.scope},
-                    ":prefix": {"S": RECORD_PREFIX},
-                },
+                ExpressionAttributeValues={":pk": {"S": self.scope}, ":prefix": {"S": prefix}},
                 ScanIndexForward=False,
                 Limit=limit,
             )
@@ -139,7 +136,11 @@ class Journal:
             if error_code(exc) == "ResourceNotFoundException":
                 return []
             raise
-        return [item_to_record(item) for item in response["Items"]]
+        return list(response["Items"])
+
+    def history(self, limit: int = 50) -> list[ReleaseRecord]:
+        """Newest first."""
+        return [item_to_record(item) for item in self._newest(RECORD_PREFIX, limit)]
 
     def write_exec(self, record: ExecRecord) -> None:
         """An exec (`deployer exec`), beside the releases: it holds no lock, so no fence."""
@@ -156,22 +157,8 @@ class Journal:
 
     def execs(self, limit: int = 50) -> list[ExecRecord]:
         """The journalled execs, newest first."""
-        try:
-            response = self._ddb.query(
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues={
-                    ":pk": {"S": self.scope},
-                    ":prefix": {"S": EXEC_PREFIX},
-                },
-                ScanIndexForward=False,
-                Limit=limit,
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return []
-            raise
-        return [ExecRecord.from_json(json.loads(i["record"]["S"])) for i in response["Items"]]
+        items = self._newest(EXEC_PREFIX, limit)
+        return [ExecRecord.from_json(json.loads(i["record"]["S"])) for i in items]
 
     def records_of_app(self, app: str) -> list[ReleaseRecord]:
         """Every release record of `app`, in every environment (the images are shared)."""

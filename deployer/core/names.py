@@ -67,6 +67,11 @@ class Names:
         return f"/deployer/{self.app}/{self.environment}"
 
     @property
+    def tags(self) -> dict[str, str]:
+        """The tags every resource of this app/environment carries."""
+        return {"deployer:app": self.app, "deployer:environment": self.environment}
+
+    @property
     def settings_path(self) -> str:
         """The SSM Parameter Store path of the environment's settings (applied at boot)."""
         return f"/deployer/{self.app}/{self.environment}/"

@@ -47,9 +47,6 @@ class EnvironmentStacks:
         self._own_load_balancer: OwnLoadBalancer | None = None
         self._caller_cidr: str | None = None
 
-    def tags(self) -> dict[str, str]:
-        return {"deployer:app": self.names.app, "deployer:environment": self.names.environment}
-
     def specs(
         self, network_outputs: Mapping[str, str], templates: Templates | None = None
     ) -> list[StackSpec]:
@@ -68,7 +65,7 @@ class EnvironmentStacks:
             self.names.network_stack,
             templates["network"],
             {"AzCount": str(self.spec.azs), "CidrPrefix": network.prefix, "NatMode": network.nat},
-            {**self.tags(), "deployer:role": "network"},
+            {**self.names.tags, "deployer:role": "network"},
         )
 
     def service_spec(self, network_outputs: Mapping[str, str], templates: Templates) -> StackSpec:
@@ -97,7 +94,7 @@ class EnvironmentStacks:
                 "PermissionsBoundaryArn": spec.cloudformation.boundary_arn,
                 **self.own_load_balancer().parameters(),
             },
-            {**self.tags(), "deployer:role": "service"},
+            {**self.names.tags, "deployer:role": "service"},
         )
 
     def test_listener_cidr(self) -> str:

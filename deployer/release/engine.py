@@ -214,7 +214,7 @@ class Engine:
         return list(self.spec.gates.alarms)
 
     def tags(self) -> dict[str, str]:
-        return {"deployer:app": self.names.app, "deployer:environment": self.names.environment}
+        return self.names.tags
 
     def stamp(self) -> str:
         return self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
