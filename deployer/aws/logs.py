@@ -25,6 +25,12 @@ class LogEvent:
     event_id: str = ""
 
 
+@dataclass(frozen=True)
+class LogStream:
+    name: str
+    created_ms: int
+
+
 class LogGroupMissing(Exception):
     """The log group does not exist (yet, or any more)."""
 
@@ -69,20 +75,23 @@ class Logs:
                 raise LogGroupMissing(group) from None
             raise
 
-    def streams(self, group: str, prefix: str) -> list[str]:
-        """The names of the group's streams that start with `prefix`."""
-        names: list[str] = []
+    def streams(self, group: str, prefix: str) -> list[LogStream]:
+        """The group's streams whose names start with `prefix`, with when each was created."""
+        found: list[LogStream] = []
         try:
             pages = self._logs.get_paginator("describe_log_streams").paginate(
                 logGroupName=group, logStreamNamePrefix=prefix
             )
             for page in pages:
-                names.extend(str(s["logStreamName"]) for s in page.get("logStreams", []))
+                found.extend(
+                    LogStream(str(s["logStreamName"]), int(s.get("creationTime", 0)))
+                    for s in page.get("logStreams", [])
+                )
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 raise LogGroupMissing(group) from None
             raise
-        return names
+        return found
 
     def last_events(self, group: str, stream: str, start_ms: int, limit: int) -> list[LogEvent]:
         """A stream's last `limit` events since `start_ms`, oldest first (one call)."""

@@ -1,15 +1,19 @@
 """The last lines of a failed green's instances, for the failure message: the app's own words
 (`KeyError: 'DATABASE_URL'`) beside the gate's numbers.
 
-Read after traffic went back (never before: the put-back comes first), from the streams of
-the release's version (`<version>/<instance id>/app`), since the release started: one
+Read after traffic went back (never before: the put-back comes first), and no sooner than one
+agent flush after the failure was seen: the CloudWatch agent sends a file's new lines every
+`force_flush_interval` (5 s, our playbook's setting), and CloudWatch Logs ingests them a moment
+later, so the line that explains a failure reaches the group after the failure. Read from the
+streams of the release's version (`<version>/<instance id>/app`) created since the release
+started (green's: an A/A release's blue runs the same version, its streams are older): one
 DescribeLogStreams, then one GetLogEvents per instance, read backwards (its last lines, in one
 call). Best effort: a log group that cannot be read leaves the message as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,6 +26,16 @@ LAST_LINES = 20  # per instance, in --output json
 MAX_INSTANCES = 10  # streams read for one failure
 IN_MESSAGE = 3  # lines of the first instance in the human message
 SOURCE = "app"
+AGENT_FLUSH_S = 5.0  # force_flush_interval in playbooks/roles/base/templates/cloudwatch-agent…
+INGESTION_S = 5.0  # from PutLogEvents to GetLogEvents, with room for a slow call
+MIN_WAIT_S = 1.0  # real seconds, however fast the target's clock: a flush is a network call
+
+
+def shipped_after(failure_seen: float, aws_seconds: Callable[[float], float]) -> float:
+    """When (on the monotonic clock) the lines logged before a failure seen at `failure_seen`
+    have reached the log group.
+    """
+    return failure_seen + max(aws_seconds(AGENT_FLUSH_S + INGESTION_S), MIN_WAIT_S)
 
 
 @dataclass(frozen=True)
@@ -52,7 +66,11 @@ def last_lines(
 ) -> LastLines:
     """The last `limit` lines of each instance's app stream of `version`, since `since_ms`."""
     prefix = stream_prefix(version)
-    names = [n for n in logs.streams(group, prefix) if n.endswith(f"/{SOURCE}")]
+    names = [
+        s.name
+        for s in logs.streams(group, prefix)
+        if s.name.endswith(f"/{SOURCE}") and s.created_ms >= since_ms
+    ]
     found: dict[str, list[str]] = {}
     for name in names[:MAX_INSTANCES]:
         stream = StreamName.parse(name)

@@ -205,6 +205,7 @@ def table_of(engine: Engine, has_blue: bool) -> list[PlannedStep]:
 def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
     """Put traffic back, journal the failure; the error to raise says what happened."""
     e = run.engine
+    seen = e.clock()
     interrupted = isinstance(exc, KeyboardInterrupt)
     reason = "interrupted" if interrupted else str(exc)
     e.report(f"release failed: {reason}")
@@ -213,7 +214,7 @@ def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
     finally:
         e.baker.finish_deferred()
     if isinstance(exc, ReleaseFailed) and record.fleet_stack:
-        explain(e, record, exc)  # traffic is back first; then the app's own last words
+        explain(e, record, exc, seen)  # traffic is back first; then the app's own last words
     if is_transient(exc) or isinstance(exc, PollTimeout):
         return NeedsHuman(
             f"AWS stopped answering during {record.phase.value}: {exc}. Traffic is where it "
@@ -224,13 +225,15 @@ def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:
     return ReleaseFailed(f"release failed: {exc}; traffic was not moved")
 
 
-def explain(engine: Engine, record: ReleaseRecord, exc: ReleaseFailed) -> None:
+def explain(engine: Engine, record: ReleaseRecord, exc: ReleaseFailed, seen: float) -> None:
     """Add green's last log lines to the failure: in its message (so the outcome event and the
-    step summary carry them) and, all of them, in --output json.
+    step summary carry them) and, all of them, in --output json. They are read once the lines
+    logged before the failure (seen at `seen`) have been shipped.
     """
     from deployer.aws.logs import Logs
-    from deployer.release.green_logs import for_failure
+    from deployer.release.green_logs import for_failure, shipped_after
 
+    engine.sleep(max(0.0, shipped_after(seen, engine.runtime.aws_seconds) - engine.clock()))
     found = for_failure(
         Logs(engine.runtime.aws), engine.names.log_group, record.version, record.started_at
     )

@@ -31,7 +31,7 @@ CONFIG = """\
 app: hello
 environment: ci
 artifact: {{source: app}}
-health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 30}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 120}}
 strategy: {{bake_seconds: 2, steps: [10, 50, 100]}}
 gates: {{interval_seconds: 0.5, alarms: {alarms}}}
 notify:

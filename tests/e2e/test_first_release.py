@@ -28,7 +28,7 @@ environment: {env}
 artifact: {{source: app}}
 capacity: {{min: 1, desired: 1, max: 2}}
 network: {{cidr: 10.{octet}.0.0/16, nat: {nat}}}
-health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 30}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 120}}
 strategy: {{kind: all_at_once, bake_seconds: 1}}
 gates: {{interval_seconds: 0.5}}
 protected: {protected}

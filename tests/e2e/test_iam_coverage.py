@@ -34,7 +34,7 @@ app: hello
 environment: iam
 artifact: {{source: app}}
 capacity: {{min: 1, desired: 1, max: 2}}
-health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 30}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 120}}
 strategy: {{kind: canary, steps: [50, 100], bake_seconds: 1}}
 gates: {{interval_seconds: 0.5}}
 rollback_window: 0

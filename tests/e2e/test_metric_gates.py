@@ -24,7 +24,7 @@ CONFIG = """\
 app: hello
 environment: metrics
 artifact: {{source: {source}}}
-health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 30}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 120}}
 strategy: {{kind: canary, steps: [10, 50, 100], bake_seconds: {hold}}}
 gates:
   interval_seconds: 0.5

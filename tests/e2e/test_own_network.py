@@ -24,7 +24,7 @@ CONFIG = """\
 app: hello
 environment: byo
 artifact: {{source: app}}
-health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 30}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 120}}
 strategy: {{bake_seconds: 1}}
 gates: {{interval_seconds: 0.5}}
 network:

@@ -160,6 +160,9 @@ def test_invocations_are_read_page_by_page_and_long_output_points_to_the_log_gro
 
 
 def test_a_failed_greens_last_lines_are_one_call_per_instance_read_backwards():
+    """Only green's streams: an A/A release's blue runs the same version, but its streams were
+    created before the release started.
+    """
     aws = context()
     since = int(datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp() * 1000)
     with Stubber(aws.client("logs")) as stub:
@@ -167,9 +170,10 @@ def test_a_failed_greens_last_lines_are_one_call_per_instance_read_backwards():
             "describe_log_streams",
             {
                 "logStreams": [
-                    {"logStreamName": "v1.3/i-0aaaaaaa/app"},
-                    {"logStreamName": "v1.3/i-0aaaaaaa/configure"},
-                    {"logStreamName": "v1.3/i-0bbbbbbb/app"},
+                    {"logStreamName": "v1.3/i-0aaaaaaa/app", "creationTime": since + 9_000},
+                    {"logStreamName": "v1.3/i-0aaaaaaa/configure", "creationTime": since + 8_000},
+                    {"logStreamName": "v1.3/i-0bbbbbbb/app", "creationTime": since + 9_500},
+                    {"logStreamName": "v1.3/i-0b1e0000/app", "creationTime": since - 60_000},
                 ]
             },
             {"logGroupName": GROUP, "logStreamNamePrefix": "v1.3/"},
