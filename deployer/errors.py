@@ -26,6 +26,11 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+ROLLED_BACK = (
+    "release failed its gates and was rolled back cleanly; traffic is on the previous fleet"
+)
+EXEC_FAILED = "the command failed on an instance"
+
 
 class ExitCode(IntEnum):
     """Each exit code with what it means (the README's exit-code table) and, in a word or two,
@@ -43,12 +48,7 @@ class ExitCode(IntEnum):
         return member
 
     OK = 0, "done", "done: released or rolled back as asked"
-    RELEASE_FAILED = (
-        1,
-        "failed, rolled back",
-        "release failed its gates and was rolled back cleanly; traffic is on the previous fleet "
-        "(`exec`: the command failed on an instance)",
-    )
+    RELEASE_FAILED = (1, "failed, rolled back", f"{ROLLED_BACK} (`exec`: {EXEC_FAILED})")
     BAD_INPUT = (
         2,
         "bad input",
@@ -92,6 +92,11 @@ class DeployerError(Exception):
         # More to say with --output json, beside the message (in the document's `error`).
         self.details: dict[str, Any] = {}
 
+    @property
+    def exit_meaning(self) -> str:
+        """The exit code's meaning for this failure (the `exit N: ...` line)."""
+        return ROLLED_BACK if self.exit_code is ExitCode.RELEASE_FAILED else self.exit_code.meaning
+
 
 class ReleaseFailed(DeployerError):
     exit_code = ExitCode.RELEASE_FAILED
@@ -121,6 +126,10 @@ class ExecFailed(DeployerError):
     """`deployer exec`: the command failed (or did not run) on some instance."""
 
     exit_code = ExitCode.RELEASE_FAILED
+
+    @property
+    def exit_meaning(self) -> str:
+        return f"{EXEC_FAILED}; nothing else was changed"
 
 
 class BadInput(DeployerError):

@@ -67,7 +67,7 @@ class Ending:
         code = int(exc.exit_code)
         self._end(False, code, {}, exc.message)
         say(_color("1;31", "error: ") + exc.message)
-        say(_color("2", f"exit {code}: {exc.exit_code.meaning}"))
+        say(_color("2", f"exit {code}: {exc.exit_meaning}"))
         self._json_failure(code, type(exc).__name__, exc.message, {**exc.details, **extra})
         sys.exit(code)
 

@@ -129,7 +129,7 @@ class Engine:
             self.events,
             self.now,
             self.stamp,
-            self.traffic.version_of,
+            self.traffic.labelled,
             self.spec.lock.lease_seconds,
             report,
         )

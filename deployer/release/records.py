@@ -29,7 +29,7 @@ class Records:
         events: Events,
         now: Callable[[], datetime],
         stamp: Callable[[], str],
-        version_of: Callable[[str], str],
+        labelled: Callable[[dict[str, int]], dict[str, int]],
         lease_seconds: float,
         report: Callable[[str], None],
     ) -> None:
@@ -41,7 +41,7 @@ class Records:
         self.events = events
         self.now = now
         self.stamp = stamp
-        self.version_of = version_of
+        self.labelled = labelled
         self.lease_seconds = lease_seconds
         self.report = report
         self.fence: Fence | None = None
@@ -72,7 +72,7 @@ class Records:
                 release_id=record.release_id,
                 kind=record.kind.value,
                 version=record.version,
-                prior_weights={self.version_of(a): w for a, w in record.prior_weights.items()},
+                prior_weights=self.labelled(dict(record.prior_weights)),
             )
         self.on_write(record)
         return record

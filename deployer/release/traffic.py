@@ -43,11 +43,25 @@ class Traffic:
         self.events.emit(
             "weights_changed",
             listener=self._listeners.get(listener_arn, "production"),
-            weights={self.version_of(arn): weight for arn, weight in weights.items()},
+            weights=self.labelled(weights),
         )
+
+    def labelled(self, weights: dict[str, int]) -> dict[str, int]:
+        """Weights by version; two groups serving one version (an A/A release: the same build
+        on a new fleet) are told apart by their target group's name, so none is lost.
+        """
+        versions = [self.version_of(arn) for arn in weights]
+        return {
+            (v if versions.count(v) == 1 else f"{v} ({_group_name(arn)})"): w
+            for v, (arn, w) in zip(versions, weights.items(), strict=True)
+        }
 
     def version_of(self, target_group_arn: str) -> str:
         """The version a target group serves (its fleet's tag), else the group's name."""
-        found = self._versions.get(target_group_arn)
-        parts = target_group_arn.rsplit(":", 1)[-1].split("/")
-        return found or (parts[1] if len(parts) > 1 else target_group_arn)
+        return self._versions.get(target_group_arn) or _group_name(target_group_arn)
+
+
+def _group_name(target_group_arn: str) -> str:
+    """`arn:...:targetgroup/<name>/<id>` -> `<name>`."""
+    parts = target_group_arn.rsplit(":", 1)[-1].split("/")
+    return parts[1] if len(parts) > 1 else target_group_arn

@@ -195,8 +195,11 @@ def test_exec_runs_on_every_live_instance_and_a_failure_names_each(project):
     ]
     assert all(r["output"].startswith(os.uname().sysname) for r in done["results"])
 
-    code, failed, _ = project.run("exec", "--", "false")
+    code, failed, stderr = project.run("exec", "--", "false")
     assert code == 1
+    # exit 1's meaning for exec, not a release's ("rolled back", "traffic") that shares the code
+    assert "exit 1: the command failed on an instance; nothing else was changed" in stderr
+    assert "rolled back" not in stderr
     message = failed["error"]["message"]
     assert all(f"{i} (exit 1)" in message for i in live)
     assert [r["status"] for r in failed["error"]["exec"]["results"]] == ["Failed", "Failed"]
@@ -222,6 +225,8 @@ def test_exec_runs_on_every_live_instance_and_a_failure_names_each(project):
 def test_a_build_that_logs_an_error_and_answers_500_fails_with_that_line(project):
     code, failed, stderr = project.run("release", "v2", config="errors.yaml")
     assert code == 1, stderr
+    assert "exit 1: release failed its gates and was rolled back cleanly" in stderr
+    assert "`exec`" not in stderr
     message = failed["error"]["message"]
     assert "gate 'http GET /' failed at step 'before switch': status 500" in message
     assert f"ERROR GET /: {CAUSE}" in message and "Last lines from i-" in message

@@ -158,3 +158,26 @@ def test_a_phase_still_open_at_the_end_is_interrupted():
     events = Events()
     events.emit("phase_started", phase="bake", name="bake")
     assert [(r.name, r.outcome) for r in phase_rows(events.history)] == [("bake", "interrupted")]
+
+
+def test_an_aa_canarys_weights_keep_both_fleets_of_the_same_version():
+    """Blue and green both serve v1 (the same build on a new fleet): the event says 90 and 10,
+    not one of them.
+    """
+    from deployer.release.traffic import Traffic
+
+    class Rule:
+        def set_weights(self, listener: str, weights: dict[str, int]) -> None:
+            self.weights = weights
+
+    arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{}/0123456789abcdef"
+    blue, green = arn.format("hello-v1-aaaa"), arn.format("hello-v1-bbbb")
+    events = Events()
+    traffic = Traffic(Rule(), events)  # type: ignore[arg-type]
+    traffic.serves(blue, "v1")
+    traffic.serves(green, "v1")
+    traffic.set_weights("listener", {blue: 90, green: 10})
+    assert events.history[-1]["weights"] == {"v1 (hello-v1-aaaa)": 90, "v1 (hello-v1-bbbb)": 10}
+    traffic.serves(green, "v2")
+    traffic.set_weights("listener", {blue: 90, green: 10})
+    assert events.history[-1]["weights"] == {"v1": 90, "v2": 10}
