@@ -64,7 +64,18 @@ def moto_endpoint():
         wait_http(f"{endpoint}/moto-api/")
         yield endpoint
     finally:
-        process.terminate()
+        end(process)
+
+
+def end(process: subprocess.Popen) -> None:
+    """Terminate a server the tests started; kill it if it does not stop (a busy werkzeug
+    server may sit in a request for a while).
+    """
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
         process.wait(timeout=10)
 
 

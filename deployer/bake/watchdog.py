@@ -121,8 +121,13 @@ def group_alive(group: int) -> bool:
     return True
 
 
+KILLED_WAIT_S = 2.0  # for SIGKILLed processes to exit on a busy machine
+
+
 def end_group(group: int, grace_s: float = 3.0) -> None:
-    """SIGTERM a process group, then SIGKILL it if it is still there."""
+    """SIGTERM a process group, then SIGKILL it if it is still there, and give the killed a
+    moment to exit (a process dies when it is next scheduled).
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
@@ -130,6 +135,9 @@ def end_group(group: int, grace_s: float = 3.0) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGKILL)
+    deadline = time.monotonic() + KILLED_WAIT_S
+    while time.monotonic() < deadline and group_alive(group):
+        time.sleep(0.05)
 
 
 def watchdog_for_group(group: int) -> subprocess.Popen[bytes]:

@@ -13,6 +13,7 @@ call). Best effort: a log group that cannot be read leaves the message as it was
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,8 @@ LAST_LINES = 20  # per instance, in --output json
 MAX_INSTANCES = 10  # streams read for one failure
 IN_MESSAGE = 3  # lines of the first instance in the human message
 SOURCE = "app"
+# Words with which a failing app says so (Python, Java, Go, Node, syslog levels).
+FAILURE_WORDS = re.compile(r"\b(ERROR|\w*Error|\w*Exception|Traceback|FATAL|CRITICAL|panic)\b")
 AGENT_FLUSH_S = 5.0  # force_flush_interval in playbooks/roles/base/templates/cloudwatch-agent…
 INGESTION_S = 5.0  # from PutLogEvents to GetLogEvents, with room for a slow call
 MIN_WAIT_S = 1.0  # real seconds, however fast the target's clock: a flush is a network call
@@ -47,7 +50,7 @@ class LastLines:
         """`Last lines from i-0abc: <line> | <line>`, or '' when there were none."""
         if not self.by_instance:
             return ""
-        first = sorted(self.by_instance)[0]
+        first = self.most_telling()
         lines = [line.strip() for line in self.by_instance[first][-IN_MESSAGE:]]
         more = len(self.by_instance) - 1
         tail = (
@@ -56,6 +59,16 @@ class LastLines:
             else f" (`deployer logs {self.version}` shows more)"
         )
         return f"Last lines from {first}: " + " | ".join(lines) + tail
+
+    def most_telling(self) -> str:
+        """The instance to quote: the first (by id) whose last lines say it failed, since the
+        request that failed the gate reached only one of them; else the first.
+        """
+        ordered = sorted(self.by_instance)
+        telling = [
+            i for i in ordered if any(FAILURE_WORDS.search(line) for line in self.by_instance[i])
+        ]
+        return (telling or ordered)[0]
 
     def to_json(self) -> dict[str, object]:
         return {"version": self.version, "instances": dict(self.by_instance)}

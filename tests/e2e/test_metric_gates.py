@@ -33,7 +33,7 @@ gates:
 USERS_PER_SECOND = 50
 # A modelled minute lasts 1.2 s here, so a period holds 50 times fewer requests than the same
 # users would make on AWS: a canary step must hold longer to see one error in ten.
-ERRORS_HOLD_S = 15
+ERRORS_HOLD_S = 40
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ app: hello
 environment: hooks
 artifact: {{source: app}}
 capacity: {{min: 1, desired: 2, max: 4}}
-health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 40, grace_seconds: 60}}
+health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 120, grace_seconds: 60}}
 strategy: {{kind: canary, steps: [50, 100], bake_seconds: {hold}}}
 gates: {{interval_seconds: 0.5}}
 verify: {verify}
@@ -59,9 +59,19 @@ def project(tmp_path_factory):
     cli("sandbox", "down")
 
 
-def leftover(marker: str) -> list[str]:
-    found = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True, check=False)
-    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+def leftover(marker: str, within_s: float = 10.0) -> list[str]:
+    """Processes whose command line holds `marker` still running `within_s` seconds from now
+    (a killed process exits when it is next scheduled, which takes a while on a busy machine).
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        found = subprocess.run(
+            ["pgrep", "-af", marker], capture_output=True, text=True, check=False
+        )
+        running = [line for line in found.stdout.splitlines() if "pgrep" not in line]
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.5)
 
 
 def test_a_failing_before_traffic_hook_stops_the_release_before_any_user_traffic(project):

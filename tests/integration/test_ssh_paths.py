@@ -22,7 +22,7 @@ from deployer.bake.runner import BuilderAccess, run_playbook
 from deployer.bake.ssh import wait_for_ssh
 from deployer.core.hostkeys import console_text, host_keys_from_console, known_hosts
 from deployer.errors import BakeFailed, PollTimeout
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, end, free_port
 
 pytestmark = pytest.mark.integration
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
@@ -73,8 +73,7 @@ Subsystem sftp internal-sftp
         wait_for_ssh(access, Poller(first_interval=0.05, max_interval=0.2), deadline_s=15)
         yield access, log
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        end(process)
 
 
 def pin(home, host, port, public_key_file, name="known_hosts"):

@@ -250,3 +250,25 @@ def test_follow_shows_each_line_once_though_it_asks_again_a_minute_back_and_ctrl
             now_ms=lambda: now[0],
         )
     assert (count, shown) == (3, ["line 1", "line 2", "line 3"])
+
+
+def test_the_failure_message_quotes_the_instance_that_says_it_failed():
+    """The one request that failed the gate reached one of green's instances: quote that one,
+    whatever its id, and the first when none says so.
+    """
+    from deployer.release.green_logs import LastLines
+
+    quiet = ["hello v2 listening on 10.0.1.7:8080"]
+    failed = [*quiet, "ERROR GET /: KeyError: 'DATABASE_URL'"]
+    found = LastLines("v2", {"i-0aaaaaaa": quiet, "i-0bbbbbbb": failed})
+    assert found.sentence().startswith("Last lines from i-0bbbbbbb: ")
+    assert "KeyError: 'DATABASE_URL'" in found.sentence()
+    assert LastLines("v2", {"i-0b": ["Traceback (most recent call last):"], "i-0a": quiet})
+    assert LastLines("v2", {"i-0b": quiet, "i-0a": quiet}).most_telling() == "i-0a"
+    assert LastLines("v2", {"i-0b": ["java.lang.IllegalStateException: x"], "i-0a": quiet})
+    assert (
+        LastLines(
+            "v2", {"i-0b": ["java.lang.IllegalStateException: x"], "i-0a": quiet}
+        ).most_telling()
+        == "i-0b"
+    )
