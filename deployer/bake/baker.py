@@ -169,18 +169,23 @@ class Baker:
         live run to finish with them), so a rerun ends them however soon it starts. Nothing
         left: no lock, no change.
         """
-        ec2 = self._ec2_in(region)
-        owner = {"deployer:app": app, KEY_TAG: key}
-        left = (
-            ec2.find_instances({**owner, "deployer:role": BUILDER_ROLE})
-            or ec2.find_key_pairs({**owner, "deployer:role": "bake-access"})
-            or ec2.find_security_groups({**owner, "deployer:role": "bake-access"})
-        )
-        if left:
+        if self.left_by(app, region, key):
             with self._bake_lock(key):
                 self.end_leftovers(app, region)
         else:
             self.end_leftovers(app, region)  # other keys' leftovers nobody holds
+
+    def left_by(self, app: str, region: str, key: str) -> bool:
+        """Whether a run of this bake key left its builder or its access behind (it was
+        killed): read only.
+        """
+        ec2 = self._ec2_in(region)
+        owner = {"deployer:app": app, KEY_TAG: key}
+        return bool(
+            ec2.find_instances({**owner, "deployer:role": BUILDER_ROLE})
+            or ec2.find_key_pairs({**owner, "deployer:role": "bake-access"})
+            or ec2.find_security_groups({**owner, "deployer:role": "bake-access"})
+        )
 
     def end_leftovers(self, app: str, region: str) -> list[str]:
         """Builders and temporary access of this app that no running bake owns (a killed run

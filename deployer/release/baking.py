@@ -43,15 +43,17 @@ def bake(
     engine: Engine, version_text: str, wait_s: float | None = None, rebake: bool = False
 ) -> BakeResult:
     """Preflight; then an image with the bake key is reused with no change at all (0
-    mutating calls); else, under the release lock (the builder runs in the infra it may
-    create), the bake.
+    mutating calls), unless a killed run of the key left its builder or access; else, under
+    the release lock (the builder runs in the infra it may create), the bake (or the reuse
+    that ends those leftovers first).
     """
     version = Version.parse(version_text)
     with engine.timed("preflight"):
         artifact = preflight(engine, needed=BAKE_ACTIONS)
     images = Images(engine.ec2_in, engine.runtime.image_regions, engine.names.app, engine.report)
     inputs = engine.baker.inputs(_request(engine, version, artifact, None, rebake))
-    if not rebake:
+    home = engine.runtime.image_regions[0]
+    if not rebake and not engine.baker.left_by(engine.names.app, home, inputs.key):
         everywhere = {r: images.find(inputs.key, r) for r in engine.runtime.image_regions}
         if all(i is not None and i.get("State") == "available" for i in everywhere.values()):
             found = {r: str(i["ImageId"]) for r, i in everywhere.items() if i is not None}

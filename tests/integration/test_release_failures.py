@@ -43,7 +43,8 @@ def test_green_failing_during_a_canary_step_goes_back_to_blue(workdir):
 def test_a_flapping_green_is_rejected_when_failures_exceed_the_tolerance(workdir):
     Release(engine_for(workdir, "flap")).run("v1")
     flappy = app_variant(workdir, "app-flap", FLAP="4")
-    engine = engine_for(workdir, "flap", source=flappy, bake=8, max_failures=2)
+    # A long hold: under load a round of gates takes seconds, and the flaps must be seen.
+    engine = engine_for(workdir, "flap", source=flappy, bake=40, max_failures=2)
     with pytest.raises(GateFailed) as caught:
         Release(engine).run("v2")
     assert "500" in caught.value.observation
