@@ -52,10 +52,10 @@ def bake(
         artifact = preflight(engine, needed=BAKE_ACTIONS)
     images = Images(engine.ec2_in, engine.runtime.image_regions, engine.names.app, engine.report)
     inputs = engine.baker.inputs(_request(engine, version, artifact, None, rebake))
-    home = engine.runtime.image_regions[0]
-    if not rebake and not engine.baker.left_by(engine.names.app, home, inputs.key):
+    if not rebake:
         everywhere = {r: images.find(inputs.key, r) for r in engine.runtime.image_regions}
-        if all(i is not None and i.get("State") == "available" for i in everywhere.values()):
+        ready = all(i is not None and i.get("State") == "available" for i in everywhere.values())
+        if ready and not engine.baker.left_by(engine.names.app, images.regions[0], inputs.key):
             found = {r: str(i["ImageId"]) for r, i in everywhere.items() if i is not None}
             engine.report(f"bake: reusing image {found[images.regions[0]]} for {version}")
             return BakeResult(

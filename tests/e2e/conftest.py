@@ -12,9 +12,12 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 from deployer.sandbox import control
-from deployer.sandbox.layout import Layout
+from deployer.sandbox.layout import CREDENTIALS, Layout
 from tests.conftest import REPO, copy_project
 
 
@@ -60,6 +63,17 @@ def run(workdir, env, *args, config="deployer.yaml", timeout=600):
     assert document["exit_code"] == done.returncode
     assert document["ok"] is (done.returncode == 0)
     return done.returncode, document, done.stderr
+
+
+def sandbox_client(workdir: Path, service: str) -> Any:
+    """A boto3 client of `service` on the sandbox of the project in `workdir`: what AWS says,
+    read beside deployer.
+    """
+    state = control.status(Layout.for_workdir(workdir))
+    assert state is not None, f"no sandbox runs for {workdir}"
+    return boto3.client(
+        service, region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
+    )
 
 
 def served(url: str, n: int = 10) -> set[str]:

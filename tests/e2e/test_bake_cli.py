@@ -13,13 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from deployer.bake.watchdog import OWNER_FILE, processes_using
-from deployer.sandbox import control
-from deployer.sandbox.layout import CREDENTIALS, Layout
-from tests.e2e.conftest import sandboxed_project
+from deployer.sandbox.layout import Layout
+from tests.e2e.conftest import sandbox_client, sandboxed_project
 
 pytestmark = pytest.mark.e2e
 
@@ -66,13 +64,6 @@ def json_of(done):
     return json.loads(done.stdout)
 
 
-def client(workdir, service):
-    state = control.status(Layout.for_workdir(workdir))
-    return boto3.client(
-        service, region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
-    )
-
-
 def left_after(workdir, within_s: float = 60.0) -> list[str]:
     """Builders still running, bake keys and groups still there after `within_s` (a group can
     go only once its instance has terminated): empty when a bake left nothing.
@@ -84,7 +75,7 @@ def left_after(workdir, within_s: float = 60.0) -> list[str]:
 
 
 def leftovers(workdir) -> list[str]:
-    ec2 = client(workdir, "ec2")
+    ec2 = sandbox_client(workdir, "ec2")
     running = ec2.describe_instances(
         Filters=[
             {"Name": "tag:deployer:role", "Values": ["builder"]},
@@ -153,7 +144,7 @@ def kill_bake_when(workdir, env, version, marker):
 
 def wait_until_ready(workdir, version, within_s: float = 300.0) -> None:
     """Until no image of `version` is pending."""
-    ec2 = client(workdir, "ec2")
+    ec2 = sandbox_client(workdir, "ec2")
     mine = [{"Name": "tag:deployer:version", "Values": [version]}]
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
@@ -235,8 +226,8 @@ def test_settings_reach_new_instances_at_boot_and_a_secret_is_never_printed(proj
 
 def app_environments(workdir, fleet_stack):
     """The environment of each running app process of a fleet, read from /proc."""
-    asg = client(workdir, "autoscaling")
-    cfn = client(workdir, "cloudformation")
+    asg = sandbox_client(workdir, "autoscaling")
+    cfn = sandbox_client(workdir, "cloudformation")
     outputs = cfn.describe_stacks(StackName=fleet_stack)["Stacks"][0]["Outputs"]
     group = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "AutoScalingGroupName")
     described = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
@@ -263,7 +254,7 @@ def test_gc_keeps_images_in_use_and_the_newest_and_removes_the_rest(project):
     assert in_use not in doomed and doomed
     done = json_of(cli(workdir, env, "gc", "--output", "json"))
     assert {i["image"] for i in done["images"]} == doomed
-    ec2 = client(workdir, "ec2")
+    ec2 = sandbox_client(workdir, "ec2")
     left = {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
     assert in_use in left and not doomed & left
     snapshots = [s for i in done["images"] for s in i["snapshots"]]

@@ -9,13 +9,12 @@ import os
 import subprocess
 import sys
 
-import boto3
 import pytest
 
 from deployer.sandbox import control
-from deployer.sandbox.layout import CREDENTIALS, Layout
+from deployer.sandbox.layout import Layout
 from tests.conftest import copy_project
-from tests.e2e.conftest import served
+from tests.e2e.conftest import sandbox_client, served
 
 pytestmark = pytest.mark.e2e
 
@@ -64,11 +63,7 @@ def cli(workdir, env, *args, timeout=300):
 
 
 def aws(workdir):
-    state = control.status(Layout.for_workdir(workdir))
-    assert state is not None
-    return lambda service: boto3.client(
-        service, region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
-    )
+    return lambda service: sandbox_client(workdir, service)
 
 
 def live_state(workdir, env_name):

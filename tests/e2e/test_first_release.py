@@ -10,14 +10,13 @@ import os
 import subprocess
 import sys
 
-import boto3
 import pytest
 
 from deployer.aws.poller import Poll, Poller
 from deployer.sandbox import client, control
-from deployer.sandbox.layout import CREDENTIALS, Layout
+from deployer.sandbox.layout import Layout
 from tests.conftest import REPO, copy_project
-from tests.e2e.conftest import run
+from tests.e2e.conftest import run, sandbox_client
 
 pytestmark = pytest.mark.e2e
 POLL = Poller(first_interval=0.2, max_interval=1.0)
@@ -58,16 +57,8 @@ def configure(workdir, env_name, nat="single", protected=False):
     return name
 
 
-def aws(workdir, service):
-    state = control.status(Layout.for_workdir(workdir))
-    assert state is not None
-    return boto3.client(
-        service, region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
-    )
-
-
 def stacks_of(workdir, env_name):
-    cfn = aws(workdir, "cloudformation")
+    cfn = sandbox_client(workdir, "cloudformation")
     return [
         s["StackName"]
         for s in cfn.describe_stacks()["Stacks"]
@@ -76,7 +67,7 @@ def stacks_of(workdir, env_name):
 
 
 def builders(workdir):
-    ec2 = aws(workdir, "ec2")
+    ec2 = sandbox_client(workdir, "ec2")
     filters = [{"Name": "tag:deployer:role", "Values": ["builder"]}]
     return [
         i for r in ec2.describe_instances(Filters=filters)["Reservations"] for i in r["Instances"]
@@ -125,7 +116,7 @@ def test_a_killed_bakes_builder_ends_itself_and_destroy_leaves_nothing(project):
     ended_builder = POLL.until("the builder to end itself", ended, 10 * 60 * SCALE + 60)
     assert ended_builder["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
 
-    ec2 = aws(workdir, "ec2")
+    ec2 = sandbox_client(workdir, "ec2")
     groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])
     leaked = [g for g in groups["SecurityGroups"] if g["GroupName"].startswith("deployer-bake-")]
     assert leaked  # the killed bake's security group is still in the VPC
@@ -147,16 +138,16 @@ def test_a_third_environment_that_would_pass_the_elastic_ip_quota_exits_5_before
             workdir, env, "release", "v1", config=configure(workdir, name, nat="per_az")
         )
         assert code == 0, stderr
-    addresses = len(aws(workdir, "ec2").describe_addresses()["Addresses"])
+    addresses = len(sandbox_client(workdir, "ec2").describe_addresses()["Addresses"])
     assert addresses == 4  # of AWS's default 5 per Region
     # The test listener (an unreleased build) is open to where deployer runs, not to all.
-    groups = aws(workdir, "ec2").describe_security_groups()["SecurityGroups"]
+    groups = sandbox_client(workdir, "ec2").describe_security_groups()["SecurityGroups"]
     test_port = [r for g in groups for r in g["IpPermissions"] if r.get("FromPort") == 8081]
     assert test_port and {ip["CidrIp"] for r in test_port for ip in r["IpRanges"]} == {
         "127.0.0.1/32"
     }
     # deployer's weights rule carries the app's tags: the deploy role changes only its own.
-    elb, cfn = aws(workdir, "elbv2"), aws(workdir, "cloudformation")
+    elb, cfn = sandbox_client(workdir, "elbv2"), sandbox_client(workdir, "cloudformation")
     outputs = cfn.describe_stacks(StackName="first-two-service")["Stacks"][0]["Outputs"]
     listener = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ListenerArn")
     rule = next(
@@ -172,7 +163,7 @@ def test_a_third_environment_that_would_pass_the_elastic_ip_quota_exits_5_before
     assert "EC2-VPC Elastic IPs (ec2/L-0263D0A3)" in message
     assert "needs 2, 4 of 5 are in use" in message
     assert stacks_of(workdir, "three") == []
-    assert len(aws(workdir, "ec2").describe_addresses()["Addresses"]) == addresses
+    assert len(sandbox_client(workdir, "ec2").describe_addresses()["Addresses"]) == addresses
 
 
 def test_protected_comes_and_goes_and_destroy_then_removes_every_stack(project):
@@ -180,7 +171,7 @@ def test_protected_comes_and_goes_and_destroy_then_removes_every_stack(project):
     guarded = configure(workdir, "one", nat="per_az", protected=True)
     code, _, stderr = run(workdir, env, "release", "v1", config=guarded)
     assert code == 0, stderr
-    cfn = aws(workdir, "cloudformation")
+    cfn = sandbox_client(workdir, "cloudformation")
     described = {s["StackName"]: s for s in cfn.describe_stacks()["Stacks"]}
     assert described["first-one-service"]["EnableTerminationProtection"]
     assert described["first-one-network"]["EnableTerminationProtection"]

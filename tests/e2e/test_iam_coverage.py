@@ -15,16 +15,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
 from deployer.aws.poller import Poll, Poller
-from deployer.sandbox import control
-from deployer.sandbox.layout import CREDENTIALS, Layout
 from tests.cfn import load_template, statements
 from tests.conftest import REPO, copy_project
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, sandbox_client
 
 pytestmark = pytest.mark.e2e
 
@@ -116,11 +113,7 @@ def administrator_deploys_the_iam_stack(workdir: Path, cli: Cli) -> None:
     roles, makes the roles and the account's artifact bucket of the region.
     """
     assert cli("sandbox", "up").returncode == 0
-    state = control.status(Layout.for_workdir(workdir))
-    assert state is not None
-    cfn = boto3.client(
-        "cloudformation", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
-    )
+    cfn = sandbox_client(workdir, "cloudformation")
     stack = cfn.create_stack(
         StackName="deployer-iam-hello",
         TemplateBody=(REPO / "cloudformation" / "deployer-iam.yaml").read_text(),

@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import boto3
 import pytest
 
 from deployer.sandbox import client, control
-from deployer.sandbox.layout import CREDENTIALS, Layout
+from deployer.sandbox.layout import Layout
 from tests.conftest import REPO, copy_project
-from tests.e2e.conftest import run, sandboxed_project, served
+from tests.e2e.conftest import run, sandbox_client, sandboxed_project, served
 
 pytestmark = pytest.mark.e2e
 
@@ -42,10 +41,7 @@ def write_config(workdir: Path, env_name: str, source="app", deadline=30, name="
 
 def lock_token(workdir, scope):
     """The fencing token of the environment's lock: it rises whenever a run takes the lock."""
-    state = control.status(Layout.for_workdir(workdir))
-    ddb = boto3.client(
-        "dynamodb", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
-    )
+    ddb = sandbox_client(workdir, "dynamodb")
     item = ddb.get_item(
         TableName="deployer-journal", Key={"pk": {"S": scope}, "sk": {"S": "lock"}}
     )["Item"]
@@ -53,10 +49,7 @@ def lock_token(workdir, scope):
 
 
 def listener_actions(workdir):
-    state = control.status(Layout.for_workdir(workdir))
-    elb = boto3.client(
-        "elbv2", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
-    )
+    elb = sandbox_client(workdir, "elbv2")
     return [
         (
             listener["DefaultActions"],
@@ -131,10 +124,7 @@ def test_destroy_removes_the_environment_in_order_and_keeps_its_history(project)
     assert code == 0 and gone["changed"]
     assert gone["removed"][-2:] == ["ops-doomed-service", "ops-doomed-network"]
     assert len(gone["removed"]) == 4  # two fleets first
-    state = control.status(Layout.for_workdir(workdir))
-    cfn = boto3.client(
-        "cloudformation", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
-    )
+    cfn = sandbox_client(workdir, "cloudformation")
     alive = [s["StackName"] for s in cfn.describe_stacks()["Stacks"]]
     assert not [name for name in alive if name.startswith("ops-doomed-")]
     code, history, _ = run(workdir, env, "history")

@@ -16,12 +16,10 @@ import subprocess
 import threading
 import time
 
-import boto3
 import pytest
 
-from deployer.sandbox import control
-from deployer.sandbox.layout import CREDENTIALS, Layout
 from tests.conftest import copy_project
+from tests.e2e.conftest import sandbox_client
 from tests.e2e.test_release_cycle import Cli, served
 
 pytestmark = pytest.mark.e2e
@@ -120,10 +118,7 @@ def test_a_hook_out_of_time_is_ended_with_everything_it_started(project):
 
 
 def fleet_group(workdir, release_id: str) -> str:
-    state = control.status(Layout.for_workdir(workdir))
-    cfn = boto3.client(
-        "cloudformation", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
-    )
+    cfn = sandbox_client(workdir, "cloudformation")
     for stack in cfn.describe_stacks()["Stacks"]:
         tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
@@ -133,10 +128,7 @@ def fleet_group(workdir, release_id: str) -> str:
 
 
 def autoscaling(workdir):
-    state = control.status(Layout.for_workdir(workdir))
-    return boto3.client(
-        "autoscaling", region_name=state.region, endpoint_url=state.endpoint, **CREDENTIALS
-    )
+    return sandbox_client(workdir, "autoscaling")
 
 
 def set_desired(workdir, group: str, desired: int) -> None:
