@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,30 @@ os.environ.setdefault("DEPLOYER_SANDBOX_TIME_SCALE", "0.02")
 # on a busy machine. The tests of the timer turn the scale back on (shutdown_time_scale null).
 SHUTDOWN_UNSCALED = json.dumps({"shutdown_time_scale": 1.0})
 os.environ.setdefault("DEPLOYER_SANDBOX_BEHAVIOURS", SHUTDOWN_UNSCALED)
+# One bake per build per test session: the sandboxes of this run share their images by bake
+# key (deployer/sandbox/image_catalog.py), as an AWS account keeps its images. Tests whose
+# subject is the bake itself turn it off (NO_IMAGE_CATALOG).
+CATALOG_ENV = "DEPLOYER_SANDBOX_IMAGE_CATALOG"
+NO_IMAGE_CATALOG = {CATALOG_ENV: ""}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller makes the run's image catalog; xdist's workers, started after this,
+    inherit its path through the environment.
+    """
+    if hasattr(config, "workerinput") or os.environ.get(CATALOG_ENV) is not None:
+        return
+    os.environ[CATALOG_ENV] = tempfile.mkdtemp(prefix="deployer-image-catalog-")
+    config.stash[_CATALOG_MADE] = os.environ[CATALOG_ENV]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = config.stash.get(_CATALOG_MADE, "")
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+_CATALOG_MADE = pytest.StashKey[str]()
 
 
 def free_port() -> int:
@@ -101,15 +128,36 @@ def copy_project(workdir: Path) -> None:
     )
 
 
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """os.environ with `values`, for what a module-scoped fixture starts (xdist runs one test
+    at a time in each worker process).
+    """
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    """The sandbox daemon (moto + hosts + prober + fronts) in a scratch working directory."""
+def sandbox(request, tmp_path_factory):
+    """The sandbox daemon (moto + hosts + prober + fronts) in a scratch working directory.
+    A module whose subject is the bake sets IMAGE_CATALOG = False: its sandbox bakes alone.
+    """
     from deployer.sandbox import control
     from deployer.sandbox.layout import Layout
 
     workdir = tmp_path_factory.mktemp("sandbox")
     layout = Layout.for_workdir(workdir)
-    state, _ = control.up(layout)
+    shared = getattr(request.module, "IMAGE_CATALOG", True)
+    with environment(**({} if shared else NO_IMAGE_CATALOG)):
+        state, _ = control.up(layout)
     try:
         yield layout, state
     finally:

@@ -64,11 +64,12 @@ class BakeRequest:
 
     @property
     def playbook_variables(self) -> dict[str, Any]:
-        """What the playbook gets (the artifact's URL aside): part of the bake key."""
+        """What the playbook gets (the artifact's URL aside): part of the bake key. Not the
+        version: instances get it at boot, so one build is baked once whatever its name.
+        """
         return {
             **self.variables,
             "app_name": self.names.app,
-            "app_version": self.version.text,
             "app_port": self.app_port,
             "artifact_digest": self.artifact.digest,
         }
@@ -76,7 +77,7 @@ class BakeRequest:
     def image_tags(self, inputs: BakeInputs) -> dict[str, str]:
         return {
             "deployer:app": self.names.app,
-            "deployer:version": self.version.text,
+            "deployer:version": self.version.text,  # the version it was first baked for
             KEY_TAG: inputs.key,
             **inputs.tags,
         }

@@ -1,6 +1,10 @@
 """The bake key: what an image is made of, as one sha256. An image carrying the key is
 reused; change any input (a playbook file, the base AMI, a bake variable, the artifact, the
 ansible-core version) and the next bake makes a new one.
+
+The version name is not an input: it is a label that the launch template gives each instance
+at boot (boot.env's VERSION). One build is baked once, whatever it is released as: a
+rerelease, an A/A release or a build promoted between environments reuses its image.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from typing import Any
 
 # tag -> what it names, in the order `plan` reports changes
 INPUT_TAGS = {
-    "deployer:version": "the version",
     "deployer:base-ami": "the base AMI",
     "deployer:playbooks": "the playbooks",
     "deployer:bake-vars": "the bake variables",
@@ -59,7 +62,6 @@ def ansible_version() -> str:
 
 @dataclass(frozen=True)
 class BakeInputs:
-    version: str
     base_ami: str
     playbooks: str
     variables: str
@@ -70,12 +72,10 @@ class BakeInputs:
     def of(
         base_ami: str, playbook: Path, variables: Mapping[str, Any], artifact_digest: str
     ) -> BakeInputs:
-        rest = {k: v for k, v in variables.items() if k != "app_version"}
         return BakeInputs(
-            version=str(variables.get("app_version", "")),
             base_ami=base_ami,
             playbooks=digest_files(playbook.parent, playbook_files(playbook)),
-            variables=digest_json({**rest, "playbook": playbook.name}),
+            variables=digest_json({**variables, "playbook": playbook.name}),
             artifact=artifact_digest,
             ansible=ansible_version(),
         )
@@ -83,7 +83,6 @@ class BakeInputs:
     @property
     def tags(self) -> dict[str, str]:
         values = [
-            self.version,
             self.base_ami,
             self.playbooks,
             self.variables,

@@ -154,7 +154,9 @@ class LogAgent:
         host = host_facts(instance_id, self._address_of(instance_id))
         if flush_due:
             flush = float(logs.get("force_flush_interval") or DEFAULT_FLUSH_S)
-            self._next_flush[instance_id] = now + self._interval(flush)
+            # Never more often than the probe floor: a scaled 5 s would flush 10 times a second.
+            floor = WORLD.behaviours.probe_floor_s
+            self._next_flush[instance_id] = now + max(self._interval(flush), floor)
             for entry in files_of(config):
                 self._ship(host, root, entry)
         if metrics_due and isinstance(metrics, dict):

@@ -25,6 +25,7 @@ from deployer.sandbox import (
     alarms,
     api_rules,
     ec2_rules,
+    image_catalog,
     latency,
     lifecycle,
     logs_api,
@@ -40,10 +41,11 @@ from deployer.sandbox.alarms import Evaluator
 from deployer.sandbox.cloudwatch_clock import Clock
 from deployer.sandbox.front import Fronts
 from deployer.sandbox.gateway import Gateway, Listener
-from deployer.sandbox.hosts import HostManager, Launch, read_env_file
+from deployer.sandbox.hosts import HostManager, Launch
 from deployer.sandbox.layout import ACCOUNT_ID, CREDENTIALS, REGION, Layout, write_json
 from deployer.sandbox.prober import Prober
 from deployer.sandbox.profile import behaviours_for
+from deployer.sandbox.units import read_env_file
 from deployer.sandbox.world import WORLD
 
 log = logging.getLogger("deployer.sandbox")
@@ -170,6 +172,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
         on_healthy=lambda i, start, end: WORLD.span(
             "target-healthy", i, time.time() - (end - start), time.time()
         ),
+        floor_s=lambda: WORLD.behaviours.probe_floor_s,
     )
     patches.apply(prober.lookup, hosts.capture, hosts.console_of)
     lifecycle.apply()
@@ -182,6 +185,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     alarms.apply()
     logs_api.apply()
     run_command.apply(hosts.booted)
+    image_catalog.apply(layout.image_dir)  # after patches.py's capture, which it publishes
     log_agent = LogAgent(hosts.booted, hosts.address_of)
     hosts.before_gone = log_agent.flush
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)

@@ -27,7 +27,6 @@ from deployer.sandbox.layout import Layout, write_json
 from deployer.sandbox.processes import stop_process_group
 
 log = logging.getLogger("deployer.sandbox.hosts")
-ENV_FILE = Path("etc/deployer/app.env")
 
 
 @dataclass(frozen=True)
@@ -53,23 +52,6 @@ def address_free(ip: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as systemd's EnvironmentFile reads them (double-quoted values)."""
-    values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            value = value.strip()
-            if value.startswith('"') and value.endswith('"') and len(value) > 1:
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    value = value[1:-1]
-            values[key.strip()] = value
-    return values
 
 
 @dataclass
@@ -175,8 +157,7 @@ class HostManager:
             root.mkdir(parents=True, exist_ok=True)
         first_boot(root, instance_id, launch)
         cloudinit.run_user_data(root, host_dir, launch.user_data, self._bin, self.shutdown_scale())
-        env_file = root / ENV_FILE
-        app_env = read_env_file(env_file) if env_file.is_file() else {}
+        app_env = units.app_environment(root)
         ip, port = self._allocate(int(app_env.get("PORT", "8080")))
         host = Host(instance_id, ip, port)
         with self._lock:
@@ -212,9 +193,9 @@ class HostManager:
         """
         if not self._configure(host, root):
             return  # as on EC2: the app unit requires the configure unit
-        env_file = root / ENV_FILE
-        if env_file.is_file():
-            self._started(self._start_app(host, root, read_env_file(env_file)))
+        app_env = units.app_environment(root)
+        if app_env:
+            self._started(self._start_app(host, root, app_env))
 
     def _configure(self, host: Host, root: Path) -> bool:
         """Run the image's configure.yml as its unit would; whether it succeeded."""
@@ -226,7 +207,7 @@ class HostManager:
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_LOCAL_TEMP": str(self.layout.host_dir(host.instance_id) / "tmp"),
             **self.aws_env,
-            **(read_env_file(boot) if boot.is_file() else {}),
+            **(units.read_env_file(boot) if boot.is_file() else {}),
         }
         extra = {
             "deployer_root": str(root),

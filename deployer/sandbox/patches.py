@@ -45,6 +45,7 @@ from deployer.sandbox import (
     agent,
     api_rules,
     ec2_rules,
+    image_catalog,
     lifecycle,
     logs_api,
     run_command,
@@ -102,6 +103,7 @@ def check_internals() -> None:
         + agent.check_internals()
         + logs_api.check_internals()
         + run_command.check_internals()
+        + image_catalog.check_internals()
     )
     if moved:
         raise MotoInternalsChanged(", ".join(moved))

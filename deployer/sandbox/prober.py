@@ -59,12 +59,15 @@ class Check:
     matcher: dict[str, Any] | None
 
 
-def check_of(group: Any, scale: float) -> Check:
+def check_of(group: Any, scale: float, floor_s: float = 1.0) -> Check:
+    """The target group's health check at `scale`; probes at most once every `floor_s` real
+    seconds (AWS's shortest interval is 5 s: a scaled one must not spin the machine).
+    """
     return Check(
         path=group.health_check_path or "/",
         # At least a second: a scaled-down timeout would fail a healthy app on a busy machine.
         timeout=max(1.0, float(group.health_check_timeout_seconds) * scale),
-        interval=max(0.1, float(group.health_check_interval_seconds) * scale),
+        interval=max(floor_s, float(group.health_check_interval_seconds) * scale),
         healthy_threshold=int(group.healthy_threshold_count),
         unhealthy_threshold=int(group.unhealthy_threshold_count),
         matcher=getattr(group, "matcher", None),
@@ -101,8 +104,10 @@ class Prober:
         time_scale: float = 1.0,
         registration_delay: Callable[[], float] = lambda: 0.0,
         on_healthy: Callable[[str, float, float], None] = lambda _id, _start, _end: None,
+        floor_s: Callable[[], float] = lambda: 1.0,
     ) -> None:
         self._endpoint_of = endpoint_of
+        self._floor_s = floor_s  # the fewest real seconds between two probes of a target
         self._scale = time_scale
         self._registration_delay = registration_delay  # before the first check, real seconds
         self._on_healthy = on_healthy
@@ -119,7 +124,7 @@ class Prober:
         now = time.monotonic()
         registered: set[tuple[str, str]] = set()
         for group in list(elbv2_backend().target_groups.values()):
-            check = check_of(group, self._scale)
+            check = check_of(group, self._scale, self._floor_s())
             for target_id in list(group.targets):
                 key = (group.arn, target_id)
                 registered.add(key)

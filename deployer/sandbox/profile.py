@@ -31,6 +31,11 @@ be given at start-up as JSON (`DEPLOYER_SANDBOX_BEHAVIOURS`, a file path or inli
 |                      | sandbox's time scale). A bake's playbook runs in real time at any    |
 |                      | scale, so a scaled bake.max_builder_minutes may end a slow bake      |
 |                      | midway: the tests keep it at 1.0 except where they test the timer    |
+| probe_floor_s        | the fewest real seconds between two health probes of one target, and |
+|                      | between two flushes of one host's log agent (AWS: 5 s at the least). |
+|                      | A scaled 5 s interval would probe 10 times a second and burn the CPU |
+|                      | of the machine the sandbox runs on; only tests that must detect      |
+|                      | faster lower it, and say why                                         |
 | seed                 | seeds every random choice above                                      |
 
 An outage (connections refused for a while) is an action, not a setting:
@@ -84,6 +89,7 @@ class Behaviours:
     cloudwatch_time_scale: float = 0.0
     quotas: dict[str, float] = field(default_factory=dict)
     shutdown_time_scale: float | None = None
+    probe_floor_s: float = 1.0
     seed: int = 0
 
     def to_json(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ log = logging.getLogger("deployer.sandbox.units")
 UNITS = Path("etc/systemd/system")
 CONFIGURE_UNIT = "deployer-configure.service"
 BOOT_VARS = Path("opt/deployer/configure/vars.json")
+APP_ENV = Path("etc/deployer/app.env")
 
 
 def app_unit(root: Path) -> str:
@@ -28,6 +29,56 @@ def app_unit(root: Path) -> str:
     except (OSError, ValueError):
         return ""
     return f"{name}.service" if name else ""
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile reads them (double-quoted values)."""
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            value = value.strip()
+            if value.startswith('"') and value.endswith('"') and len(value) > 1:
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    value = value[1:-1]
+            values[key.strip()] = value
+    return values
+
+
+def environment_files(root: Path, unit: str) -> list[tuple[Path, bool]]:
+    """The unit's `EnvironmentFile=` lines in order, as (path under the host's root, whether
+    it may be missing: systemd's `-` prefix).
+    """
+    try:
+        text = (root / UNITS / unit).read_text(encoding="utf-8") if unit else ""
+    except OSError:
+        return []
+    found = []
+    for line in text.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == "EnvironmentFile" and value:
+            optional = value.startswith("-")
+            found.append((root / value.lstrip("-").strip().lstrip("/"), optional))
+    return found
+
+
+def app_environment(root: Path) -> dict[str, str]:
+    """The app's environment as its unit gives it: each EnvironmentFile in order, a later one
+    overriding an earlier one (the release's VERSION comes from boot.env). Without a unit
+    naming any, /etc/deployer/app.env. Empty when a file the unit requires is missing
+    (systemd would not start the app).
+    """
+    files = environment_files(root, app_unit(root)) or [(root / APP_ENV, False)]
+    values: dict[str, str] = {}
+    for path, optional in files:
+        if path.is_file():
+            values.update(read_env_file(path))
+        elif not optional:
+            return {}
+    return values
 
 
 def output_of(root: Path, unit: str) -> Path | None:

@@ -17,6 +17,7 @@ import pytest
 
 from deployer.bake.watchdog import OWNER_FILE, processes_using
 from deployer.sandbox.layout import Layout
+from tests.conftest import NO_IMAGE_CATALOG
 from tests.e2e.conftest import sandbox_client, sandboxed_project
 
 pytestmark = pytest.mark.e2e
@@ -37,8 +38,23 @@ SECRET = "pw-Zq8vX2-never-printed"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    with sandboxed_project(tmp_path_factory, "bakecli") as (workdir, env):
+    # The bake is the subject: this module's sandbox bakes for itself.
+    with sandboxed_project(tmp_path_factory, "bakecli", **NO_IMAGE_CATALOG) as (workdir, env):
         yield workdir, env
+
+
+@pytest.fixture(autouse=True)
+def default_build(project):
+    """Each test starts from the sample app's own build; `new_build` makes another."""
+    yield
+    (project[0] / "app" / "BUILD").unlink(missing_ok=True)
+
+
+def new_build(workdir, label):
+    """A build of its own (another artifact digest, so another bake key): a version name
+    alone is a label given at boot, and never bakes again.
+    """
+    (workdir / "app" / "BUILD").write_text(label + "\n")
 
 
 def configure(workdir, env_name="e1", keep=5, window="1h"):
@@ -95,6 +111,7 @@ def leftovers(workdir) -> list[str]:
 def test_a_second_bake_reuses_the_image_and_changes_nothing(project):
     workdir, env = project
     configure(workdir)
+    new_build(workdir, "v5")
     first = cli(workdir, env, "bake", "v5", "--output", "json")
     assert first.returncode == 0, first.stderr
     baked = json_of(first)
@@ -109,6 +126,7 @@ def test_a_second_bake_reuses_the_image_and_changes_nothing(project):
 def test_a_changed_playbook_file_is_named_by_plan_and_bakes_a_new_image(project):
     workdir, env = project
     configure(workdir)
+    new_build(workdir, "v5")
     before = json_of(cli(workdir, env, "bake", "v5", "--output", "json"))
     role = workdir / "playbooks/roles/app/defaults/main.yml"
     original = role.read_text()
@@ -172,6 +190,7 @@ def bake_dirs_of(pid):
 def test_a_killed_bake_leaves_no_playbook_running_and_a_rerun_converges(project, version, marker):
     workdir, env = project
     configure(workdir)
+    new_build(workdir, version)
     pid = kill_bake_when(workdir, env, version, marker)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -224,6 +243,22 @@ def test_settings_reach_new_instances_at_boot_and_a_secret_is_never_printed(proj
     assert not plan["noop"] and "the settings changed" in plan["reason"] and not plan["bake"]
 
 
+def older_images(workdir, count):
+    """Images of this app made through the EC2 API (gc reads only their tags and dates): what
+    earlier builds would have left, without baking them.
+    """
+    ec2 = sandbox_client(workdir, "ec2")
+    for n in range(count):
+        image = ec2.register_image(Name=f"deployer-baker-old-{n}", RootDeviceName="/dev/xvda")
+        ec2.create_tags(
+            Resources=[image["ImageId"]],
+            Tags=[
+                {"Key": "deployer:app", "Value": "baker"},
+                {"Key": "deployer:bake-key", "Value": f"an-older-build-{n}"},
+            ],
+        )
+
+
 def app_environments(workdir, fleet_stack):
     """The environment of each running app process of a fleet, read from /proc."""
     asg = sandbox_client(workdir, "autoscaling")
@@ -243,8 +278,7 @@ def app_environments(workdir, fleet_stack):
 def test_gc_keeps_images_in_use_and_the_newest_and_removes_the_rest(project):
     workdir, env = project
     configure(workdir, "gc", keep=1, window="0")
-    for version in ("g1", "g2"):
-        assert cli(workdir, env, "bake", version).returncode == 0
+    older_images(workdir, 2)
     release = cli(workdir, env, "release", "g3", "--output", "json")
     assert release.returncode == 0, release.stdout + release.stderr
     released = json_of(release)

@@ -86,6 +86,8 @@ def test_a_killed_bakes_builder_ends_itself_and_destroy_leaves_nothing(project):
     limited = (workdir / config).read_text() + "bake: {max_builder_minutes: 10}\n"
     (workdir / config).write_text(limited)
     (workdir / "deployer.yaml").write_text(limited)
+    build = workdir / "app" / "BUILD"
+    build.write_text("a build of its own: it bakes, whatever images exist\n")
     layout = Layout.for_workdir(workdir)
     state, _ = control.up(layout)
     # This builder's own shutdown timer at the sandbox's time scale (the other bakes of the
@@ -104,6 +106,7 @@ def test_a_killed_bakes_builder_ends_itself_and_destroy_leaves_nothing(project):
         POLL.until("the builder to boot", lambda: _booted(layout), 60)
     finally:
         client.set_behaviours(state.endpoint, shutdown_time_scale=1.0)
+        build.unlink()
     (builder,) = builders(workdir)
     assert builder["State"]["Name"] in ("pending", "running")
     vpc = builder["VpcId"]
