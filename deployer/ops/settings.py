@@ -9,7 +9,6 @@ fleet from the same image.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -21,6 +20,8 @@ KEY = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 # Written by the bake and the configure unit themselves: a setting may not replace them.
 RESERVED = frozenset(
     {"APP_NAME", "VERSION", "ARTIFACT_DIGEST", "APP_DIR", "HOST", "PORT", "INSTANCE_ID"}
+    # boot.env's, which the app's unit reads after app.env (the launch template writes it)
+    | {"SETTINGS_PATH", "AWS_REGION", "LOG_GROUP"}
 )
 SECRET = "(secure)"
 
@@ -38,14 +39,6 @@ def check_key(key: str) -> str:
     if key in RESERVED:
         raise BadInput(f"setting '{key}': deployer sets {key} itself; choose another name")
     return key
-
-
-def digest(settings: list[Setting]) -> str:
-    """Names, types and versions: what changed, never what the values are."""
-    if not settings:
-        return ""
-    blob = "\n".join(f"{s.name}\t{'S' if s.secure else 's'}\t{s.version}" for s in settings)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def view(setting: Setting, reveal: bool = False) -> dict[str, Any]:

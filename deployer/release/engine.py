@@ -36,6 +36,7 @@ from deployer.aws.ssm import Ssm
 from deployer.config.loading import LoadedConfig
 from deployer.core.model import Actor, ReleaseRecord
 from deployer.core.names import Names
+from deployer.core.settings import settings_digest
 from deployer.infra.specs import EnvironmentStacks
 from deployer.output.events import Events
 from deployer.release.fleet_state import Fleets
@@ -205,9 +206,7 @@ class Engine:
 
     def settings_digest(self) -> str:
         """A digest of the environment's settings (SSM), applied to instances at boot."""
-        from deployer.ops.settings import digest
-
-        return digest(self.ssm.settings(self.names.settings_path))
+        return settings_digest(self.ssm.settings(self.names.settings_path))
 
     def alarm_names(self) -> list[str]:
         """The CloudWatch alarms every gate evaluation reads."""

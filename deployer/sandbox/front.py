@@ -81,8 +81,15 @@ def actions_for(listener: Any, path: str) -> list[Any]:
 
 
 def choose_target(
-    weights: list[tuple[str, int]], health_of: HealthOf, rng: random.Random
+    weights: list[tuple[str, int]],
+    health_of: HealthOf,
+    rng: random.Random,
+    running: Callable[[str], bool] = lambda _id: True,
 ) -> tuple[str, str] | None:
+    """A healthy target by the weights. An instance that is no longer running gets no new
+    request (Auto Scaling deregisters an instance before it terminates it, so the ALB drains
+    it; moto leaves it registered), however recently its last health check passed.
+    """
     backend = elbv2_backend()
     healthy: dict[str, list[str]] = {}
     registered: list[tuple[str, str]] = []
@@ -90,7 +97,7 @@ def choose_target(
         group = backend.target_groups.get(arn)
         if group is None or weight <= 0:
             continue
-        ids = list(group.targets)
+        ids = [i for i in group.targets if running(i)]
         registered += [(arn, i) for i in ids]
         ok = [i for i in ids if (health_of(arn, i) or ("initial",))[0] == "healthy"]
         if ok:
@@ -153,7 +160,12 @@ class Fronts:
                         )
                     self._reply(int(routing.get("StatusCode", 503)), message, headers)
                     return
-                chosen = choose_target(routing, front._health_of, front._rng)
+                chosen = choose_target(
+                    routing,
+                    front._health_of,
+                    front._rng,
+                    lambda i: front._endpoint_of(i) is not None,
+                )
                 endpoint = front._endpoint_of(chosen[1]) if chosen else None
                 if chosen is None or endpoint is None:
                     self._reply(503, b"no targets\n", {})

@@ -28,6 +28,7 @@ from moto.ec2.models import ec2_backends
 from moto.elbv2.models import elbv2_backends
 
 from deployer.sandbox.patching import Patches
+from deployer.sandbox.template_refs import references
 
 log = logging.getLogger("deployer.sandbox.stack_deletes")
 Deleter = Callable[[Any, str, str], None]  # (resource, account, region)
@@ -122,7 +123,6 @@ def delete_resources(stack: Stack) -> dict[str, str]:
     resource goes once nothing left in the stack refers to it. Returns {logical id: reason}
     of the resources that could not go (and those that still refer to them).
     """
-    from deployer.sandbox.stacks import _references  # one reading of Ref/GetAtt/Sub
 
     try:  # moto resolves outputs lazily, from resources that are about to go: resolve now
         _ = stack.outputs
@@ -135,7 +135,7 @@ def delete_resources(stack: Stack) -> dict[str, str]:
         for name, body in bodies.items()
         if parsed.get(name) is not None and body.get("DeletionPolicy") != "Retain"
     ]
-    needs = {name: _dependencies(bodies[name], _references) & set(remaining) for name in remaining}
+    needs = {name: _dependencies(bodies[name], references) & set(remaining) for name in remaining}
     failures: dict[str, str] = {}
     progress = True
     while remaining and progress:

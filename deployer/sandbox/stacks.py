@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
-import re
-from collections.abc import Iterator
 from typing import Any
 
 from moto.cloudformation.exceptions import ValidationError
@@ -29,6 +27,7 @@ from moto.cloudformation.responses import CloudFormationResponse
 
 from deployer.sandbox import latency, stack_deletes
 from deployer.sandbox.patching import Patches
+from deployer.sandbox.template_refs import references
 from deployer.sandbox.world import WORLD
 
 log = logging.getLogger("deployer.sandbox.stacks")
@@ -38,31 +37,11 @@ _ON_FAILURE: contextvars.ContextVar[str] = contextvars.ContextVar("on_failure", 
 _GENERATION: dict[str, int] = {}
 
 
-def _references(node: Any) -> Iterator[str]:
-    """Logical ids a template fragment refers to (Ref, GetAtt, Sub)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref" and isinstance(value, str):
-                yield value
-            elif key == "Fn::GetAtt":
-                target = value[0] if isinstance(value, list) else str(value).split(".")[0]
-                yield str(target)
-            elif key == "Fn::Sub":
-                text = value[0] if isinstance(value, list) else value
-                yield from re.findall(r"\$\{([A-Za-z0-9]+)[.}]", str(text))
-                yield from _references(value)
-            else:
-                yield from _references(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _references(item)
-
-
 def schedule_of(resources: dict[str, Any], seconds_of: Any) -> dict[str, tuple[float, float]]:
     """Start and end of each resource, each starting when everything it depends on is done."""
     deps: dict[str, set[str]] = {}
     for name, body in resources.items():
-        found = set(_references(body.get("Properties", {})))
+        found = set(references(body.get("Properties", {})))
         depends = body.get("DependsOn", [])
         found |= {depends} if isinstance(depends, str) else set(depends)
         deps[name] = {d for d in found if d in resources and d != name}

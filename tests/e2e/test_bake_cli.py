@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from deployer.bake.watchdog import OWNER_FILE, processes_using
 from deployer.sandbox.layout import Layout
@@ -250,13 +251,19 @@ def older_images(workdir, count):
     ec2 = sandbox_client(workdir, "ec2")
     for n in range(count):
         image = ec2.register_image(Name=f"deployer-baker-old-{n}", RootDeviceName="/dev/xvda")
-        ec2.create_tags(
-            Resources=[image["ImageId"]],
-            Tags=[
-                {"Key": "deployer:app", "Value": "baker"},
-                {"Key": "deployer:bake-key", "Value": f"an-older-build-{n}"},
-            ],
-        )
+        tags = [
+            {"Key": "deployer:app", "Value": "baker"},
+            {"Key": "deployer:bake-key", "Value": f"an-older-build-{n}"},
+        ]
+        deadline = time.monotonic() + 30
+        while True:  # a new image id may answer NotFound for a moment, as on AWS
+            try:
+                ec2.create_tags(Resources=[image["ImageId"]], Tags=tags)
+                break
+            except ClientError as exc:
+                if "NotFound" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
 
 def app_environments(workdir, fleet_stack):

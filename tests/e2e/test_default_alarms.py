@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import urllib.error
 import urllib.request
 
 import pytest
 
 from tests.conftest import copy_project
 from tests.e2e.conftest import Cli
+from tests.e2e.traffic import Users
 
 pytestmark = pytest.mark.e2e
 
@@ -46,33 +45,11 @@ def project(tmp_path_factory):
     cli("sandbox", "down")
 
 
-def users(url: str, stop: threading.Event, seen: dict[int, int]) -> None:
-    while not stop.is_set():
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                status = answer.status
-        except urllib.error.HTTPError as error:
-            status = error.code
-        except OSError:
-            status = 0
-        seen[status] = seen.get(status, 0) + 1
-
-
 def test_a_canary_answering_500_is_rolled_back_by_its_default_5xx_alarm(project):
     first = project.json("release", "v1")
-    stop, seen = threading.Event(), {}
-    traffic = [
-        threading.Thread(target=users, args=(first["url"], stop, seen), daemon=True)
-        for _ in range(4)
-    ]
-    for thread in traffic:
-        thread.start()
-    try:
+    with Users(first["url"], rate=20) as users:  # a steady 20 requests a second
         failed = project("release", "v2", "--output", "json", config="errors.yaml")
-    finally:
-        stop.set()
-        for thread in traffic:
-            thread.join(10)
+    seen = users.statuses
     assert failed.returncode == 1, failed.stderr
     error = json.loads(failed.stdout)["error"]["message"]
     assert "gate 'alarm hello-metrics-fleet-v2-" in error and "Target5xxAlarm" in error

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deployer.sandbox.agent import AGENT_CONFIG, HostFacts, LogAgent, files_of, placeholders
-from deployer.sandbox.units import app_unit, output_of
+from deployer.sandbox.units import app_environment, app_unit, output_of
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +66,29 @@ def test_a_units_output_goes_where_its_unit_says(tmp_path: Path):
     assert app_unit(root) == "shop.service"
     assert output_of(root, "shop.service") == root / "var/log/deployer/app.log"
     assert output_of(root, "deployer-configure.service") is None  # no such unit
+
+
+def test_the_app_gets_its_units_environment_files_in_order_the_release_version_last(
+    tmp_path: Path,
+):
+    """As systemd does: app.env (the build's), then boot.env (the launch template's VERSION)
+    overriding it; a `-` file may be missing, a required one stops the app.
+    """
+    root = tmp_path
+    (root / "opt/deployer/configure").mkdir(parents=True)
+    (root / "opt/deployer/configure/vars.json").write_text('{"app_name": "shop"}')
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/systemd/system/shop.service").write_text(
+        "[Service]\nEnvironmentFile=/etc/deployer/app.env\n"
+        "EnvironmentFile=-/etc/deployer/boot.env\nExecStart=/opt/app/current/run\n"
+    )
+    (root / "etc/deployer").mkdir(parents=True)
+    assert app_environment(root) == {}  # app.env is required: systemd would not start it
+    (root / "etc/deployer/app.env").write_text('PORT=8080\nVERSION="baked"\n')
+    assert app_environment(root) == {"PORT": "8080", "VERSION": "baked"}  # boot.env may miss
+    (root / "etc/deployer/boot.env").write_text("VERSION=v2\nLOG_GROUP=/deployer/shop/prod\n")
+    assert app_environment(root) == {
+        "PORT": "8080",
+        "VERSION": "v2",
+        "LOG_GROUP": "/deployer/shop/prod",
+    }

@@ -129,7 +129,6 @@ def test_the_bake_playbook_runs_over_ssh(sshd, sandbox_aws, tmp_path):
         BuilderAccess(**{**access.__dict__, "root": str(root)}),
         {
             "app_name": "hello",
-            "app_version": "v-ssh",
             "app_port": 8080,
             "artifact_digest": artifact.digest,
             "artifact_url": s3.presigned_get("artifacts", "hello.tar.gz"),
@@ -138,8 +137,8 @@ def test_the_bake_playbook_runs_over_ssh(sshd, sandbox_aws, tmp_path):
         sanitize=True,
     )
     assert stats["ok"]["builder"] > 5
-    assert (root / "opt/app/v-ssh/run").is_file()
-    assert "VERSION=v-ssh" in (root / "etc/deployer/app.env").read_text()
+    assert (root / f"opt/app/{artifact.digest[:16]}/run").is_file()  # the build, by digest
+    assert f"ARTIFACT_DIGEST={artifact.digest}" in (root / "etc/deployer/app.env").read_text()
     assert log.read_text().count("Accepted publickey") >= 2  # Ansible came in over SSH
     assert not (root / "home" / access.user / ".ssh" / "authorized_keys").exists()  # sanitized
 
@@ -156,7 +155,6 @@ def test_ansible_refuses_a_builder_whose_host_key_is_not_the_pinned_one(impostor
             BuilderAccess(**{**impostor.__dict__, "root": str(tmp_path)}),
             {
                 "app_name": "x",
-                "app_version": "v",
                 "app_port": 8080,
                 "artifact_digest": "0" * 64,
                 "artifact_url": "http://127.0.0.1:9/x",
@@ -174,7 +172,6 @@ def test_an_unreachable_builder_is_a_bake_failure_that_says_so(sshd, tmp_path):
             gone,
             {
                 "app_name": "x",
-                "app_version": "v",
                 "app_port": 8080,
                 "artifact_digest": "0" * 64,
                 "artifact_url": "http://127.0.0.1:9/x",
