@@ -285,6 +285,7 @@ def app_environments(workdir, fleet_stack):
 def test_gc_keeps_images_in_use_and_the_newest_and_removes_the_rest(project):
     workdir, env = project
     configure(workdir, "gc", keep=1, window="0")
+    assert cli(workdir, env, "sandbox", "up").returncode == 0
     older_images(workdir, 2)
     release = cli(workdir, env, "release", "g3", "--output", "json")
     assert release.returncode == 0, release.stdout + release.stderr
