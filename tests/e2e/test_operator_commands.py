@@ -21,7 +21,7 @@ CONFIG = """\
 app: ops
 environment: {env}
 artifact: {{source: {source}}}
-capacity: {{min: 1, desired: 2, max: 4}}
+capacity: {{min: 1, desired: 1, max: 4}}
 health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: {deadline}}}
 strategy: {{kind: all_at_once, bake_seconds: 1}}
 gates: {{interval_seconds: 0.5}}

@@ -22,7 +22,7 @@ CONFIG = """\
 app: shop
 environment: {env}
 artifact: {{source: {source}}}
-capacity: {{min: 1, desired: 2, max: 4}}
+capacity: {{min: 1, desired: 1, max: 4}}
 health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 20}}
 strategy: {{kind: {kind}, steps: [10, 50, 100], bake_seconds: {bake}, watch_seconds: {watch}}}
 rollback_window: {window}

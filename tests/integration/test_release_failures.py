@@ -36,7 +36,7 @@ def test_green_failing_during_a_canary_step_goes_back_to_blue(workdir):
     assert served(url) == {"hello from v1"}
     now = status(engine_for(workdir, "canary"))
     fleets = {f["version"]: (f["role"], f["weight"], f["desired"]) for f in now["fleets"]}
-    assert fleets == {"v1": ("live", 100, 2), "v2": ("cold", 0, 0)}
+    assert fleets == {"v1": ("live", 100, 1), "v2": ("cold", 0, 0)}
     assert now["last"]["outcome"] == "failed" and "step" in now["last"]["reason"]
 
 
