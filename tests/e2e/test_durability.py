@@ -98,28 +98,39 @@ def live_state(workdir, env_name):
 BAKE_BOUNDARIES = ("bake", "wait:image")
 
 
+def live_release(workdir, env) -> tuple[str, str]:
+    """The environment's live version and URL, after a first release if it has none."""
+    status = json.loads(cli(workdir, env, "status", "--output", "json").stdout)
+    if not status.get("live_version"):
+        first = cli(workdir, env, "release", "v1", "--output", "json")
+        assert first.returncode == 0, first.stderr
+        status = json.loads(cli(workdir, env, "status", "--output", "json").stdout)
+    return status["live_version"], status["url"]
+
+
 @pytest.mark.parametrize(
     "boundary",
-    ["bake", "fleet", "gate", "step:done", "retire", "wait:image", "wait:-fleet-"],
+    ["bake", "wait:image", "fleet", "gate", "step:done", "retire", "wait:-fleet-"],
 )
 def test_a_run_killed_at_a_phase_boundary_converges_when_rerun(project, boundary):
     """Killed at a phase boundary, or in the middle of a wait on AWS (the image becoming
     available, the fleet stack being created): one rerun finishes the release, with nothing
-    duplicated and no builder left running.
+    duplicated and no builder left running. Two environments: one whose every release is a
+    build of its own (it bakes), one whose releases reuse the image; each kill releases the
+    next version over the one the kill before left live.
     """
     workdir, env = project
-    env_name = "kill-" + "-".join(part for part in boundary.replace(":", "-").split("-") if part)
+    env_name = "kill-bake" if boundary in BAKE_BOUNDARIES else "kill-release"
     configure(workdir, env_name)
     build = workdir / "app" / "BUILD"
     build.unlink(missing_ok=True)
-    first = cli(workdir, env, "release", "v1", "--output", "json")
-    assert first.returncode == 0, first.stderr
-    url = json.loads(first.stdout)["url"]
-    if boundary in BAKE_BOUNDARIES:  # v2 is a build of its own, so it bakes; else v1's image
-        build.write_text(env_name + "\n")
+    live, url = live_release(workdir, env)
+    version = "v-" + "-".join(part for part in boundary.replace(":", "-").split("-") if part)
+    if boundary in BAKE_BOUNDARIES:  # a build of its own, so it bakes
+        build.write_text(version + "\n")
 
     killed = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.kill_at", boundary, "v2"],
+        [sys.executable, "-m", "tests.e2e.kill_at", boundary, version],
         cwd=workdir,
         env=env,
         capture_output=True,
@@ -128,16 +139,17 @@ def test_a_run_killed_at_a_phase_boundary_converges_when_rerun(project, boundary
     )
     assert killed.returncode == -9, killed.stderr
 
-    rerun = cli(workdir, env, "release", "v2", "--output", "json")
-    assert rerun.returncode == 0, rerun.stderr
-    assert served(url) == {"hello from v2"}
-    state = live_state(workdir, env_name)
-    assert state["fleets"] == ["v1", "v2"]  # no duplicate fleet; v1 warm for rollback
-    assert len(set(state["images"])) == len(state["images"])  # no duplicate image of a build
+    rerun = cli(workdir, env, "release", version, "--output", "json")
     build.unlink(missing_ok=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert served(url) == {f"hello from {version}"}
+    state = live_state(workdir, env_name)
+    assert state["fleets"].count(version) == 1  # no duplicate fleet
+    assert live in state["fleets"]  # the previous one warm for rollback
+    assert len(set(state["images"])) == len(state["images"])  # no duplicate image of a build
     assert state["builders"] == 0
     history = json.loads(cli(workdir, env, "history", "--output", "json").stdout)["releases"]
-    assert history[0]["version"] == "v2" and history[0]["outcome"] == "succeeded"
+    assert history[0]["version"] == version and history[0]["outcome"] == "succeeded"
     assert not any(r["outcome"] == "in_progress" for r in history)
     if boundary != "bake":
         assert "resume:" in rerun.stderr

@@ -38,7 +38,7 @@ SMOKE = """\
 #!/bin/sh
 echo "smoke: $DEPLOYER_VERSION (was $DEPLOYER_PREVIOUS_VERSION) at $DEPLOYER_TEST_URL"
 env | grep ^DEPLOYER_ > hook-env.txt
-sleep 300 &  # something it started and left behind
+sleep 313.7 &  # something it started and left behind (a number nothing else sleeps)
 echo "smoke failed: GET /orders answered 500"
 exit 1
 """
@@ -101,19 +101,21 @@ def test_a_failing_before_traffic_hook_stops_the_release_before_any_user_traffic
     assert hook_env["DEPLOYER_TEST_URL"].startswith("http://127.0.0.1:")
     assert served(hook_env["DEPLOYER_URL"]) == {"hello from v1"}
     assert cli.json("status")["live_version"] == "v1"
-    assert leftover("sleep 300") == []  # the hook's group ended with it
+    assert leftover("sleep 313.7") == []  # the hook's group ended with it
 
 
 def test_a_hook_out_of_time_is_ended_with_everything_it_started(project):
     cli = project
     (cli.workdir / "slow.yaml").write_text(
-        CONFIG.format(hold=1, verify="{timeout_seconds: 2, after_step: ['sleep 120 & sleep 121']}")
+        CONFIG.format(
+            hold=1, verify="{timeout_seconds: 2, after_step: ['sleep 127.3 & sleep 127.4']}"
+        )
     )
     done = cli("release", "v2", "--output", "json", config="slow.yaml")
     assert done.returncode == 1, done.stderr
     error = json.loads(done.stdout)["error"]
     assert error["step"] == "step 1: canary 50/100" and "timed out after 2s" in error["message"]
-    assert leftover("sleep 12") == []
+    assert leftover("sleep 127.") == []
     assert cli.json("status")["live_version"] == "v1"
 
 
