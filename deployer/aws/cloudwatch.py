@@ -17,6 +17,11 @@ PERIOD_S = 60  # an ALB publishes its metrics per minute
 # What each Period field is made of: (metric, statistic).
 REQUESTS = ("RequestCount", "Sum")
 ERRORS = ("HTTPCode_Target_5XX_Count", "Sum")
+# A target that refuses or resets connections gives users the ALB's own 502s, which
+# HTTPCode_Target_5XX_Count leaves out: this per-group count carries them.
+CONNECTION_ERRORS = ("TargetConnectionErrorCount", "Sum")
+# What the load balancer answered itself (502, 503, 504): per balancer only, no TargetGroup.
+BALANCER_ERRORS = ("HTTPCode_ELB_5XX_Count", "Sum")
 LATENCY_METRIC = "TargetResponseTime"
 
 
@@ -64,16 +69,21 @@ class CloudWatch:
         latency_stat: str,
     ) -> dict[str, list[Period]]:
         """Per named series (its dimensions: LoadBalancer, and TargetGroup for a group), the
-        published minute periods in [start, end) that had requests, oldest first. One
-        GetMetricData call (paginated) for every series.
+        published minute periods in [start, end) that had requests, oldest first. A group's
+        errors are its targets' 5xx and its connection errors; a balancer's (no TargetGroup)
+        are the 5xx it answered itself. One GetMetricData call (paginated) for every series.
         """
         queries: list[dict[str, Any]] = []
         for index, dimensions in enumerate(series.values()):
-            for field, (metric, stat) in (
+            group = "TargetGroup" in dimensions
+            fields = [
                 ("req", REQUESTS),
-                ("err", ERRORS),
+                ("err", ERRORS if group else BALANCER_ERRORS),
                 ("lat", (LATENCY_METRIC, latency_stat)),
-            ):
+            ]
+            if group:
+                fields.append(("con", CONNECTION_ERRORS))
+            for field, (metric, stat) in fields:
                 queries.append(_query(f"{field}{index}", metric, stat, dimensions))
         values: dict[str, dict[datetime, float]] = {}
         request: dict[str, Any] = {
@@ -114,13 +124,15 @@ def _query(query_id: str, metric: str, stat: str, dimensions: Mapping[str, str])
 def _periods(values: Mapping[str, Mapping[datetime, float]], index: int) -> list[Period]:
     requests = values.get(f"req{index}", {})
     errors = values.get(f"err{index}", {})
+    connections = values.get(f"con{index}", {})
     latency = values.get(f"lat{index}", {})
     return [
         Period(
             start=when.timestamp(),
             requests=float(count),
-            errors=float(errors.get(when, 0.0)),
+            errors=float(errors.get(when, 0.0)) + float(connections.get(when, 0.0)),
             latency=latency.get(when),
+            connection_errors=float(connections.get(when, 0.0)),
         )
         for when, count in sorted(requests.items())
         if count > 0

@@ -93,6 +93,13 @@ class DefaultAlarms(Strict):
     target_5xx_count: int = Field(
         default=5, ge=1, le=100000, description="5xx answers of green's targets per minute."
     )
+    connection_error_count: int = Field(
+        default=5,
+        ge=1,
+        le=100000,
+        description="Connections green's targets refused or reset per minute (users got the "
+        "load balancer's 502s, which the targets' 5xx count leaves out).",
+    )
     p99_seconds: float = Field(
         default=2.0, gt=0, le=60, description="p99 target response time over a minute."
     )
@@ -156,9 +163,33 @@ class MetricGates(Strict):
     )
     require_traffic: bool = Field(
         default=False,
-        description="Fail a step that never gets enough requests to judge (default: say so "
-        "and go on with the other gates).",
+        description="The same as on_inconclusive: rollback (kept for existing configs).",
     )
+    on_inconclusive: Literal["proceed", "rollback"] = Field(
+        default="proceed",
+        description="A step whose metrics still show neither harm nor safety at its deadline "
+        "(too few users' requests): proceed, said plainly in the events, the summary and the "
+        "picture, or roll back.",
+    )
+    publication_delay_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=900,
+        description="How long after a minute ends its metrics count (settled): CloudWatch "
+        "gives no figure; ALB datapoints commonly appear about 2 minutes late, and a period "
+        "may still be revised.",
+    )
+    min_minute_requests: int = Field(
+        default=10,
+        ge=1,
+        le=100000,
+        description="Users' requests a minute of green needs to be compared with blue's for "
+        "latency.",
+    )
+
+    @property
+    def on_inconclusive_effective(self) -> str:
+        return "rollback" if self.require_traffic else self.on_inconclusive
 
 
 class Gates(Strict):

@@ -50,13 +50,20 @@ class TimingInputs:
     retires: int
 
 
+def typical_evidence_s(metrics: MetricPolicy) -> float:
+    """With steady traffic: `min_periods` minutes, then one publication delay to settle (the
+    deadline, evidence_wait_s, allows a second one for late minutes).
+    """
+    return evidence_wait_s(metrics) - metrics.publication_delay_s
+
+
 def step_hold_s(hold_s: float, alarm_window_s: float, metrics: MetricPolicy | None) -> float:
     """How long a traffic step holds with steady traffic."""
     waits = [hold_s]
     if alarm_window_s:
         waits.append(alarm_wait_s(alarm_window_s))
     if metrics is not None:
-        waits.append(evidence_wait_s(metrics) - 60.0)  # with traffic, the slack is not needed
+        waits.append(typical_evidence_s(metrics))
     return max(waits)
 
 
@@ -94,8 +101,12 @@ def predict(t: TimingInputs) -> list[PlannedTime]:
 def _why(hold_s: float, held: float, t: TimingInputs) -> str:
     if held == hold_s:
         return "strategy.bake_seconds"
-    if t.metrics is not None and held == evidence_wait_s(t.metrics) - 60.0:
-        return f"{t.metrics.min_periods} complete minutes of metrics, published"
+    if t.metrics is not None and held == typical_evidence_s(t.metrics):
+        return (
+            f"{t.metrics.min_periods} settled minutes of users' requests "
+            f"({t.metrics.publication_delay_s:.0f}s to settle); a busy service's PASS comes "
+            "then, a quiet one holds to its deadline"
+        )
     return "the alarms' evaluation window, published"
 
 

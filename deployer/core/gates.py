@@ -27,7 +27,7 @@ class Observation:
     name: str  # "GET /healthz", an alarm name, "error rate", or the target group
     passed: bool | None  # None: could not be read, which counts as failed
     detail: str
-    # A metric gate's verdict ("pass", "fail", "insufficient": not enough data yet, which
+    # A metric gate's verdict ("pass", "fail", "continue": not enough evidence yet, which
     # is not a failure) and its numbers (rates, counts, p-value, effect size).
     verdict: str = ""
     evidence: Mapping[str, Any] = field(default_factory=dict)

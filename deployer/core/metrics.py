@@ -1,45 +1,43 @@
 """The metric gate: green judged against blue from their load-balancer metrics. Pure.
 
-Each target group's published CloudWatch periods (requests, target 5xx, a latency statistic)
-come in as `Period`s; the verdict is pass, fail or not enough data, and carries its numbers.
+The verdict is the gate rule's (gate_rule.jsonata: one text, evaluated in process by the CLI
+and by Step Functions), given users' requests of settled minutes (gate_inputs.py):
 
-- **Error rate.** Green fails when its rate is significantly above blue's (Fisher's exact
-  test, one-sided, on the summed counts) *and* above it by more than a practical margin
-  (`max_error_increase`, percentage points). Volume and blue's own errors are accounted for:
-  1 % on green is no regression when blue fails 1 % too, and 5 errors mean something
-  different in 100 requests and in 100,000.
-- **Latency.** Green fails when it is significantly slower (Mann-Whitney U, one-sided, on
-  the per-period values) *and* slower by more than `max_latency_ratio` (medians) *and* by
-  more than `min_latency_increase_s`: an app answering in 1 ms that takes 2 ms is not slower
-  for anyone.
-- **No blue** (a first release): absolute limits. The error rate fails when it is
-  significantly above `max_error_rate` (an exact binomial test); latency when the median
-  period is above `max_latency_seconds`.
-- **Not enough data** until green has `min_periods` periods with requests. A clear failure
-  is reported as soon as the data show it, whatever the count: a build failing half its
-  requests should not wait for three minutes of proof.
+- **PASS** only on evidence of safety: the upper confidence bound of green's error rate
+  minus blue's is below `max_error_increase` (without blue: green's bound below
+  `max_error_rate`), after `min_periods` minutes with requests, and latency does not fail.
+- **FAIL** when green's rate is above blue's by more than the margin *and* significantly
+  so at alpha/K (K looks per step), or when significantly many of its minutes are slower
+  than blue's by both `max_latency_ratio` and `min_latency_increase_ms`.
+- **CONTINUE** otherwise: the step holds for more evidence. At the hold's deadline it is
+  *inconclusive*, and `on_inconclusive` decides (proceed, said plainly, or roll back).
 
-The statistics come from scipy, imported only when a judgement is made.
+A busy service reaches PASS sooner, so its steps end sooner; a quiet one waits honestly.
+This module holds the value types, the waits, and the words of a verdict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from statistics import median
+from typing import Any
 
 PERIOD_S = 60.0  # an ALB publishes its metrics per minute
-PUBLICATION_DELAY_S = 60.0  # a minute's datapoint is commonly readable a minute or so later
+# When a minute of ALB metrics stops changing. No AWS page gives a figure; field reports put
+# 1-minute ALB datapoints about two minutes after their minute (and a 1-minute ALB alarm
+# four minutes late), and CloudWatch may add samples to a period it already returned.
+PUBLICATION_DELAY_S = 120.0
 BASELINE_S = 600.0  # blue's baseline: its last ten minutes (before the switch, for a 100 % step)
 
 
 def evidence_wait_s(policy: MetricPolicy) -> float:
     """How long (AWS seconds) a step with steady traffic takes to gather `min_periods`
-    complete periods: the minutes themselves, the publication delay, and a minute of slack
-    for late data. A step without that evidence by then is judged on what it has.
+    settled minutes: the minutes themselves and twice the publication delay (the minute
+    holding the step's start is partial, and a late minute must settle). A step still
+    without a verdict by then is inconclusive.
     """
-    return policy.min_periods * PERIOD_S + 2 * PUBLICATION_DELAY_S
+    return policy.min_periods * PERIOD_S + 2 * policy.publication_delay_s
 
 
 def alarm_wait_s(window_s: float) -> float:
@@ -52,7 +50,7 @@ def alarm_wait_s(window_s: float) -> float:
 class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
-    INSUFFICIENT = "insufficient"
+    CONTINUE = "continue"  # not enough evidence either way yet: the step holds
 
 
 @dataclass(frozen=True)
@@ -61,8 +59,9 @@ class Period:
 
     start: float  # epoch seconds
     requests: float
-    errors: float = 0.0  # HTTPCode_Target_5XX_Count (absent when zero: 0)
+    errors: float = 0.0  # target 5xx + connection errors (a balancer's: its own 5xx)
     latency: float | None = None  # TargetResponseTime, the policy's statistic
+    connection_errors: float = 0.0  # TargetConnectionErrorCount: the ALB's 502s, in `errors`
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,9 @@ class MetricPolicy:
     significance: float = 0.01
     max_error_rate: float = 5.0  # percent, with no blue to compare with
     max_latency_seconds: float = 2.0  # with no blue to compare with
+    on_inconclusive: str = "proceed"  # or "rollback": a step still CONTINUE at its deadline
+    publication_delay_s: float = PUBLICATION_DELAY_S  # AWS seconds until a minute settles
+    min_minute_requests: float = 10  # users' requests a minute needs to be paired for latency
 
 
 @dataclass(frozen=True)
@@ -111,130 +113,102 @@ def with_requests(periods: Sequence[Period]) -> list[Period]:
     return [p for p in periods if p.requests > 0]
 
 
-def enough(green: Sequence[Period], policy: MetricPolicy) -> bool:
-    return len(with_requests(green)) >= policy.min_periods
-
-
 def _pct(part: float, whole: float) -> float:
     return 100.0 * part / whole if whole else 0.0
 
 
-def judge_error_rate(
-    green: Sequence[Period], blue: Sequence[Period] | None, policy: MetricPolicy
-) -> MetricJudgement:
-    """`blue` None: no baseline (a first release); absolute limits apply."""
-    g_req = sum(p.requests for p in green)
-    g_err = sum(p.errors for p in green)
-    periods = len(with_requests(green))
+def judgements(
+    result: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    excluded: int = 0,
+    connection_errors: int = 0,
+) -> list[MetricJudgement]:
+    """The rule's answer as words and numbers, one judgement per part (error rate,
+    latency); each part carries its own verdict, and the whole verdict decides.
+    """
+    verdict = Verdict(str(result["verdict"]).lower())
+    errors, latency = result["errors"], result["latency"]
+    green, blue, policy = inputs["green"], inputs["blue"], inputs["policy"]
+    g_req, g_err = int(green["requests"]), int(green["errors"])
     evidence: dict[str, float | int | str | None] = {
-        "green_requests": int(g_req),
-        "green_errors": int(g_err),
+        "green_requests": g_req,
+        "green_errors": g_err,
         "green_rate_pct": round(_pct(g_err, g_req), 3),
-        "periods": periods,
+        "periods": int(green["minutes"]),
+        "probes_excluded": excluded,
+        "green_connection_errors": connection_errors,
+        "test": str(errors.get("test", "none")),
+        "looks_alpha": policy["alpha"],
     }
-    if g_req <= 0:
-        return MetricJudgement("error rate", Verdict.INSUFFICIENT, "no requests yet", evidence)
-    if blue is None:
-        return _absolute_error_rate(g_req, g_err, periods, evidence, policy)
-    b_req = sum(p.requests for p in blue)
-    b_err = sum(p.errors for p in blue)
-    evidence |= {
-        "blue_requests": int(b_req),
-        "blue_errors": int(b_err),
-        "blue_rate_pct": round(_pct(b_err, b_req), 3),
+    if "p" in errors:
+        evidence["p_value"] = _round_p(float(errors["p"]))
+    elif "z2" in errors:
+        evidence["p_value"] = _round_p(_one_sided_p(float(errors["z2"])))
+    if blue is not None and blue["requests"] > 0:
+        b_req, b_err = int(blue["requests"]), int(blue["errors"])
+        increase = _pct(g_err, g_req) - _pct(b_err, b_req)
+        evidence |= {
+            "blue_requests": b_req,
+            "blue_errors": b_err,
+            "blue_rate_pct": round(_pct(b_err, b_req), 3),
+            "increase_pp": round(increase, 3),
+        }
+        said = (
+            f"green {_pct(g_err, g_req):.2f}% ({g_err}/{g_req} users' requests) vs blue "
+            f"{_pct(b_err, b_req):.2f}% ({b_err}/{b_req})"
+        )
+        margin = f"{policy['delta'] * 100:g} pp above blue"
+    else:
+        said = (
+            f"green {_pct(g_err, g_req):.2f}% ({g_err}/{g_req} users' requests) against a "
+            f"limit of {policy['limit'] * 100:g}% (no previous fleet to compare with)"
+        )
+        margin = f"{policy['limit'] * 100:g}%"
+    if connection_errors:
+        said += f" ({connection_errors} of them connection errors: the load balancer's 502s)"
+    if "p_value" in evidence:
+        said += f", p={_show_p(float(evidence['p_value'] or 0.0))}"
+    if excluded:
+        said += f"; {excluded} of deployer's own checks not counted"
+    error_verdict = Verdict(str(errors["verdict"]).lower())
+    if error_verdict is Verdict.PASS:
+        said += f": shown no worse than {margin}"
+    elif error_verdict is Verdict.CONTINUE:
+        said += f": not yet enough to show no worse than {margin}"
+    latency_evidence: dict[str, float | int | str | None] = {
+        "minutes": int(latency["minutes"]),
+        "slower_minutes": int(latency["slower"]),
+        "critical": int(latency["critical"]),
     }
-    if b_req <= 0:
-        return _absolute_error_rate(g_req, g_err, periods, evidence, policy)
-    from scipy.stats import fisher_exact  # the statistics: only when judging
-
-    g_ok, b_ok = max(g_req - g_err, 0), max(b_req - b_err, 0)
-    p_value = float(
-        fisher_exact([[int(g_err), int(g_ok)], [int(b_err), int(b_ok)]], alternative="greater")[1]
+    latency_said = (
+        f"{int(latency['slower'])} of {int(latency['minutes'])} paired minute(s) slower than "
+        f"{'blue' if blue is not None else 'the limit'} by the margin"
+        + (f" (fails at {int(latency['critical'])})" if int(latency["critical"]) >= 0 else "")
     )
-    increase = _pct(g_err, g_req) - _pct(b_err, b_req)
-    evidence |= {"p_value": _round_p(p_value), "increase_pp": round(increase, 3)}
-    summary = (
-        f"green {_pct(g_err, g_req):.2f}% ({int(g_err)}/{int(g_req)}) vs blue "
-        f"{_pct(b_err, b_req):.2f}% ({int(b_err)}/{int(b_req)}), p={_show_p(p_value)}"
-    )
-    if p_value < policy.significance and increase > policy.max_error_increase:
-        return MetricJudgement("error rate", Verdict.FAIL, summary, evidence)
-    if periods < policy.min_periods:
-        return MetricJudgement(
-            "error rate", Verdict.INSUFFICIENT, f"{summary}; {periods} period(s)", evidence
-        )
-    return MetricJudgement("error rate", Verdict.PASS, summary, evidence)
+    parts = [
+        MetricJudgement("error rate", error_verdict, said, evidence),
+        MetricJudgement(
+            "latency", Verdict(str(latency["verdict"]).lower()), latency_said, latency_evidence
+        ),
+    ]
+    if verdict is Verdict.CONTINUE:  # a part's PASS alone does not end the step
+        return [
+            MetricJudgement(
+                j.metric,
+                Verdict.CONTINUE if j.verdict is Verdict.PASS else j.verdict,
+                j.detail,
+                j.evidence,
+            )
+            for j in parts
+        ]
+    return parts
 
 
-def _absolute_error_rate(
-    g_req: float,
-    g_err: float,
-    periods: int,
-    evidence: dict[str, float | int | str | None],
-    policy: MetricPolicy,
-) -> MetricJudgement:
-    from scipy.stats import binomtest
+def _one_sided_p(z2: float) -> float:
+    """For display only (the rule compares squares): the upper tail beyond sqrt(z2)."""
+    from statistics import NormalDist
 
-    limit = policy.max_error_rate
-    p_value = float(binomtest(int(g_err), int(g_req), limit / 100, alternative="greater").pvalue)
-    evidence |= {"limit_pct": limit, "p_value": _round_p(p_value)}
-    summary = (
-        f"green {_pct(g_err, g_req):.2f}% ({int(g_err)}/{int(g_req)}) against a limit of "
-        f"{limit:g}% (no previous fleet to compare with), p={_show_p(p_value)}"
-    )
-    if p_value < policy.significance:
-        return MetricJudgement("error rate", Verdict.FAIL, summary, evidence)
-    if periods < policy.min_periods:
-        return MetricJudgement(
-            "error rate", Verdict.INSUFFICIENT, f"{summary}; {periods} period(s)", evidence
-        )
-    return MetricJudgement("error rate", Verdict.PASS, summary, evidence)
-
-
-def judge_latency(
-    green: Sequence[Period], blue: Sequence[Period] | None, policy: MetricPolicy
-) -> MetricJudgement:
-    g = [p.latency for p in with_requests(green) if p.latency is not None]
-    b = [p.latency for p in with_requests(blue or []) if p.latency is not None]
-    evidence: dict[str, float | int | str | None] = {
-        "green_periods": len(g),
-        "green_median_s": round(median(g), 4) if g else None,
-    }
-    if len(g) < policy.min_periods:
-        return MetricJudgement(
-            "latency", Verdict.INSUFFICIENT, f"{len(g)} period(s) with requests", evidence
-        )
-    if blue is None or not b:
-        limit = policy.max_latency_seconds
-        evidence |= {"limit_s": limit}
-        summary = (
-            f"green median {median(g):.3f}s against a limit of {limit:g}s "
-            "(no previous fleet to compare with)"
-        )
-        verdict = Verdict.FAIL if median(g) > limit else Verdict.PASS
-        return MetricJudgement("latency", verdict, summary, evidence)
-    from scipy.stats import mannwhitneyu
-
-    p_value = float(mannwhitneyu(g, b, alternative="greater").pvalue)
-    ratio = median(g) / median(b) if median(b) > 0 else float("inf")
-    evidence |= {
-        "blue_periods": len(b),
-        "blue_median_s": round(median(b), 4),
-        "ratio": round(ratio, 3) if ratio != float("inf") else None,
-        "p_value": _round_p(p_value),
-    }
-    summary = (
-        f"green median {median(g):.3f}s vs blue {median(b):.3f}s "
-        f"(x{ratio:.2f}), p={_show_p(p_value)}"
-    )
-    slower_by = median(g) - median(b)
-    if (
-        p_value < policy.significance
-        and ratio > policy.max_latency_ratio
-        and slower_by > policy.min_latency_increase_s
-    ):
-        return MetricJudgement("latency", Verdict.FAIL, summary, evidence)
-    return MetricJudgement("latency", Verdict.PASS, summary, evidence)
+    return 1.0 - NormalDist().cdf(z2**0.5) if z2 > 0 else 1.0
 
 
 def _round_p(p_value: float) -> float:

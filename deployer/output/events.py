@@ -16,7 +16,8 @@ The types and their fields (deployer/output/events.schema.json holds the same, p
     wait_finished     what, seconds, polls, api_calls, transient_errors, outcome
     gate_observation  gate, kind, passed (true, false, or null: unreadable), detail, step,
                       version; metric and verify gates add verdict ("pass", "fail",
-                      "insufficient": not enough data yet) and evidence {numbers}
+                      "continue": not enough evidence yet; "inconclusive": still so at the
+                      deadline) and evidence {numbers}
     weights_changed   listener ("production" or "test"), weights {version: weight}
     aws_retry         operation, error, attempt
     message           text                               (a line of human progress)

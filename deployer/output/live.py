@@ -90,7 +90,7 @@ class LiveProgress:
             gates = Table(box=None, show_header=False, pad_edge=False)
             for o in self.gates:
                 mark = "[green]pass[/]" if o["passed"] else "[red]FAIL[/]"
-                if o["passed"] and o.get("verdict") == "insufficient":
+                if o["passed"] and o.get("verdict") == "continue":
                     mark = "[dim]wait[/]"
                 gates.add_row(mark, Text(o["gate"]), Text(str(o["detail"])[:60]), Text(o["step"]))
             parts.append(gates)

@@ -115,6 +115,21 @@ def markdown(events: Sequence[Event]) -> str:
         tail = failed["evidence"].get("last_lines")
         if isinstance(tail, list) and tail:
             lines += ["", "```", *[str(line) for line in tail[-20:]], "```"]
+    unsure = [
+        e for e in events if e["type"] == "gate_observation" and e.get("verdict") == "inconclusive"
+    ]
+    if unsure:
+        lines += [
+            "",
+            "**Inconclusive steps** (too few users' requests to show harm or safety):",
+            "",
+        ]
+        lines += [
+            f"- {_cell(e['step'])}: {_cell(e['detail'])} "
+            f"({'rolled back' if e['passed'] is False else 'proceeded'}: "
+            f"on_inconclusive {_cell((e.get('evidence') or {}).get('on_inconclusive', '?'))})"
+            for e in unsure
+        ]
     rows = phase_rows(events)
     if rows:
         lines += ["", "| phase | seconds | outcome |", "|---|---:|---|"]

@@ -243,7 +243,7 @@ def _gates(ax: Any, events: Sequence[Event], start: datetime) -> dict[str, int]:
 def _mark(event: Event) -> str:
     if not event["passed"]:
         return "fail"
-    return "wait" if event.get("verdict") == "insufficient" else "pass"
+    return "wait" if event.get("verdict") in ("continue", "inconclusive") else "pass"
 
 
 def _failure(events: Sequence[Event], start: datetime) -> float | None:

@@ -45,6 +45,7 @@ def fleet_parameters(
         "ScalingTarget": f"{spec.scaling.target:g}" if spec.scaling else "50",
         "LoadBalancerFullName": infra.load_balancer_full_name,
         "Alarm5xxCount": str(spec.gates.default_alarms.target_5xx_count),
+        "AlarmConnectionErrorCount": str(spec.gates.default_alarms.connection_error_count),
         "AlarmP99Seconds": f"{spec.gates.default_alarms.p99_seconds:g}",
         "AlarmUnhealthyHosts": str(spec.gates.default_alarms.unhealthy_hosts),
         "KmsKeyId": spec.instance.kms_key_id or "",

@@ -11,11 +11,12 @@ until they can have seen it (core.metrics), not merely for strategy.bake_seconds
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deployer.aws.poller import Poll
 from deployer.config.strategy import MetricGates
+from deployer.core.gate_inputs import Probes, looks_per_step
 from deployer.core.gates import GateKind, Observation, judge
 from deployer.core.health import plainly_broken
 from deployer.core.metrics import (
@@ -31,6 +32,7 @@ from deployer.errors import GateFailed, PollTimeout
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
 from deployer.release.probes import (
+    MetricLook,
     observe_alarms,
     observe_http,
     observe_metrics,
@@ -51,6 +53,9 @@ def metric_policy(metrics: MetricGates) -> MetricPolicy:
         significance=metrics.significance,
         max_error_rate=metrics.max_error_rate,
         max_latency_seconds=metrics.max_latency_seconds,
+        on_inconclusive="rollback" if metrics.require_traffic else metrics.on_inconclusive,
+        publication_delay_s=float(metrics.publication_delay_seconds),
+        min_minute_requests=float(metrics.min_minute_requests),
     )
 
 
@@ -63,6 +68,17 @@ class Gated:
     green: Fleet
     expected: int
     blue: Fleet | None = None
+    # deployer's own requests through the test listener (to green): (epoch seconds, status)
+    sent: list[tuple[float, int]] = field(default_factory=list)
+
+    def _sent(self, at: float, status: int) -> None:
+        self.sent.append((at, status))
+
+    def probes_by_minute(self, period_s: float) -> dict[float, tuple[int, int]]:
+        counted = Probes(period_s)
+        for at, status in self.sent:
+            counted.record(at, status)
+        return counted.by_minute
 
     @property
     def test_url(self) -> str:
@@ -86,14 +102,17 @@ class Gated:
             BEFORE_SWITCH,
             [
                 observe_targets(e.elb, self.green.target_group_arn, self.expected),
-                *[observe_http(self.test_url, check) for check in e.spec.gates.http],
+                *[observe_http(self.test_url, check, self._sent) for check in e.spec.gates.http],
                 *observe_alarms(e.cloudwatch, self.alarm_names(BEFORE_SWITCH)),
             ],
         )
 
-    def observe_during(self, step: str, share: float, window: MetricWindow) -> list[Observation]:
+    def observe_during(
+        self, step: str, share: float, window: MetricWindow, looks: int = 1, final: bool = False
+    ) -> list[Observation]:
         """Every gate while a step holds, once: target health as a hold judges it, HTTP,
-        alarms, and green's metrics against blue's.
+        alarms, and green's metrics against blue's (`looks`: how many the step may take;
+        `final`: the hold's deadline has come).
         """
         e = self.engine
         metrics = e.spec.gates.metrics
@@ -107,18 +126,27 @@ class Gated:
                 share,
                 e.spec.health_check.grace_seconds,
             ),
-            *[observe_http(self.test_url, check) for check in e.spec.gates.http],
+            *[observe_http(self.test_url, check, self._sent) for check in e.spec.gates.http],
             *observe_alarms(e.cloudwatch, self.alarm_names(step)),
         ]
         if metrics.enabled:
+            period_s = e.runtime.aws_seconds(PERIOD_S)
+            look = MetricLook(
+                metric_policy(metrics),
+                metrics.latency_statistic,
+                self.probes_by_minute(period_s),
+                looks,
+                final,
+                period_s,
+                e.runtime.aws_seconds(metrics.publication_delay_seconds),
+            )
             seen += observe_metrics(
                 e.cloudwatch,
                 self.infra.load_balancer_full_name,
                 self.green,
                 self.blue,
                 window,
-                metric_policy(metrics),
-                metrics.latency_statistic,
+                look,
             )
         return self.emit(step, seen)
 
@@ -210,39 +238,45 @@ class HoldPlan:
     evidence_s: float
 
 
+def evidence_s(gated: Gated, seconds: float) -> float:
+    """How long (this run's clock) a step may hold for its metric evidence: its deadline."""
+    metrics = gated.engine.spec.gates.metrics
+    if not metrics.enabled:
+        return seconds
+    return max(seconds, gated.engine.runtime.aws_seconds(evidence_wait_s(metric_policy(metrics))))
+
+
 def hold_plan(gated: Gated, seconds: float, alarms: list[Observation]) -> HoldPlan:
-    e = gated.engine
-    runtime = e.runtime
+    runtime = gated.engine.runtime
     windows = [float(o.evidence.get("window_s", 0.0)) for o in alarms]
     alarm_s = runtime.aws_seconds(alarm_wait_s(max(windows))) if windows else 0.0
-    metrics = e.spec.gates.metrics
-    evidence_s = (
-        runtime.aws_seconds(evidence_wait_s(metric_policy(metrics))) if metrics.enabled else 0
-    )
-    return HoldPlan(minimum_s=max(seconds, alarm_s), evidence_s=max(seconds, evidence_s))
+    return HoldPlan(minimum_s=max(seconds, alarm_s), evidence_s=evidence_s(gated, seconds))
 
 
 def hold(gated: Gated, seconds: float, step_name: str, share: float) -> None:
     """Evaluate every gate each interval until the step has held long enough and the
-    evidence is in; fail at the first failure beyond the tolerance. The gates are evaluated
-    once more at the end, so a hold never passes unseen.
+    metric rule has a verdict (PASS ends the step once its minimum has passed, FAIL at
+    once); fail at the first failure beyond the tolerance. At the deadline a verdict still
+    CONTINUE is inconclusive, and gates.metrics.on_inconclusive decides. The gates are
+    evaluated once more at the end, so a hold never passes unseen.
 
     `share`: green's share of production traffic in this step (1.0 for the watch).
     """
     e = gated.engine
     started, started_at = e.clock(), time.time()
     metrics = e.spec.gates.metrics
+    period_s = e.runtime.aws_seconds(PERIOD_S)
+    deadline_s = evidence_s(gated, seconds)
+    looks = looks_per_step(deadline_s, period_s)  # alpha is spent over the step's looks
     plan: HoldPlan | None = None
     failures: dict[str, int] = {}
     said_waiting = False
     while True:
         window = MetricWindow.for_step(
-            started_at,
-            time.time(),
-            e.runtime.aws_seconds(PERIOD_S),
-            e.runtime.aws_seconds(BASELINE_S),
+            started_at, time.time(), period_s, e.runtime.aws_seconds(BASELINE_S)
         )
-        observed = gated.observe_during(step_name, share, window)
+        final = e.clock() - started >= deadline_s
+        observed = gated.observe_during(step_name, share, window, looks, final)
         if plan is None:
             plan = hold_plan(gated, seconds, [o for o in observed if o.kind is GateKind.ALARM])
         verdict = judge(observed, failures, e.spec.gates.max_failures)
@@ -250,19 +284,17 @@ def hold(gated: Gated, seconds: float, step_name: str, share: float) -> None:
         if verdict.failed:
             e.gate_failed_at = e.clock()
             raise gate_failed(with_error_rate(verdict.failed, observed), step_name)
-        waiting = [
-            o for o in observed if o.verdict == "insufficient" and not o.evidence.get("idle")
-        ]
+        waiting = [o for o in observed if o.verdict == "continue" and not o.evidence.get("idle")]
         held = e.clock() - started
-        if held >= plan.minimum_s and (not waiting or held >= plan.evidence_s):
+        if held >= plan.minimum_s and (not waiting or final):
             if waiting:
-                too_little(gated, waiting, step_name, metrics.require_traffic)
+                inconclusive(gated, waiting, step_name, metrics.on_inconclusive_effective)
             return
         if waiting and held >= plan.minimum_s and not said_waiting:
             e.report(
-                f"gate: {step_name} holds for the metrics' evidence "
-                f"({metrics.min_periods} complete minute(s) with requests; up to "
-                f"{plan.evidence_s - held:.0f}s more)"
+                f"gate: {step_name} holds for the metrics' evidence (a verdict needs "
+                f"{metrics.min_periods} settled minute(s) with users' requests, or a failure; "
+                f"up to {plan.evidence_s - held:.0f}s more)"
             )
             said_waiting = True
         left = (plan.evidence_s if waiting else plan.minimum_s) - held
@@ -309,14 +341,29 @@ def verify(gated: Gated, commands: tuple[str, ...], step: str, url: str, previou
             raise gate_failed(observation, step)
 
 
-def too_little(gated: Gated, waiting: list[Observation], step: str, required: bool) -> None:
-    """The step held as long as the evidence could need, and green still has too few
-    periods with requests to judge: say so, then fail closed or go on, as configured.
+def inconclusive(gated: Gated, waiting: list[Observation], step: str, policy: str) -> None:
+    """The step held as long as its evidence could need, and the rule still says CONTINUE:
+    say so plainly, with the numbers, then roll back or go on, as gates.metrics says.
     """
-    names = ", ".join(o.name for o in waiting)
-    detail = f"too little traffic to judge green's {names} ({'; '.join(o.detail for o in waiting)})"
-    if required:
+    rate = next((o for o in waiting if o.name == "error rate"), waiting[0])
+    detail = f"inconclusive: {rate.detail}"
+    e = gated.engine
+    e.events.emit(
+        "gate_observation",
+        gate=f"{GateKind.METRIC.value} {rate.name}",
+        kind=GateKind.METRIC.value,
+        passed=policy != "rollback",
+        detail=detail,
+        step=step,
+        version=gated.green.version,
+        verdict="inconclusive",
+        evidence={**dict(rate.evidence), "on_inconclusive": policy},
+    )
+    if policy == "rollback":
         raise GateFailed(
-            f"{GateKind.METRIC.value} {names}", detail + " (gates.metrics.require_traffic)", step
+            f"{GateKind.METRIC.value} {rate.name}",
+            detail + " (gates.metrics.on_inconclusive: rollback)",
+            step,
+            dict(rate.evidence),
         )
-    gated.engine.report(f"gate: {step}: {detail}; going on with the other gates")
+    e.report(f"gate: {step}: {detail}; proceeding (gates.metrics.on_inconclusive: proceed)")

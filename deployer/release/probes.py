@@ -8,8 +8,8 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,16 +19,19 @@ from deployer.aws.cloudwatch import CloudWatch
 from deployer.aws.ec2 import Ec2
 from deployer.aws.elbv2 import Elbv2
 from deployer.config.strategy import HttpCheck
+from deployer.core.gate_inputs import rule_input, settled, users_of
 from deployer.core.gates import GateKind, Observation
 from deployer.core.health import Member, assess_during_hold, assess_target_health
 from deployer.core.metrics import (
     MetricPolicy,
     MetricWindow,
+    Period,
     Verdict,
-    judge_error_rate,
-    judge_latency,
+    judgements,
+    with_requests,
 )
 from deployer.core.model import Fleet, TargetState
+from deployer.release.gate_rule import evaluate as evaluate_rule
 
 DEFAULT_HTTP_TIMEOUT_S = 5.0
 
@@ -41,7 +44,15 @@ def observe_targets(elb: Elbv2, target_group_arn: str, expected: int) -> Observa
     return assess_target_health(targets, expected)
 
 
-def observe_http(base_url: str, check: HttpCheck) -> Observation:
+def observe_http(
+    base_url: str,
+    check: HttpCheck,
+    sent: Callable[[float, int], None] = lambda _at, _status: None,
+) -> Observation:
+    """One HTTP check through `base_url`; `sent` is told when (epoch seconds) and with what
+    status (0: no answer) each request went, so that the metric gate can leave deployer's
+    own requests out of users' counts.
+    """
     name = f"GET {check.path}"
     url = base_url.rstrip("/") + check.path
     timeout = check.latency_ms / 1000 * 2 if check.latency_ms else DEFAULT_HTTP_TIMEOUT_S
@@ -53,7 +64,10 @@ def observe_http(base_url: str, check: HttpCheck) -> Observation:
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read(65536)
     except (OSError, ValueError) as exc:
+        sent(time.time(), 0)
         return Observation(GateKind.HTTP, name, None, f"unreadable: {exc}")
+    # Counted when answered, as the load balancer counts it in its minute.
+    sent(time.time(), status)
     elapsed_ms = (time.monotonic() - started) * 1000
     problems = []
     if status != check.expect_status:
@@ -125,19 +139,35 @@ def observe_targets_during_hold(
     return assess_during_hold(targets, members, time.time(), grace_s, capacity, desired, share)
 
 
+@dataclass(frozen=True)
+class MetricLook:
+    """One look of the metric gate: its policy, the statistic, deployer's own requests per
+    minute, the looks per step (alpha is spent over them), whether the hold's deadline has
+    come, and CloudWatch's minute and publication delay in this run's clock.
+    """
+
+    policy: MetricPolicy
+    latency_statistic: str
+    probes: Mapping[float, tuple[int, int]]
+    looks: int
+    final: bool
+    period_s: float
+    delay_s: float
+
+
 def observe_metrics(
     cloudwatch: CloudWatch,
     balancer: str,
     green: Fleet,
     blue: Fleet | None,
     window: MetricWindow,
-    policy: MetricPolicy,
-    latency_statistic: str,
+    look: MetricLook,
 ) -> list[Observation]:
-    """Green against blue from GetMetricData: one observation per metric, its verdict
-    (pass, fail, insufficient) and numbers as evidence. Unreadable metrics fail closed.
+    """Green against blue from GetMetricData, judged by the gate rule on users' requests of
+    settled minutes: one observation per part (error rate, latency), each with its verdict
+    (pass, fail, continue) and numbers. Unreadable metrics fail closed.
     """
-    series = {"green": _dimensions(balancer, green)}
+    series = {"green": _dimensions(balancer, green), "balancer": {"LoadBalancer": balancer}}
     if blue is not None and blue.target_group_arn:
         series["blue"] = _dimensions(balancer, blue)
     try:
@@ -145,41 +175,93 @@ def observe_metrics(
             series,
             datetime.fromtimestamp(window.blue_since, tz=UTC),
             datetime.fromtimestamp(window.now, tz=UTC),
-            latency_statistic,
+            look.latency_statistic,
         )
     except (ClientError, BotoCoreError) as exc:
         return [
             Observation(GateKind.METRIC, name, None, f"unreadable: {exc}")
-            for name in ("error rate", "latency")
+            for name in ("error rate", "latency", "load balancer 5xx")
         ]
-    green_periods = [p for p in found["green"] if p.start >= window.green_since]
-    blue_periods = found.get("blue") if "blue" in series else None
-    if window.idle(blue_periods):
+    done = settled(found["green"], window.now, look.period_s, look.delay_s)
+    mine = [p for p in done if p.start >= window.green_since]
+    green_periods = users_of(mine, look.probes)
+    excluded = sum(look.probes.get(p.start, (0, 0))[0] for p in mine)
+    blue_periods = (
+        settled(found.get("blue", []), window.now, look.period_s, look.delay_s)
+        if "blue" in series
+        else None
+    )
+    first_and_unused = blue_periods is None and not with_requests(green_periods)
+    if window.idle(blue_periods) or first_and_unused:
         detail = (
-            f"no user traffic to judge: {blue.version if blue else 'blue'} answered no "
+            "no user traffic to judge: a first release that no user has reached yet"
+            if first_and_unused
+            else f"no user traffic to judge: {blue.version if blue else 'blue'} answered no "
             "request in the last minutes"
         )
         return [
             Observation(
-                GateKind.METRIC, name, True, detail, verdict="insufficient", evidence={"idle": True}
+                GateKind.METRIC, name, True, detail, verdict="continue", evidence={"idle": True}
             )
             for name in ("error rate", "latency")
         ]
-    judged = [
-        judge_error_rate(green_periods, blue_periods, policy),
-        judge_latency(green_periods, blue_periods, policy),
-    ]
+    inputs = rule_input(
+        green_periods,
+        blue_periods,
+        look.policy,
+        look.looks,
+        look.final,
+        look.policy.min_minute_requests,
+    )
+    result = evaluate_rule(inputs)
+    connection_errors = int(sum(p.connection_errors for p in green_periods))
     return [
-        Observation(
-            GateKind.METRIC,
-            j.metric,
-            j.verdict is not Verdict.FAIL,
-            j.detail,
-            verdict=j.verdict.value,
-            evidence=j.evidence,
-        )
-        for j in judged
+        *(
+            Observation(
+                GateKind.METRIC,
+                j.metric,
+                j.verdict is not Verdict.FAIL,
+                j.detail,
+                verdict=j.verdict.value,
+                evidence={**j.evidence, "action": str(result["action"])},
+            )
+            for j in judgements(result, inputs, excluded, connection_errors)
+        ),
+        _balancer_errors(found.get("balancer", []), window, look),
     ]
+
+
+def _balancer_errors(
+    periods: Sequence[Period], window: MetricWindow, look: MetricLook
+) -> Observation:
+    """The 5xx the load balancer answered itself (HTTPCode_ELB_5XX_Count has no TargetGroup
+    dimension) during the step, against the same balancer's minutes before it, by the same
+    rule: only a failure counts (its PASS or CONTINUE never holds a step).
+    """
+    done = users_of(settled(periods, window.now, look.period_s, look.delay_s), look.probes)
+    during = [p for p in done if p.start >= window.green_since]
+    before = [p for p in done if p.start < window.green_since]
+    inputs = rule_input(during, before, look.policy, look.looks, look.final, float("inf"))
+    result = evaluate_rule(inputs)
+    failed = result["errors"]["verdict"] == "FAIL"
+    g, b = inputs["green"], inputs["blue"]
+    detail = (
+        f"the load balancer's own 5xx: {int(g['errors'])}/{int(g['requests'])} during the "
+        f"step vs {int(b['errors'])}/{int(b['requests'])} before it"
+    )
+    return Observation(
+        GateKind.METRIC,
+        "load balancer 5xx",
+        not failed,
+        detail,
+        verdict="fail" if failed else "pass",
+        evidence={
+            "step_requests": int(g["requests"]),
+            "step_elb_5xx": int(g["errors"]),
+            "before_requests": int(b["requests"]),
+            "before_elb_5xx": int(b["errors"]),
+        },
+    )
 
 
 def _dimensions(balancer: str, fleet: Fleet) -> dict[str, str]:

@@ -10,7 +10,7 @@ No step writes the journal: what a rerun must find goes through `run.checkpoint`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -40,6 +40,9 @@ class Run:
     # The loop's: journal a step's progress before it acts on it (the loop is the only
     # writer of the journal; a step only hands it what a rerun must find).
     checkpoint: Callable[[ReleaseRecord], ReleaseRecord] = lambda record: record
+    # deployer's own requests through the test listener in this run, (epoch seconds, status):
+    # every step's gates see them all, since a step's first minute holds the gate's last ones.
+    sent: list[tuple[float, int]] = field(default_factory=list)
 
 
 StepFunction = Callable[[Run, ReleaseRecord, LiveState, PlannedStep], ReleaseRecord]
@@ -89,7 +92,7 @@ def _blue(record: ReleaseRecord, live: LiveState) -> Fleet | None:
 
 def _gated(run: Run, record: ReleaseRecord, live: LiveState) -> Gated:
     green = _green(run, record, live)
-    return Gated(run.engine, run.infra, green, record.capacity, _blue(record, live))
+    return Gated(run.engine, run.infra, green, record.capacity, _blue(record, live), run.sent)
 
 
 def _production_url(run: Run) -> str:

@@ -276,6 +276,28 @@ def publish(target_group_arn: str, status: int, seconds: float) -> None:
             store.add("HTTPCode_Target_5XX_Count", key, 1.0, now)
 
 
+def publish_elb_error(target_group_arn: str, status: int) -> None:
+    """A request the load balancer answered itself after choosing a target of the group:
+    502 when the connection failed or was reset, 504 when the target did not answer in time.
+    As an ALB counts it: RequestCount (a target was chosen) per group and balancer;
+    HTTPCode_ELB_5XX_Count and HTTPCode_ELB_<code>_Count per balancer only (they have no
+    TargetGroup dimension); TargetConnectionErrorCount per group and balancer for a failed
+    connection. Never HTTPCode_Target_5XX_Count nor TargetResponseTime: no target answered.
+    """
+    store, dimensions = _STORE, dimensions_of(target_group_arn)
+    if store is None or dimensions is None:
+        return
+    now = time.time()
+    per_group = dimensions_key(dimensions)
+    per_balancer = dimensions_key([d for d in dimensions if d["Name"] == "LoadBalancer"])
+    for key in (per_group, per_balancer):
+        store.add("RequestCount", key, 1.0, now)
+        if status == 502:
+            store.add("TargetConnectionErrorCount", key, 1.0, now)
+    store.add("HTTPCode_ELB_5XX_Count", per_balancer, 1.0, now)
+    store.add(f"HTTPCode_ELB_{status}_Count", per_balancer, 1.0, now)
+
+
 class Evaluator:
     """Publishes the host counts from the health checks and evaluates the template-made
     alarms once a (scaled) minute, as CloudWatch does.

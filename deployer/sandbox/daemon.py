@@ -188,7 +188,9 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     image_catalog.apply(layout.image_dir)  # after patches.py's capture, which it publishes
     log_agent = LogAgent(hosts.booted, hosts.address_of)
     hosts.before_gone = log_agent.flush
-    fronts = Fronts(layout, prober.lookup, hosts.endpoint_of)
+    # The ALB's 60 s idle timeout, scaled; never under 10 s, so that a busy machine's slow
+    # answer is not taken for a hung target.
+    fronts = Fronts(layout, prober.lookup, hosts.endpoint_of, max(10.0, 60.0 * time_scale))
     # CloudWatch's clock is set at start: its periods must not change length under a reader.
     cloudwatch_scale = WORLD.behaviours.cloudwatch_scale(time_scale)
     clock = Clock(cloudwatch_scale, WORLD.behaviours.metric_publication_delay_s)

@@ -110,8 +110,16 @@ def choose_target(
 
 
 class Fronts:
-    def __init__(self, layout: Layout, health_of: HealthOf, endpoint_of: EndpointOf) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        health_of: HealthOf,
+        endpoint_of: EndpointOf,
+        target_timeout_s: float = 60.0,
+    ) -> None:
         self._layout = layout
+        # The ALB's idle timeout (60 s by default): a target silent that long gets a 504.
+        self._target_timeout_s = target_timeout_s
         self._health_of = health_of
         self._endpoint_of = endpoint_of
         self._servers: dict[str, ThreadingHTTPServer] = {}
@@ -173,7 +181,9 @@ class Fronts:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
-                upstream = http.client.HTTPConnection(endpoint[0], endpoint[1], timeout=30)
+                upstream = http.client.HTTPConnection(
+                    endpoint[0], endpoint[1], timeout=front._target_timeout_s
+                )
                 started = time.monotonic()
                 try:
                     upstream.request(self.command, self.path, body=body, headers=headers)
@@ -187,7 +197,11 @@ class Fronts:
                     }
                     passed["X-Deployer-Target"] = chosen[1]
                     self._reply(response.status, payload, passed)
-                except OSError as exc:
+                except TimeoutError:  # the target took the connection and never answered
+                    alarms.publish_elb_error(chosen[0], 504)
+                    self._reply(504, b"gateway timeout\n", {})
+                except OSError as exc:  # refused or reset: the ALB's own 502
+                    alarms.publish_elb_error(chosen[0], 502)
                     self._reply(502, f"bad gateway: {exc}\n".encode(), {})
                 finally:
                     upstream.close()

@@ -12,12 +12,17 @@ holding the value.
 ERRORS=1 (or a file named ERRORS) makes GET / answer 500 while /healthz stays 200: a build
 that passes its health checks and fails its users, which only traffic metrics catch.
 ERROR_RATE=<fraction> (or a file of that name) fails only that share of GET / (0.1: every
-tenth request), as a build with a bug on some paths does. Each such answer logs
-`ERROR GET /: <cause>` to stderr, the cause being the ERRORS file's text.
+tenth request), as a build with a bug on some paths does. RESET_RATE=<fraction> (or a file)
+resets that share of GET /'s connections without answering, as a build that crashes its
+worker does: users get the load balancer's 502, and only its connection-error count shows it.
+Each such answer logs `ERROR GET /: <cause>` to stderr, the cause being the ERRORS file's
+text.
 """
 
 import json
 import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -50,12 +55,24 @@ def fails_this_one() -> bool:
     """Whether this GET / fails: every one with ERRORS, a steady share with ERROR_RATE."""
     if os.environ.get("ERRORS") == "1" or os.path.exists(os.path.join(HERE, "ERRORS")):
         return True
-    rate = os.environ.get("ERROR_RATE") or _read(os.path.join(HERE, "ERROR_RATE"))
+    return _steady_share("ERROR_RATE", _SERVED)
+
+
+_RESET = [0]
+
+
+def resets_this_one() -> bool:
+    """Whether this GET / is reset without an answer: a steady share with RESET_RATE."""
+    return _steady_share("RESET_RATE", _RESET)
+
+
+def _steady_share(name: str, counter: list[int]) -> bool:
+    rate = os.environ.get(name) or _read(os.path.join(HERE, name))
     if not rate:
         return False
     with _COUNT_LOCK:
-        _SERVED[0] += 1
-        served = _SERVED[0]
+        counter[0] += 1
+        served = counter[0]
     share = float(rate)
     return int(served * share) > int((served - 1) * share)
 
@@ -74,6 +91,15 @@ class Handler(BaseHTTPRequestHandler):
             status, body = (500, "broken\n") if broken() else (200, "ok\n")
         elif self.path.startswith("/version"):
             status, body = 200, json.dumps({"version": VERSION}) + "\n"
+        elif resets_this_one():
+            print(
+                f"ERROR GET {self.path}: worker crashed (RESET_RATE)", file=sys.stderr, flush=True
+            )
+            # SO_LINGER 0: close with a TCP reset, no answer at all
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
         elif fails_this_one():
             status, body = 500, f"error from {VERSION}\n"
             cause = _read(os.path.join(HERE, "ERRORS")) or "ERRORS or ERROR_RATE is set"

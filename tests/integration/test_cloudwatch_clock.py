@@ -6,8 +6,11 @@ AWS could, and a gate tested here is tested on the timing it will meet.
 (The sandbox runs at 1/50 of AWS's timing: a minute lasts 1.2 s, the delay 1.2 s.)
 """
 
+import contextlib
 import json
 import math
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -211,3 +214,35 @@ def test_readers_see_the_same_published_periods_and_never_health_checks(
     )["Datapoints"]
     by_time = {d["Timestamp"]: d["ExtendedStatistics"]["p99"] for d in statistics}
     assert by_time[newest] == pytest.approx(p99[newest])
+
+
+def test_a_target_refusing_connections_gives_users_the_balancers_502_counted_as_aws_counts_it(
+    errors_behind_a_load_balancer, sandbox
+):
+    """Last in this module: it stops the fleet's app. Users get the load balancer's own 502;
+    the group's TargetConnectionErrorCount counts it, and the balancer's (only) 5xx; the
+    targets' 5xx count does not, as on AWS.
+    """
+    aws, url, _, dimensions, scale = errors_behind_a_load_balancer
+    layout, _ = sandbox
+    for pid_file in layout.hosts.glob("*/app.pid"):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    begins = start_of_next_minute(scale)
+    assert [request(url) for _ in range(3)] == [502] * 3
+    time.sleep(60 * scale + DELAY_S * scale + 0.2)
+
+    def newest(metric, dims):
+        points = [
+            (w, v)
+            for w, v in error_points(aws, dims, metric=metric)
+            if w.timestamp() >= begins - 1e-6
+        ]
+        return sum(v for _, v in points)
+
+    balancer_only = [d for d in dimensions if d["Name"] == "LoadBalancer"]
+    assert newest("TargetConnectionErrorCount", dimensions) == 3
+    assert newest("HTTPCode_ELB_5XX_Count", balancer_only) == 3
+    assert newest("HTTPCode_ELB_5XX_Count", dimensions) == 0  # no TargetGroup dimension
+    assert newest("HTTPCode_Target_5XX_Count", dimensions) == 0  # no target answered
+    assert newest("RequestCount", dimensions) == 3  # a target was chosen: counted

@@ -1,19 +1,32 @@
-"""The metric gate judges green against blue: significance and a practical margin, volume and
-blue's own errors accounted for; absolute limits when there is no blue. Pure scenarios.
+"""The metric gate judges green against blue with one rule (deployer/core/gate_rule.jsonata),
+on users' requests of settled minutes: FAIL on a significant regression beyond the margin,
+PASS only on evidence of safety, CONTINUE otherwise. Pure scenarios and the golden corpus.
 """
+
+import json
 
 import pytest
 
 from deployer.core.durations import TimingInputs, predict, total_s
+from deployer.core.gate_inputs import (
+    Probes,
+    looks_per_step,
+    rule_input,
+    settled,
+    sign_critical,
+    users_of,
+    z_squared,
+)
 from deployer.core.metrics import (
     MetricPolicy,
     MetricWindow,
     Period,
     Verdict,
     evidence_wait_s,
-    judge_error_rate,
-    judge_latency,
+    judgements,
 )
+from deployer.release.gate_rule import evaluate, rule_text
+from tests.unit.gate_corpus import CORPUS, Borderline, reference
 
 POLICY = MetricPolicy(min_periods=3, max_error_increase=0.5, significance=0.01)
 
@@ -22,78 +35,144 @@ def periods(n, requests, errors=0.0, latency=0.05, start=0.0):
     return [Period(start + 60 * i, requests, errors, latency) for i in range(n)]
 
 
-def test_a_canary_failing_half_its_requests_fails_on_its_first_period():
-    green = periods(1, 120, errors=60)
-    blue = periods(10, 1080)
-    judged = judge_error_rate(green, blue, POLICY)
-    assert judged.verdict is Verdict.FAIL  # no need to wait for three minutes of proof
-    assert judged.evidence["green_rate_pct"] == 50.0 and judged.evidence["blue_rate_pct"] == 0.0
-    assert judged.evidence["p_value"] < 1e-20
-    assert "vs blue 0.00%" in judged.detail
+def judged(green, blue, policy=POLICY, looks=7, final=False):
+    inputs = rule_input(green, blue, policy, looks, final, policy.min_minute_requests)
+    return evaluate(inputs), inputs
 
 
-def test_five_percent_at_a_ten_percent_canary_is_caught():
-    green = periods(3, 120, errors=6)
-    blue = periods(10, 1080, errors=1)
-    assert judge_error_rate(green, blue, POLICY).verdict is Verdict.FAIL
+def test_a_canary_failing_half_its_requests_fails_on_its_first_minute():
+    result, _ = judged(periods(1, 100, errors=50), periods(10, 1000, errors=1))
+    assert result["verdict"] == "FAIL" and result["action"] == "rollback"
 
 
-def test_the_same_rate_as_blue_is_no_regression_however_many_errors():
-    green = periods(3, 10_000, errors=100)  # 1 %
-    blue = periods(10, 10_000, errors=100)  # 1 % too
-    assert judge_error_rate(green, blue, POLICY).verdict is Verdict.PASS
+def test_two_percent_at_a_ten_percent_canary_of_20_requests_a_second_is_caught():
+    result, _ = judged(periods(7, 120, errors=3), periods(10, 1080))
+    assert result["verdict"] == "FAIL"
 
 
-def test_five_errors_mean_little_in_a_huge_volume():
-    green = periods(3, 100_000, errors=2)
-    blue = periods(10, 100_000, errors=3)
-    assert judge_error_rate(green, blue, POLICY).verdict is Verdict.PASS
+def test_the_same_rate_as_blue_is_never_a_failure_however_many_errors():
+    result, _ = judged(periods(30, 100000, errors=1000), periods(10, 100000, errors=1000))
+    assert result["verdict"] == "PASS"  # and with this much traffic, shown safe
+
+
+def test_pass_needs_evidence_of_safety_not_merely_no_harm_found():
+    quiet, _ = judged(periods(5, 20), periods(10, 200))  # 100 clean requests show little
+    assert quiet["verdict"] == "CONTINUE" and quiet["errors"]["safe"] is False
+    busy, _ = judged(periods(5, 4000), periods(10, 40000))
+    assert busy["verdict"] == "PASS" and busy["errors"]["safe"] is True
 
 
 def test_a_significant_but_tiny_increase_is_below_the_practical_margin():
-    green = periods(3, 200_000, errors=1_000)  # 0.5 %
-    blue = periods(10, 200_000, errors=400)  # 0.2 %: significant, but +0.3 points only
-    judged = judge_error_rate(green, blue, POLICY)
-    assert judged.evidence["p_value"] < 0.01 and judged.verdict is Verdict.PASS
+    result, _ = judged(periods(10, 100000, errors=110), periods(10, 100000, errors=100))
+    assert result["errors"]["verdict"] != "FAIL"
 
 
-def test_a_few_unlucky_requests_are_not_significant():
-    green = [Period(0, 2, 1), Period(60, 2, 0), Period(120, 2, 0)]  # 1 of 6: 17 %, by chance?
-    blue = periods(10, 20)  # 0 of 200
-    assert judge_error_rate(green, blue, POLICY).verdict is Verdict.PASS
+def test_pass_waits_for_min_periods_even_when_the_bound_is_met():
+    result, _ = judged(periods(2, 50000), periods(10, 50000))
+    assert result["errors"]["safe"] is True and result["verdict"] == "CONTINUE"
 
 
-def test_until_min_periods_a_clean_canary_is_not_yet_judged():
-    green = periods(2, 120)
-    blue = periods(10, 1000)
-    assert judge_error_rate(green, blue, POLICY).verdict is Verdict.INSUFFICIENT
-    assert judge_error_rate([], blue, POLICY).verdict is Verdict.INSUFFICIENT
+def test_with_no_blue_the_absolute_limit_applies_and_an_idle_blue_counts_as_none():
+    assert judged(periods(3, 200, errors=40), None)[0]["verdict"] == "FAIL"
+    assert judged(periods(3, 2000, errors=2), None)[0]["verdict"] == "PASS"
+    result, _ = judged(periods(3, 200, errors=40), periods(10, 0))
+    assert result["verdict"] == "FAIL" and result["errors"]["against"] == "limit"
 
 
-def test_with_no_blue_the_absolute_limit_applies():
-    assert judge_error_rate(periods(3, 200, errors=40), None, POLICY).verdict is Verdict.FAIL
-    assert judge_error_rate(periods(3, 200, errors=2), None, POLICY).verdict is Verdict.PASS
-    silent_blue = periods(0, 0)
-    judged = judge_error_rate(periods(3, 200, errors=40), silent_blue, POLICY)
-    assert judged.verdict is Verdict.FAIL and "limit" in judged.detail
+def test_a_slower_green_fails_only_on_enough_minutes_by_ratio_and_floor():
+    slow, _ = judged(periods(12, 100, latency=0.9), periods(12, 1000, latency=0.1))
+    assert slow["verdict"] == "FAIL" and slow["latency"]["slower"] == 12
+    few, _ = judged(periods(3, 100, latency=0.9), periods(3, 1000, latency=0.1))
+    assert few["latency"]["verdict"] == "CONTINUE"  # three minutes cannot show it at alpha/K
+    by_ratio_only, _ = judged(periods(12, 100, latency=0.002), periods(12, 1000, latency=0.001))
+    assert by_ratio_only["latency"]["verdict"] == "PASS"  # +1 ms is slower for nobody
 
 
-def test_a_slower_green_fails_only_when_significant_and_by_ratio_and_by_an_amount():
-    blue = periods(10, 500, latency=0.100)
-    slow = [Period(60 * i, 500, 0, 0.300 + 0.001 * i) for i in range(4)]
-    judged = judge_latency(slow, blue, POLICY)
-    assert judged.verdict is Verdict.FAIL and judged.evidence["ratio"] == pytest.approx(3, 0.05)
-    a_bit = [Period(60 * i, 500, 0, 0.120 + 0.001 * i) for i in range(4)]
-    assert judge_latency(a_bit, blue, POLICY).verdict is Verdict.PASS  # x1.2: within ratio
-    fast_blue = periods(10, 500, latency=0.002)
-    twice_as_slow = [Period(60 * i, 500, 0, 0.004 + 0.0001 * i) for i in range(4)]
-    assert judge_latency(twice_as_slow, fast_blue, POLICY).verdict is Verdict.PASS  # +2 ms
+def test_at_the_deadline_continue_is_inconclusive_and_the_policy_decides():
+    quiet = periods(3, 20), periods(10, 200)
+    proceed, _ = judged(*quiet, final=True)
+    assert (proceed["verdict"], proceed["action"], proceed["inconclusive"]) == (
+        "CONTINUE",
+        "proceed",
+        True,
+    )
+    strict = MetricPolicy(on_inconclusive="rollback")
+    rolled, _ = judged(*quiet, policy=strict, final=True)
+    assert rolled["action"] == "rollback" and rolled["inconclusive"] is True
+    assert judged(*quiet, final=False)[0]["action"] == "hold"
 
 
-def test_latency_needs_its_periods_and_uses_the_limit_without_blue():
-    assert judge_latency(periods(2, 500), periods(10, 500), POLICY).verdict is Verdict.INSUFFICIENT
-    assert judge_latency(periods(3, 50, latency=3.0), None, POLICY).verdict is Verdict.FAIL
-    assert judge_latency(periods(3, 50, latency=0.2), None, POLICY).verdict is Verdict.PASS
+def test_deployers_own_checks_are_taken_off_greens_minutes():
+    probes = Probes(60.0)
+    for second in range(0, 60, 2):  # a check every 2 s, all of them failing
+        probes.record(120.0 + second, 500)
+    green = [Period(120.0, 40, 31, 0.01)]  # 30 of them deployer's: users 10, 1 error
+    (users,) = users_of(green, probes.by_minute)
+    assert (users.requests, users.errors) == (10, 1)
+    assert users.latency is None  # a minute mostly of probes says nothing of users' latency
+
+
+def test_only_settled_minutes_count():
+    minutes = periods(5, 100, start=0.0)
+    assert [p.start for p in settled(minutes, now=300.0, period_s=60, delay_s=120)] == [0, 60, 120]
+
+
+def test_alpha_is_spent_over_the_steps_looks():
+    assert looks_per_step(420, 60) == 7 and looks_per_step(10, 60) == 1
+    assert z_squared(0.01 / 7) > z_squared(0.01)
+    table = sign_critical(0.01)
+    assert table[6] == -1 and table[7] == 7 and table[10] == 10 and table[11] == 10
+    # 2^-7 < 1 %; 11/1024 > 1 % > 12/2048
+
+
+def test_a_verdict_is_told_with_its_numbers():
+    result, inputs = judged(periods(2, 240, errors=120), periods(10, 12000, errors=2))
+    error_rate, latency = judgements(result, inputs, excluded=12)
+    assert error_rate.verdict is Verdict.FAIL and "vs blue" in error_rate.detail
+    assert "p=" in error_rate.detail and "12 of deployer's own checks" in error_rate.detail
+    assert error_rate.evidence["green_requests"] == 480 and error_rate.evidence["p_value"] < 1e-9
+    assert latency.metric == "latency"
+
+
+def test_the_rule_uses_no_square_root_or_power():
+    text = rule_text()
+    assert "$sqrt" not in text and "$power" not in text and "$eval" not in text
+
+
+def corpus():
+    return json.loads(CORPUS.read_text())
+
+
+def test_the_golden_corpus_covers_edges_and_draws_of_every_verdict():
+    items = corpus()
+    assert len(items) >= 200
+    assert {i["expected"]["verdict"] for i in items} == {"PASS", "FAIL", "CONTINUE"}
+    tests = {evaluate(i["input"])["errors"]["test"] for i in items}
+    assert {"yates", "fisher", "score", "binomial"} <= tests
+
+
+def test_the_rule_gives_every_verdict_of_the_golden_corpus():
+    wrong = []
+    for item in corpus():
+        got = evaluate(item["input"])
+        seen = {
+            "verdict": got["verdict"],
+            "errors": got["errors"]["verdict"],
+            "latency": got["latency"]["verdict"],
+            "action": got["action"],
+        }
+        if seen != item["expected"]:
+            wrong.append((item["name"], seen, item["expected"]))
+    assert wrong == []
+
+
+def test_the_corpus_verdicts_are_those_of_an_independent_scipy_reference():
+    pytest.importorskip("scipy")
+    for item in corpus():
+        try:
+            assert reference(item["input"]) == item["expected"], item["name"]
+        except Borderline:
+            pytest.fail(f"{item['name']} sits on a threshold")
 
 
 def test_a_step_window_starts_at_the_minute_that_holds_the_step_and_blue_looks_back():
@@ -102,8 +181,8 @@ def test_a_step_window_starts_at_the_minute_that_holds_the_step_and_blue_looks_b
     assert window.idle([]) and not window.idle(None) and not window.idle(periods(1, 3))
 
 
-def test_the_evidence_wait_covers_the_minutes_and_their_publication():
-    assert evidence_wait_s(MetricPolicy(min_periods=3)) == 3 * 60 + 2 * 60
+def test_the_evidence_wait_covers_the_minutes_and_their_settling():
+    assert evidence_wait_s(MetricPolicy(min_periods=3)) == 3 * 60 + 2 * 120
 
 
 def test_plan_predicts_each_step_on_aws_clock():
@@ -122,10 +201,10 @@ def test_plan_predicts_each_step_on_aws_clock():
         )
     )
     held = {r.what: r for r in rows}
-    assert held["step 1: canary 10/100"].seconds == 4 * 60  # three minutes, published
-    assert "metrics" in held["step 1: canary 10/100"].why
+    assert held["step 1: canary 10/100"].seconds == 3 * 60 + 120  # three minutes, settled
+    assert "settled minutes" in held["step 1: canary 10/100"].why
     assert held["step 2: all traffic"].seconds == 600  # bake_seconds is longer
     assert held["bake"].seconds > held["fleet"].seconds
     assert total_s(rows) == sum(r.seconds for r in rows)
     no_metrics = predict(TimingInputs([], 0, False, 1, 10, [("step 1", 30)], 0, 60, None, 0))
-    assert {r.what: r.seconds for r in no_metrics}["step 1"] == 120  # the alarm's minute + delay
+    assert {r.what: r.seconds for r in no_metrics}["step 1"] == 180  # the alarm's minute + delay

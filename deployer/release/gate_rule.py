@@ -1,0 +1,33 @@
+"""The metric gate rule (deployer/core/gate_rule.jsonata), evaluated in process by a JSONata
+engine (jsonata-python). The Step Functions runner embeds the same text; this module only
+loads and runs it: the decision is the text's.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+RULE_FILE = "gate_rule.jsonata"
+
+
+@functools.cache
+def rule_text() -> str:
+    """The rule, as shipped in the package."""
+    return resources.files("deployer.core").joinpath(RULE_FILE).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _compiled() -> Any:
+    import jsonata  # imported when a gate first judges metrics
+
+    return jsonata.Jsonata(rule_text())
+
+
+def evaluate(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The rule's verdict, action and numbers for `inputs` (core.gate_inputs.rule_input)."""
+    result = _compiled().evaluate(inputs)
+    if not isinstance(result, dict) or result.get("verdict") not in ("PASS", "FAIL", "CONTINUE"):
+        raise RuntimeError(f"the gate rule answered {result!r}")  # a broken rule: fail closed
+    return result
