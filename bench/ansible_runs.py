@@ -6,10 +6,10 @@
   on a 2-core machine) and CPU seconds of `playbooks/bake.yml` + deployer's sanitize play, run
   as a sandbox bake runs them (ansible-runner, local connection into a directory);
 - the same for `configure.yml` at boot, as the image's deployer-configure unit runs it: with
-  the environment's settings in SSM (read from a moto server on loopback) and a log group;
+  the environment's settings in SSM (read from a moto server on loopback);
 - boot to healthy: from the configure unit's start to the app answering /healthz.
 
-Goals (issue 23): at most 35 module runs per bake and 5 per boot. Prints figures; asserts
+Goals: at most 35 module runs per bake and 5 per boot. Prints figures; asserts
 nothing.
 """
 
@@ -110,24 +110,14 @@ def boot(where: Path, shim: Path, counter: Path) -> dict[str, float]:
         counter.write_text("")
         cpu, started = children_cpu(), time.monotonic()
         subprocess.run(
-            [
-                str(Path(sys.executable).parent / "ansible-playbook"),
-                "--connection",
-                "local",
-                "--inventory",
-                "localhost,",
-                str(configure),
-                "--extra-vars",
-                f"@{configure.parent / 'vars.json'}",
-                "--extra-vars",
-                json.dumps(
-                    {
-                        "deployer_root": str(root),
-                        "deployer_sandbox": True,
-                        "ansible_python_interpreter": str(shim),
-                    }
-                ),
-            ],
+            units.configure_command(
+                configure,
+                {
+                    "deployer_root": str(root),
+                    "deployer_sandbox": True,
+                    "ansible_python_interpreter": str(shim),
+                },
+            ),
             cwd=configure.parent,
             env={
                 "PATH": os.environ.get("PATH", ""),

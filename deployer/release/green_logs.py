@@ -29,7 +29,7 @@ IN_MESSAGE = 3  # lines of the first instance in the human message
 SOURCE = "app"
 # Words with which a failing app says so (Python, Java, Go, Node, syslog levels).
 FAILURE_WORDS = re.compile(r"\b(ERROR|\w*Error|\w*Exception|Traceback|FATAL|CRITICAL|panic)\b")
-AGENT_FLUSH_S = 5.0  # force_flush_interval in playbooks/roles/base/templates/cloudwatch-agent…
+AGENT_FLUSH_S = 5.0  # force_flush_interval in cloudformation/fleet.yaml's agent configuration
 INGESTION_S = 5.0  # from PutLogEvents to GetLogEvents, with room for a slow call
 MIN_WAIT_S = 1.0  # real seconds, however fast the target's clock: a flush is a network call
 

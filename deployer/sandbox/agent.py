@@ -2,8 +2,8 @@
 
 On EC2 the image's CloudWatch agent ships the files its configuration names to CloudWatch Logs
 and publishes host metrics. Here each booted host's agent configuration is read from the file
-the image's configure playbook wrote (/etc/deployer/cloudwatch-agent.json under the host's
-root), so what is tested is the playbook's configuration:
+the launch template's user data wrote (/etc/deployer/cloudwatch-agent.json under the host's
+root), so what is tested is the fleet template's configuration:
 
 - `logs.logs_collected.files.collect_list`: each file (a path or a glob, under the host's
   root) is followed from its start; complete new lines go to the entry's log group and stream

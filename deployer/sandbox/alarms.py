@@ -30,6 +30,7 @@ from deployer.sandbox.cloudwatch_clock import (
     EVALUATION_EVERY_S,
     NAMESPACE,
     Clock,
+    DimensionsKey,
     MetricStore,
     answer_metric_stat,
     dimensions_key,
@@ -259,16 +260,23 @@ def _seconds(moment: Any) -> float:
     return datetime.fromisoformat(str(moment).replace("Z", "+00:00")).timestamp()
 
 
+def _where(target_group_arn: str) -> tuple[MetricStore, DimensionsKey, DimensionsKey] | None:
+    """The store, and a group's metrics' keys: per target group and per load balancer."""
+    store, dimensions = _STORE, dimensions_of(target_group_arn)
+    if store is None or dimensions is None:
+        return None
+    per_balancer = dimensions_key([d for d in dimensions if d["Name"] == "LoadBalancer"])
+    return store, dimensions_key(dimensions), per_balancer
+
+
 def publish(target_group_arn: str, status: int, seconds: float) -> None:
     """One request answered by a target of the group, counted as the ALB counts it: per
     target group and per load balancer; 5xx only when there is one.
     """
-    store, dimensions = _STORE, dimensions_of(target_group_arn)
-    if store is None or dimensions is None:
+    where, now = _where(target_group_arn), time.time()
+    if where is None:
         return
-    now = time.time()
-    per_group = dimensions_key(dimensions)
-    per_balancer = dimensions_key([d for d in dimensions if d["Name"] == "LoadBalancer"])
+    store, per_group, per_balancer = where
     for key in (per_group, per_balancer):
         store.add("RequestCount", key, 1.0, now)
         store.add("TargetResponseTime", key, seconds, now)
@@ -284,12 +292,10 @@ def publish_elb_error(target_group_arn: str, status: int) -> None:
     TargetGroup dimension); TargetConnectionErrorCount per group and balancer for a failed
     connection. Never HTTPCode_Target_5XX_Count nor TargetResponseTime: no target answered.
     """
-    store, dimensions = _STORE, dimensions_of(target_group_arn)
-    if store is None or dimensions is None:
+    where, now = _where(target_group_arn), time.time()
+    if where is None:
         return
-    now = time.time()
-    per_group = dimensions_key(dimensions)
-    per_balancer = dimensions_key([d for d in dimensions if d["Name"] == "LoadBalancer"])
+    store, per_group, per_balancer = where
     for key in (per_group, per_balancer):
         store.add("RequestCount", key, 1.0, now)
         if status == 502:

@@ -45,7 +45,6 @@ from deployer.sandbox.hosts import HostManager, Launch
 from deployer.sandbox.layout import ACCOUNT_ID, CREDENTIALS, REGION, Layout, write_json
 from deployer.sandbox.prober import Prober
 from deployer.sandbox.profile import behaviours_for
-from deployer.sandbox.units import read_env_file
 from deployer.sandbox.world import WORLD
 
 log = logging.getLogger("deployer.sandbox")
@@ -110,14 +109,6 @@ def has_settings(root: Path) -> bool:
             return any(True for _ in parameters.get_keys_beginning_with(path, False))
     except AttributeError:  # moto moved it: run the playbook, as on EC2
         return True
-
-
-def names_log_group(root: Path) -> bool:
-    """Whether the launch template names a log group: configure.yml then points the
-    CloudWatch agent at it, settings or not.
-    """
-    boot = root / "etc/deployer/boot.env"
-    return boot.is_file() and bool(read_env_file(boot).get("LOG_GROUP"))
 
 
 def _user_data(instance: Any) -> str:
@@ -203,7 +194,6 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_serving(endpoint)
     hosts.has_settings = has_settings
-    hosts.configures_logs = names_log_group
     hosts.aws_env = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],

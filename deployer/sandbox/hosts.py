@@ -6,7 +6,6 @@ A host boots from the content captured when its image was created (see patches.p
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -81,7 +80,6 @@ class HostManager:
         self._boot_delay = boot_delay  # how long an instance boots before its app starts
         self.aws_env: dict[str, str] = {}  # what configure at boot needs to reach the sandbox
         self.has_settings: Callable[[Path], bool] = lambda _root: True
-        self.configures_logs: Callable[[Path], bool] = lambda _root: False
         # Told of a host about to go, its app stopped: the CloudWatch agent's last flush.
         self.before_gone: Callable[[str, Path], None] = lambda _id, _root: None
         self._on_boot = on_boot
@@ -170,11 +168,6 @@ class HostManager:
             ).start()
         elif app_env:
             self._started(self._start_app(host, root, app_env))
-            if (root / CONFIGURE).is_file() and self.configures_logs(root):
-                # Without settings the app's environment is the bake's, so the app need not
-                # wait (a sandbox shortcut); configure.yml still points the CloudWatch agent
-                # at the log group, and the agent reads the app's log from its start.
-                threading.Thread(target=self._configure, args=(host, root), daemon=True).start()
         write_json(
             host_dir / "host.json",
             {
@@ -221,18 +214,7 @@ class HostManager:
             return False
         with open(log_path, "ab") as out:
             done = subprocess.run(
-                [
-                    os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-                    "--connection",
-                    "local",
-                    "--inventory",
-                    "localhost,",
-                    str(configure),
-                    "--extra-vars",
-                    f"@{configure.parent / 'vars.json'}",
-                    "--extra-vars",
-                    json.dumps(extra),
-                ],
+                units.configure_command(configure, extra),
                 cwd=configure.parent,
                 env=env,
                 stdout=out,

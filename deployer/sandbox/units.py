@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +48,24 @@ def read_env_file(path: Path) -> dict[str, str]:
                     value = value[1:-1]
             values[key.strip()] = value
     return values
+
+
+def configure_command(configure: Path, extra: dict[str, object]) -> list[str]:
+    """How the image's deployer-configure unit runs configure.yml (its ExecStart), with this
+    Python's ansible-playbook and `extra` variables after the image's own.
+    """
+    return [
+        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+        "--connection",
+        "local",
+        "--inventory",
+        "localhost,",
+        str(configure),
+        "--extra-vars",
+        f"@{configure.parent / 'vars.json'}",
+        "--extra-vars",
+        json.dumps(extra),
+    ]
 
 
 def environment_files(root: Path, unit: str) -> list[tuple[Path, bool]]:
