@@ -80,6 +80,10 @@ def _environment(workdir: Path, access: BuilderAccess) -> dict[str, str]:
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_PIPELINING": "1",
         "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
+        # Where a module run unpacks its payload (AnsiballZ's temporary directory) when it runs
+        # on this machine: inside the bake's private directory, so a run killed mid-module
+        # leaves nothing in /tmp (the watchdog removes the directory).
+        "TMPDIR": str(workdir / "tmp"),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_SSH_ARGS": f"-o ControlMaster=no -o UserKnownHostsFile={known_hosts} "
         "-o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null",
