@@ -20,7 +20,7 @@ Functions. What only Python can do well is done once, here:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from statistics import NormalDist
@@ -34,17 +34,22 @@ SIGN_TABLE_SIZE = 61  # minutes 0..60 of one step; more than an hour of a step i
 @dataclass
 class Probes:
     """deployer's own requests to green, per minute (period start, on CloudWatch's clock):
-    (requests, 5xx answers).
+    (requests, 5xx answers). Minutes are keyed by their index, never by their start: a start
+    that went through a timestamp's text (GetMetricData's) need not be the same float.
     """
 
     period_s: float
-    by_minute: dict[float, tuple[int, int]] = field(default_factory=dict)
+    by_minute: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def record(self, at: float, status: int) -> None:
-        minute = (at // self.period_s) * self.period_s
+        minute = math.floor(at / self.period_s)
         requests, errors = self.by_minute.get(minute, (0, 0))
         failed = status >= 500 or status == 0  # 0: no answer (the ALB answered 502/504)
         self.by_minute[minute] = (requests + 1, errors + (1 if failed else 0))
+
+    def of(self, start: float) -> tuple[int, int]:
+        """(requests, 5xx answers) of the minute that starts at `start`."""
+        return self.by_minute.get(round(start / self.period_s), (0, 0))
 
 
 def looks_per_step(hold_s: float, period_s: float) -> int:
@@ -93,11 +98,11 @@ def rule_policy(policy: MetricPolicy, looks: int) -> dict[str, Any]:
     }
 
 
-def users_of(periods: Sequence[Period], probes: Mapping[float, tuple[int, int]]) -> list[Period]:
+def users_of(periods: Sequence[Period], probes: Probes) -> list[Period]:
     """Green's minutes less deployer's own requests in each (never below zero)."""
     users = []
     for p in periods:
-        requests, errors = probes.get(p.start, (0, 0))
+        requests, errors = probes.of(p.start)
         users.append(
             Period(
                 p.start,

@@ -74,11 +74,11 @@ class Gated:
     def _sent(self, at: float, status: int) -> None:
         self.sent.append((at, status))
 
-    def probes_by_minute(self, period_s: float) -> dict[float, tuple[int, int]]:
+    def probes_by_minute(self, period_s: float) -> Probes:
         counted = Probes(period_s)
         for at, status in self.sent:
             counted.record(at, status)
-        return counted.by_minute
+        return counted
 
     @property
     def test_url(self) -> str:

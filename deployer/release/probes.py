@@ -8,7 +8,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -19,7 +19,7 @@ from deployer.aws.cloudwatch import CloudWatch
 from deployer.aws.ec2 import Ec2
 from deployer.aws.elbv2 import Elbv2
 from deployer.config.strategy import HttpCheck
-from deployer.core.gate_inputs import rule_input, settled, users_of
+from deployer.core.gate_inputs import Probes, rule_input, settled, users_of
 from deployer.core.gates import GateKind, Observation
 from deployer.core.health import Member, assess_during_hold, assess_target_health
 from deployer.core.metrics import (
@@ -148,7 +148,7 @@ class MetricLook:
 
     policy: MetricPolicy
     latency_statistic: str
-    probes: Mapping[float, tuple[int, int]]
+    probes: Probes
     looks: int
     final: bool
     period_s: float
@@ -185,7 +185,7 @@ def observe_metrics(
     done = settled(found["green"], window.now, look.period_s, look.delay_s)
     mine = [p for p in done if p.start >= window.green_since]
     green_periods = users_of(mine, look.probes)
-    excluded = sum(look.probes.get(p.start, (0, 0))[0] for p in mine)
+    excluded = sum(look.probes.of(p.start)[0] for p in mine)
     blue_periods = (
         settled(found.get("blue", []), window.now, look.period_s, look.delay_s)
         if "blue" in series

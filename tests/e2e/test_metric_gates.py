@@ -114,9 +114,12 @@ def test_a_canary_failing_2_percent_is_rolled_back_at_step_1_on_users_requests_a
     assert evidence["green_rate_pct"] > evidence["blue_rate_pct"] + 0.5
     assert evidence["p_value"] < 0.01 and evidence["green_errors"] > 0
     # Users' requests only: no more than users sent to v2 (give or take a check counted on
-    # the other side of a minute's edge), never the ~2 checks a second deployer made.
+    # the other side of a minute's edge), never the ~2 checks a second deployer made. A
+    # request the load balancer answered itself (502, 504) or the user gave up on (a busy
+    # machine) may have been v2's too: the load balancer counts it for the target it chose.
     to_green = users.bodies["hello from v2"] + users.bodies["error from v2"]
-    assert 0 < evidence["green_requests"] <= to_green + 2
+    unattributed = users.statuses[0] + users.statuses[502] + users.statuses[504]
+    assert 0 < evidence["green_requests"] <= to_green + unattributed + 2
     assert evidence["probes_excluded"] > 0
 
     seen = events_of(events)

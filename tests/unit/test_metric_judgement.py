@@ -4,6 +4,7 @@ PASS only on evidence of safety, CONTINUE otherwise. Pure scenarios and the gold
 """
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -107,9 +108,30 @@ def test_deployers_own_checks_are_taken_off_greens_minutes():
     for second in range(0, 60, 2):  # a check every 2 s, all of them failing
         probes.record(120.0 + second, 500)
     green = [Period(120.0, 40, 31, 0.01)]  # 30 of them deployer's: users 10, 1 error
-    (users,) = users_of(green, probes.by_minute)
+    (users,) = users_of(green, probes)
     assert (users.requests, users.errors) == (10, 1)
     assert users.latency is None  # a minute mostly of probes says nothing of users' latency
+
+
+def test_a_minutes_checks_are_found_by_a_start_read_back_from_a_timestamp():
+    """The sandbox's minutes last 1.2 s: a start that went through GetMetricData's text is
+    not always the float deployer computed, and its checks must still be taken off.
+    """
+    period_s = 1.2
+    probes = Probes(period_s)
+    first = 1_444_617_000
+    for index in range(first, first + 200):
+        probes.record(index * period_s + 0.5, 200)
+    read_back = [
+        datetime.fromisoformat(
+            datetime.fromtimestamp(i * period_s, tz=UTC).isoformat(timespec="microseconds")
+        ).timestamp()
+        for i in range(first, first + 200)
+    ]
+    computed = [i * period_s for i in range(first, first + 200)]
+    assert read_back != computed
+    users = users_of([Period(start, 5, 0, 0.01) for start in read_back], probes)
+    assert [u.requests for u in users] == [4] * 200
 
 
 def test_only_settled_minutes_count():
