@@ -2,7 +2,7 @@
 often a good green is rolled back by mistake.
 
     python bench/detect.py [--profile aws] [--time-scale 0.25] [--rate 20] [--json]
-                           [--cases 0.5@10,0.05@100] [--aa 10] [--keep]
+                           [--cases 0.5@10,0.05@100] [--aa 20] [--aa-rates 20,200] [--keep]
 
 In a scratch directory with its own sandbox, it releases the sample app (v1, blue), then
 drives steady user traffic through the load balancer (`--rate` requests per *modelled*
@@ -13,9 +13,14 @@ on AWS), and:
   waits until green has WEIGHT % of the traffic (10: the first canary step; 100: the watch
   after the last step), then makes green fail RATE of its requests (the hello app reads
   its ERROR_RATE file on every request), and measures the modelled time from that moment
-  to the ModifyRule that puts traffic back on blue;
-- runs `--aa N` releases of blue's own build (green = blue's image and settings but one
-  marker) with every gate on, and counts the rollbacks.
+  to the ModifyRule that puts traffic back on blue, and how many users' requests failed
+  from that moment until the run ended (`failed_user_requests`);
+- at each rate of `--aa-rates` (modelled requests/second), runs `--aa N` releases of blue's
+  own build (green = blue's image and settings but one marker) with every gate on, counts
+  the rollbacks and gives the releases' modelled durations: a busy service shows evidence of
+  safety sooner, a quiet one holds until its steps' deadlines. Each rate also says the rate
+  the sandbox achieved: the sandbox's front serves a few hundred real requests a second at
+  most, so a high modelled rate needs a longer time scale.
 
 Modelled seconds are wall seconds / time scale. The gates poll every 5 modelled seconds.
 """
@@ -66,6 +71,8 @@ class Traffic:
         self._pause = threads / real_rate
         self._stop = threading.Event()
         self.sent = 0
+        self.failed_at: list[float] = []  # when a user's request failed (no 2xx/3xx answer)
+        self._started = time.monotonic()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
     def __enter__(self) -> Traffic:
@@ -78,6 +85,12 @@ class Traffic:
         for thread in self._threads:
             thread.join(10)
 
+    def achieved_real_rate(self) -> float:
+        return self.sent / max(1e-9, time.monotonic() - self._started)
+
+    def failures_between(self, start: float, end: float) -> int:
+        return sum(1 for at in list(self.failed_at) if start <= at <= end)
+
     def _run(self) -> None:
         connection: http.client.HTTPConnection | None = None
         next_at = time.monotonic()
@@ -86,9 +99,14 @@ class Traffic:
                 if connection is None:
                     connection = http.client.HTTPConnection(self._host, self._port, timeout=5)
                 connection.request("GET", "/")
-                connection.getresponse().read()
+                answer = connection.getresponse()
+                answer.read()
                 self.sent += 1
+                if answer.status >= 400:
+                    self.failed_at.append(time.time())
             except (OSError, http.client.HTTPException):
+                self.sent += 1
+                self.failed_at.append(time.time())
                 if connection is not None:
                     connection.close()
                 connection = None
@@ -167,7 +185,9 @@ def green_roots(layout: Layout, release_events: list[dict[str, Any]]) -> list[Pa
     return []
 
 
-def run_case(workdir: Path, layout: Layout, scale: float, rate: float, weight: int, n: int):
+def run_case(
+    workdir: Path, layout: Layout, scale: float, rate: float, weight: int, n: int, users: Traffic
+):
     """One failing green: RATE of its requests fail from the moment it has WEIGHT %."""
     name = f"case-{n}.yaml"
     if weight >= 100:  # all traffic at once, then the watch
@@ -207,7 +227,12 @@ def run_case(workdir: Path, layout: Layout, scale: float, rate: float, weight: i
         (e for e in seen if e["type"] == "phase_finished" and e["phase"] == "rollback"),
         None,
     )
-    result: dict[str, Any] = {"error_rate": rate, "weight": weight, "detected": code == 1}
+    result: dict[str, Any] = {
+        "error_rate": rate,
+        "weight": weight,
+        "detected": code == 1,
+        "failed_user_requests": users.failures_between(injected, time.time()),
+    }
     if code == 1 and restored is not None:
         result["modelled_s"] = round((stamp(restored["ts"]) - injected) / scale, 1)
         reason = str(seen[-1].get("reason", ""))
@@ -225,30 +250,37 @@ def stamp(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
-def run_aa(workdir: Path, scale: float, runs: int) -> dict[str, Any]:
+def run_aa(workdir: Path, scale: float, runs: int, rate: float, url: str) -> dict[str, Any]:
+    """`runs` A/A releases under `rate` modelled requests/second of users."""
     write_config(workdir, "aa.yaml", AA_STEPS, 5 * scale, 0, scale)
-    outcomes = []
-    for n in range(runs):
-        cli(workdir, "config", "set", "BENCH_AA", str(n), config="aa.yaml")
-        started = time.monotonic()
-        done = cli(workdir, "release", "v1", "--output", "json", config="aa.yaml")
-        reason = ""
-        if done.returncode:
-            try:
-                reason = json.loads(done.stdout)["error"]["message"]
-            except (ValueError, KeyError):
-                reason = done.stderr[-300:]
-        outcomes.append(
-            {
-                "exit_code": done.returncode,
-                "modelled_s": round((time.monotonic() - started) / scale, 1),
-                "reason": reason,
-            }
-        )
+    outcomes: list[dict[str, Any]] = []
+    with Traffic(url, rate / scale) as users:
+        for n in range(runs):
+            cli(workdir, "config", "set", "BENCH_AA", f"{rate:g}-{n}", config="aa.yaml")
+            started = time.monotonic()
+            done = cli(workdir, "release", "v1", "--output", "json", config="aa.yaml")
+            reason = ""
+            if done.returncode:
+                try:
+                    reason = json.loads(done.stdout)["error"]["message"]
+                except (ValueError, KeyError):
+                    reason = done.stderr[-300:]
+            outcomes.append(
+                {
+                    "exit_code": done.returncode,
+                    "modelled_s": round((time.monotonic() - started) / scale, 1),
+                    "reason": reason,
+                }
+            )
+        achieved = users.achieved_real_rate() * scale
+    durations = sorted(float(o["modelled_s"]) for o in outcomes if o["exit_code"] == 0)
     return {
-        "aa_runs": runs,
+        "modelled_requests_per_s": rate,
+        "achieved_modelled_requests_per_s": round(achieved, 1),
+        "runs": runs,
         "false_rollbacks": sum(1 for o in outcomes if o["exit_code"] == 1),
-        "aa_outcomes": outcomes,
+        "median_modelled_s": durations[len(durations) // 2] if durations else None,
+        "outcomes": outcomes,
     }
 
 
@@ -258,7 +290,10 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=0.25)
     parser.add_argument("--rate", type=float, default=20.0, help="modelled requests/second")
     parser.add_argument("--cases", default=DEFAULT_CASES, help="RATE@WEIGHT,...")
-    parser.add_argument("--aa", type=int, default=10, help="A/A releases")
+    parser.add_argument("--aa", type=int, default=20, help="A/A releases at each rate")
+    parser.add_argument(
+        "--aa-rates", default="20,200", help="modelled requests/second of the A/A releases"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
     args = parser.parse_args()
@@ -288,13 +323,20 @@ def main() -> None:
         # A modelled second lasts `scale` real seconds and must hold RATE requests.
         real_rate = args.rate / scale
         report["real_requests_per_s"] = round(real_rate, 1)
-        with Traffic(url, real_rate) as traffic:
+        with Traffic(url, real_rate) as users:
             report["cases"] = [
-                run_case(workdir, layout, scale, rate, weight, n)
+                run_case(workdir, layout, scale, rate, weight, n, users)
                 for n, (rate, weight) in enumerate(cases)
             ]
-            report.update(run_aa(workdir, scale, args.aa))
-            report["requests_sent"] = traffic.sent
+            report["achieved_modelled_requests_per_s"] = round(
+                users.achieved_real_rate() * scale, 1
+            )
+        report["aa"] = [
+            run_aa(workdir, scale, args.aa, float(rate), url)
+            for rate in args.aa_rates.split(",")
+            if rate and args.aa
+        ]
+        report["false_rollbacks"] = sum(batch["false_rollbacks"] for batch in report["aa"])
     finally:
         if not args.keep:
             control.down(layout)
@@ -306,17 +348,25 @@ def main() -> None:
         f"profile {args.profile}, time scale {scale}, {args.rate:g} requests per modelled "
         f"second ({report['real_requests_per_s']:g}/s real)"
     )
-    print(f"\n  {'errors':>7} {'weight':>7} {'detected':>9} {'to restore':>11}  by")
+    print(f"\n  {'errors':>7} {'weight':>7} {'detected':>9} {'to restore':>11} {'failed':>7}  by")
     for case in report["cases"]:
         took = f"{case['modelled_s']:.0f} s" if "modelled_s" in case else "-"
         print(
             f"  {case['error_rate'] * 100:>6g}% {case['weight']:>6}% "
-            f"{'yes' if case['detected'] else 'no':>9} {took:>11}  {case.get('detected_by') or ''}"
+            f"{'yes' if case['detected'] else 'no':>9} {took:>11} "
+            f"{case['failed_user_requests']:>7}  {case.get('detected_by') or ''}"
         )
-    print(f"\nA/A: {report['false_rollbacks']} false rollback(s) in {report['aa_runs']} releases")
-    for outcome in report["aa_outcomes"]:
-        if outcome["exit_code"]:
-            print(f"  exit {outcome['exit_code']}: {outcome['reason'][:160]}")
+    for batch in report["aa"]:
+        median = batch["median_modelled_s"]
+        print(
+            f"\nA/A at {batch['modelled_requests_per_s']:g} requests/s (achieved "
+            f"{batch['achieved_modelled_requests_per_s']:g}): {batch['false_rollbacks']} false "
+            f"rollback(s) in {batch['runs']} releases; median "
+            f"{'-' if median is None else f'{median:.0f} s'} modelled"
+        )
+        for outcome in batch["outcomes"]:
+            if outcome["exit_code"]:
+                print(f"  exit {outcome['exit_code']}: {outcome['reason'][:160]}")
 
 
 if __name__ == "__main__":

@@ -149,14 +149,21 @@ def environment(**values: str) -> Iterator[None]:
 def sandbox(request, tmp_path_factory):
     """The sandbox daemon (moto + hosts + prober + fronts) in a scratch working directory.
     A module whose subject is the bake sets IMAGE_CATALOG = False: its sandbox bakes alone.
+    A module sets SANDBOX_BEHAVIOURS (a dict) to change named behaviours of its sandbox.
     """
     from deployer.sandbox import control
     from deployer.sandbox.layout import Layout
 
     workdir = tmp_path_factory.mktemp("sandbox")
     layout = Layout.for_workdir(workdir)
-    shared = getattr(request.module, "IMAGE_CATALOG", True)
-    with environment(**({} if shared else NO_IMAGE_CATALOG)):
+    changes: dict[str, str] = {}
+    if not getattr(request.module, "IMAGE_CATALOG", True):
+        changes.update(NO_IMAGE_CATALOG)
+    behaviours = getattr(request.module, "SANDBOX_BEHAVIOURS", None)
+    if behaviours:
+        base = json.loads(os.environ.get("DEPLOYER_SANDBOX_BEHAVIOURS") or "{}")
+        changes["DEPLOYER_SANDBOX_BEHAVIOURS"] = json.dumps({**base, **behaviours})
+    with environment(**changes):
         state, _ = control.up(layout)
     try:
         yield layout, state

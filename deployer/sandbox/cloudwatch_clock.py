@@ -8,9 +8,14 @@ reach readers on AWS's schedule, not at once. Each behaviour, and its source:
   "CloudWatch metrics for your Application Load Balancer"): every request falls into a
   60 s period aligned to the minute. On the sandbox a minute lasts 60 x the CloudWatch time
   scale in real seconds (`Clock`).
-- **Publication delay.** A period becomes readable only `publication_delay_s` after it
-  closed (the `aws` profile: 60 s; CloudWatch documents no figure, and ALB data points are
-  commonly seen one to two minutes after their minute).
+- **Publication delay, spread.** A period becomes readable `publication_delay_s` after it
+  closed, plus a share of `publication_spread_s` drawn for that period (the `aws` profile:
+  60 to 120 s; CloudWatch documents no figure, and ALB data points are commonly seen one to
+  two minutes after their minute). Alarms evaluate the periods the longest delay allows
+  (a 1-minute ALB alarm is commonly minutes behind its data).
+- **Late samples.** A share `late_fraction` of the samples arrives up to `late_s` after its
+  period was first readable: a reader that read the period before sees it revised (more
+  requests, more errors) later, as CloudWatch adds samples to a period after it was read.
 - **No traffic, no datapoint.** "If there are no requests flowing through the load balancer
   or no data for a metric, the metric is not reported", and "metrics for Application Load
   Balancers exclude health check requests" (same guide): a period without requests has no
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -60,10 +66,16 @@ def dimensions_key(dimensions: Iterable[Mapping[str, str]]) -> DimensionsKey:
 
 @dataclass(frozen=True)
 class Clock:
-    """CloudWatch's minute on the sandbox: `scale` real seconds per modelled second."""
+    """CloudWatch's minute on the sandbox: `scale` real seconds per modelled second; when a
+    period's samples become readable (modelled seconds after the period closed).
+    """
 
     scale: float
-    publication_delay_s: float  # modelled seconds after a period closes
+    publication_delay_s: float
+    publication_spread_s: float = 0.0
+    late_fraction: float = 0.0
+    late_s: float = 0.0
+    seed: int = 0
 
     def real(self, modelled_s: float) -> float:
         return modelled_s * self.scale
@@ -75,8 +87,23 @@ class Clock:
         return index * self.real(period_s)
 
     def last_published(self, now: float, period_s: float = PERIOD_S) -> int:
-        """The newest period (of `period_s`) whose data a reader may see at `now`."""
+        """The newest period (of `period_s`) the minimum delay lets a reader see at `now`."""
         return math.floor((now - self.real(self.publication_delay_s)) / self.real(period_s)) - 1
+
+    def last_settled(self, now: float, period_s: float = PERIOD_S) -> int:
+        """The newest period (of `period_s`) every period of which is readable at `now`."""
+        delay = self.publication_delay_s + self.publication_spread_s
+        return math.floor((now - self.real(delay)) / self.real(period_s)) - 1
+
+    def readable_at(self, index: int) -> float:
+        """When the base period `index` is first readable: its own delay, drawn once."""
+        spread = self.publication_spread_s * random.Random(self.seed * 7919 + index).random()
+        return self.period_start(index + 1) + self.real(self.publication_delay_s + spread)
+
+    def arrival(self, index: int, draw: random.Random) -> float:
+        """When one sample of the base period `index` is readable: late, now and then."""
+        late = self.late_s * draw.random() if draw.random() < self.late_fraction else 0.0
+        return self.readable_at(index) + self.real(late)
 
 
 def statistic(name: str, values: Sequence[float]) -> float | None:
@@ -99,18 +126,24 @@ def statistic(name: str, values: Sequence[float]) -> float | None:
 
 
 class MetricStore:
-    """Every sample of the ALB namespace, by metric, dimension set and base period."""
+    """Every sample of the ALB namespace, by metric, dimension set and base period, each with
+    the moment it becomes readable.
+    """
 
     def __init__(self, clock: Clock, now: Callable[[], float]) -> None:
         self.clock = clock
         self._now = now
         self._lock = threading.Lock()
-        self._series: dict[tuple[str, DimensionsKey], dict[int, list[float]]] = defaultdict(dict)
+        self._draw = random.Random(clock.seed)
+        self._series: dict[tuple[str, DimensionsKey], dict[int, list[tuple[float, float]]]] = (
+            defaultdict(dict)
+        )
 
     def add(self, metric: str, dimensions: DimensionsKey, value: float, when: float) -> None:
         index = self.clock.period_index(when)
         with self._lock:
-            self._series[(metric, dimensions)].setdefault(index, []).append(value)
+            sample = (value, self.clock.arrival(index, self._draw))
+            self._series[(metric, dimensions)].setdefault(index, []).append(sample)
 
     def drop_old(self) -> None:
         oldest = self.clock.period_index(self._now()) - KEEP_PERIODS
@@ -122,14 +155,14 @@ class MetricStore:
     def published(
         self, metric: str, dimensions: DimensionsKey, start: float, end: float, period_s: float
     ) -> list[tuple[float, list[float]]]:
-        """(period start, samples) of each period of `period_s` (a multiple of a minute) that
-        starts in [start, end), is published, and holds data; oldest first.
+        """(period start, readable samples) of each period of `period_s` (a multiple of a
+        minute) that starts in [start, end) and has a readable sample; oldest first.
         """
-        clock = self.clock
+        clock, now = self.clock, self._now()
         first = math.ceil(start / clock.real(period_s) - 1e-9)
         last = min(
             math.ceil(end / clock.real(period_s) - 1e-9) - 1,
-            clock.last_published(self._now(), period_s),
+            clock.last_published(now, period_s),
         )
         per_base = max(1, round(period_s / PERIOD_S))
         with self._lock:
@@ -139,7 +172,8 @@ class MetricStore:
                 samples = [
                     value
                     for base in range(index * per_base, (index + 1) * per_base)
-                    for value in periods.get(base, ())
+                    for value, readable in periods.get(base, ())
+                    if readable <= now
                 ]
                 if samples:
                     found.append((clock.period_start(index, period_s), samples))
@@ -202,7 +236,7 @@ def evaluate_alarm(alarm: Any, store: MetricStore, now: float) -> AlarmVerdict:
     period_s = float(alarm.period)
     periods = int(alarm.evaluation_periods)
     needed = int(alarm.datapoints_to_alarm or periods)
-    last = clock.last_published(now, period_s)
+    last = clock.last_settled(now, period_s)
     window_start = clock.period_start(last - periods + 1, period_s)
     window_end = clock.period_start(last + 1, period_s)
     stat_name = alarm.extended_statistic or alarm.statistic or "Sum"

@@ -184,7 +184,15 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
     fronts = Fronts(layout, prober.lookup, hosts.endpoint_of, max(10.0, 60.0 * time_scale))
     # CloudWatch's clock is set at start: its periods must not change length under a reader.
     cloudwatch_scale = WORLD.behaviours.cloudwatch_scale(time_scale)
-    clock = Clock(cloudwatch_scale, WORLD.behaviours.metric_publication_delay_s)
+    behaviours = WORLD.behaviours
+    clock = Clock(
+        cloudwatch_scale,
+        behaviours.metric_publication_delay_s,
+        behaviours.metric_publication_spread_s,
+        behaviours.metric_late_fraction,
+        behaviours.metric_late_s,
+        behaviours.seed,
+    )
     evaluator = Evaluator(alarms.install(clock), prober.lookup)
 
     gateway = Gateway(DomainDispatcherApplication(create_backend_app), WORLD, profile)

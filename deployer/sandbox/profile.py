@@ -23,6 +23,10 @@ be given at start-up as JSON (`DEPLOYER_SANDBOX_BEHAVIOURS`, a file path or inli
 |                      | as a missing IAM permission would be                                 |
 | metric_publication_delay_s | a CloudWatch period of ALB metrics is readable this long (modelled |
 |                      | seconds) after it closed; alarms see it then too                     |
+| metric_publication_spread_s | plus up to this much more, drawn once per period (modelled |
+|                      | seconds): the `aws` profile's periods are readable 60 to 120 s late  |
+| metric_late_fraction | this share of the samples arrives up to `metric_late_s` (modelled    |
+| metric_late_s        | seconds) after its period was first readable, revising what was read |
 | cloudwatch_time_scale| how fast CloudWatch's minute runs (real seconds per modelled second);|
 |                      | 0: the sandbox's time scale. `fast` runs it 50x fast for the demo    |
 | quotas               | {"vpcs": n, "addresses": n}: the account's raised EC2 quotas (AWS's  |
@@ -86,6 +90,9 @@ class Behaviours:
     api_latency_ms: float = 0.0
     denied: dict[str, str] = field(default_factory=dict)
     metric_publication_delay_s: float = 0.0
+    metric_publication_spread_s: float = 0.0
+    metric_late_fraction: float = 0.0
+    metric_late_s: float = 0.0
     cloudwatch_time_scale: float = 0.0
     quotas: dict[str, float] = field(default_factory=dict)
     shutdown_time_scale: float | None = None
@@ -129,8 +136,11 @@ AWS = Behaviours(
     rate_limits=dict(AWS_RATE_LIMITS),
     api_latency_ms=40.0,
     # CloudWatch documents no figure; ALB datapoints are commonly readable one to two minutes
-    # after their minute: one minute is the kind end of that.
+    # after their minute, and a period may gain samples after it was first read.
     metric_publication_delay_s=60.0,
+    metric_publication_spread_s=60.0,
+    metric_late_fraction=0.05,
+    metric_late_s=60.0,
 )
 
 

@@ -3,7 +3,10 @@ periods, readable only a publication delay after the minute closed, never counti
 checks; alarms judge complete periods once a minute. So an alarm cannot see an error before
 AWS could, and a gate tested here is tested on the timing it will meet.
 
-(The sandbox runs at 1/50 of AWS's timing: a minute lasts 1.2 s, the delay 1.2 s.)
+(The sandbox runs at 1/50 of AWS's timing: a minute lasts 1.2 s, the delay 1.2 s.) This
+module's sandbox publishes every period after the same delay, so that a test can say when a
+minute becomes readable; the `aws` profile's spread of delays and late samples are proven on
+the store itself (tests/unit/test_metric_publication.py).
 """
 
 import contextlib
@@ -31,6 +34,7 @@ from tests.integration.test_sandbox import (
 
 pytestmark = pytest.mark.integration
 DELAY_S = 60.0  # the aws profile's publication delay, modelled seconds
+SANDBOX_BEHAVIOURS = {"metric_publication_spread_s": 0.0, "metric_late_fraction": 0.0}
 
 
 def alarm_template(load_balancer: str, target_group: str) -> str:
