@@ -4,6 +4,7 @@ read as plain values.
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,75 @@ def statements(role: dict[str, Any], conditional: bool = True) -> list[dict[str,
             else:
                 found.append(statement)
     return found
+
+
+# ---- IAM's evaluation of a role's own statements, for the template tests -------------------
+
+ACCOUNT = "123456789012"
+
+
+def resolved(value: Any, names: dict[str, str]) -> Any:
+    """A statement's value with ${AWS::Partition}, ${AWS::AccountId} and the template's
+    parameters (and a bare !Ref of one) replaced by `names`.
+    """
+    if isinstance(value, list):
+        return [resolved(v, names) for v in value]
+    if isinstance(value, dict):
+        return {k: resolved(v, names) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    if value in names:
+        return names[value]
+    text = value.replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", ACCOUNT)
+    for name, replacement in names.items():
+        text = text.replace("${" + name + "}", replacement)
+    return text
+
+
+def _listed(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> bool:
+    """StringEquals, StringNotEquals and StringLike, as IAM evaluates them; a key the request
+    lacks fails StringEquals/StringLike and satisfies StringNotEquals.
+    """
+    for operator, tests in conditions.items():
+        for key, expected in tests.items():
+            found = context.get(key)
+            wanted = _listed(expected)
+            if operator == "StringEquals":
+                held = found is not None and found in wanted
+            elif operator == "StringNotEquals":
+                held = found is None or found not in wanted
+            elif operator == "StringLike":
+                held = found is not None and any(fnmatch.fnmatchcase(found, w) for w in wanted)
+            else:
+                raise AssertionError(f"the evaluator does not know {operator}")
+            if not held:
+                return False
+    return True
+
+
+def decision(
+    policy_statements: list[dict[str, Any]],
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
+) -> str:
+    """ "Deny" (an explicit Deny matches), "Allow" or "ImplicitDeny", as IAM decides for one
+    request against these statements alone.
+    """
+    matched = []
+    for statement in policy_statements:
+        actions = _listed(statement["Action"])
+        resources = _listed(statement.get("Resource", "*"))
+        if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions):
+            continue
+        if not any(fnmatch.fnmatchcase(resource, r) for r in resources):
+            continue
+        if _conditions_hold(statement.get("Condition", {}), context or {}):
+            matched.append(statement["Effect"])
+    if "Deny" in matched:
+        return "Deny"
+    return "Allow" if "Allow" in matched else "ImplicitDeny"

@@ -107,19 +107,3 @@ def test_the_deploy_role_grants_ebs_keys_through_ec2_and_external_artifacts_when
         "s3:AbortMultipartUpload",
     }
     assert "ArtifactBucket" in template["Resources"]
-
-
-def test_the_service_role_makes_instance_roles_only_under_the_boundary():
-    template = load_template(REPO / "cloudformation" / "deployer-iam.yaml")
-    role = template["Resources"]["CloudFormationServiceRole"]
-    writes = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"}
-    for statement in statements(role):
-        actions = statement["Action"]
-        actions = {actions} if isinstance(actions, str) else set(actions)
-        if actions & writes:
-            assert statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == (
-                "InstanceRoleBoundary"
-            )
-    service = load_template(REPO / "cloudformation" / "service.yaml")
-    instance_role = service["Resources"]["InstanceRole"]["Properties"]
-    assert instance_role["PermissionsBoundary"][1] == "PermissionsBoundaryArn"

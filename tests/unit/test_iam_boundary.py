@@ -1,0 +1,104 @@
+"""The stacks' service role cannot hand an instance more than the instance-role boundary
+allows: IAM's own evaluation of the role's statements (explicit Deny first), on the requests
+a template could make CloudFormation send.
+"""
+
+import re
+
+import pytest
+
+from tests.cfn import ACCOUNT, decision, load_template, resolved, statements
+from tests.conftest import REPO
+
+BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/deployer.hello.instance-boundary"
+OTHER_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/deployer/hello/hello-prod-service-InstanceRole-AB12"
+ANOTHER_APPS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/deployer/hello-more/hello-more-x-InstanceRole-1"
+A_ROLE_OUTSIDE_THE_PATH = f"arn:aws:iam::{ACCOUNT}:role/hello-admin"
+TEMPLATE = load_template(REPO / "cloudformation" / "deployer-iam.yaml")
+
+
+def service_role() -> list[dict]:
+    role = TEMPLATE["Resources"]["CloudFormationServiceRole"]
+    names = {"App": "hello", "InstanceRoleBoundary": BOUNDARY, "AWS::Region": "eu-west-1"}
+    return [resolved(s, names) for s in statements(role)]
+
+
+def bound(boundary: str | None) -> dict[str, str]:
+    return {} if boundary is None else {"iam:PermissionsBoundary": boundary}
+
+
+@pytest.mark.parametrize("role", [ROLE, ANOTHER_APPS_ROLE, A_ROLE_OUTSIDE_THE_PATH])
+def test_no_role_can_lose_its_boundary(role):
+    assert decision(service_role(), "iam:DeleteRolePermissionsBoundary", role, bound(BOUNDARY)) == (
+        "Deny"
+    )
+
+
+def test_instance_roles_are_made_and_bound_with_the_boundary_only():
+    policy = service_role()
+    for action in ("iam:CreateRole", "iam:PutRolePermissionsBoundary"):
+        assert decision(policy, action, ROLE, bound(BOUNDARY)) == "Allow"
+        assert decision(policy, action, ROLE, bound(OTHER_POLICY)) == "Deny"
+        assert decision(policy, action, ROLE, bound(None)) == "Deny"
+    # Rights are written only on a role that has the boundary.
+    for action in ("iam:PutRolePolicy", "iam:AttachRolePolicy"):
+        assert decision(policy, action, ROLE, bound(BOUNDARY)) == "Allow"
+        assert decision(policy, action, ROLE, bound(None)) == "ImplicitDeny"
+
+
+def test_the_boundary_itself_cannot_be_rewritten():
+    policy = service_role()
+    for action in ("iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"):
+        assert decision(policy, action, BOUNDARY) == "Deny"
+
+
+@pytest.mark.parametrize("role", [ANOTHER_APPS_ROLE, A_ROLE_OUTSIDE_THE_PATH])
+def test_roles_of_another_app_or_outside_the_apps_path_are_out_of_reach(role):
+    policy = service_role()
+    for action in ("iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRole"):
+        assert decision(policy, action, role, bound(BOUNDARY)) != "Allow", action
+    assert decision(policy, "iam:PassRole", role, {"iam:PassedToService": "ec2.amazonaws.com"}) != (
+        "Allow"
+    )
+    assert (
+        decision(policy, "iam:PassRole", ROLE, {"iam:PassedToService": "ec2.amazonaws.com"})
+        == "Allow"
+    )
+
+
+def test_the_instance_role_and_profile_live_under_the_apps_path_with_the_boundary():
+    service = load_template(REPO / "cloudformation" / "service.yaml")["Resources"]
+    for name in ("InstanceRole", "InstanceProfile"):
+        assert service[name]["Properties"]["Path"] == "/deployer/${App}/"
+    assert service["InstanceRole"]["Properties"]["PermissionsBoundary"][1] == (
+        "PermissionsBoundaryArn"
+    )
+
+
+@pytest.mark.parametrize(
+    "repository, accepted",
+    [
+        ("octo-org/shop", True),
+        ("octo-org@123456/shop@456789", True),  # immutable subject claims
+        ("", True),
+        ("octo-org@123456/shop", False),  # both ids or neither, as GitHub writes them
+        ("octo-org/shop:environment:x", False),
+        ("octo-org@abc/shop@1", False),
+    ],
+)
+def test_the_trust_accepts_a_repository_with_or_without_its_immutable_ids(repository, accepted):
+    pattern = TEMPLATE["Parameters"]["GitHubRepository"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, repository)) is accepted
+    trust = TEMPLATE["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]
+    github = trust["Statement"][0][1]["Condition"]["StringEquals"]
+    sub = github["token.actions.githubusercontent.com:sub"]
+    assert sub == "repo:${GitHubRepository}:${GitHubSubject}"
+    if accepted and repository:
+        claim = f"repo:{repository}:environment:production"
+        assert (
+            resolved(
+                sub, {"GitHubRepository": repository, "GitHubSubject": "environment:production"}
+            )
+            == claim
+        )
