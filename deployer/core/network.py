@@ -23,8 +23,18 @@ WAYS_OUT = (
     "CarrierGatewayId",
 )
 WAY_OUT_GATEWAYS = ("vgw-", "vpce-")
-# Without NAT, the instances still need these services, through VPC endpoints.
-NEEDED_ENDPOINTS = ("s3", "ssm")
+# Without NAT, the instances reach these services through VPC endpoints, each for a reason
+# ("Use VPC endpoints to improve the security of EC2 instances" (Systems Manager); the
+# CloudWatch agent's "Using VPC endpoints" pages).
+NEEDED_ENDPOINTS = {
+    "s3": "the SSM agent's and Run Command's own downloads (a gateway endpoint)",
+    "ssm": "the settings at boot and the SSM agent's registration",
+    "ssmmessages": "`deployer exec` (Run Command's channel to the agent)",
+    "ec2messages": "Run Command's delivery of `deployer exec` commands",
+    "logs": "`deployer logs` and failures' last lines (the CloudWatch agent ships them)",
+    "monitoring": "the hosts' memory and disk metrics (the CloudWatch agent)",
+    "ec2": "the agent's Auto Scaling group dimension (ec2:DescribeTags)",
+}
 
 
 @dataclass(frozen=True)
@@ -134,10 +144,11 @@ def _private_problem(facts: NetworkFacts, subnet_id: str, region: str) -> str:
     ]
     if not missing:
         return ""
+    reasons = "; ".join(f"{service}: {NEEDED_ENDPOINTS[service]}" for service in missing)
     return (
         f"has no way out: no NAT gateway route ({DEFAULT_ROUTE} → nat-…) in "
-        f"{table_id or 'its route table'}, and no VPC endpoint for "
-        f"{' and '.join(missing)} (the instances read their settings from SSM)"
+        f"{table_id or 'its route table'}, and no VPC endpoint (private DNS on) for "
+        f"{', '.join(missing)} ({reasons})"
     )
 
 

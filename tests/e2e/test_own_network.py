@@ -255,3 +255,49 @@ def test_with_your_own_load_balancer_deployer_manages_only_its_weights_rule(proj
     ]
     assert listener["DefaultActions"][0]["FixedResponseConfig"]["MessageBody"] == "yours"
     assert not [s for s in stacks(aws) if s.startswith("hello-team-")]
+
+
+def test_a_network_without_nat_needs_an_endpoint_for_each_service_the_hosts_use(project):
+    """Private subnets with no NAT: s3 and ssm endpoints alone leave exec, logs and the hosts'
+    metrics unable to work, so the check refuses them, naming each missing endpoint and what
+    it is for; with all of them it passes. `check` changes nothing either way.
+    """
+    cli, aws, network = project
+    vpc = network["vpc"]
+    (main,) = aws(
+        "ec2", "describe-route-tables", "--filters", f"Name=vpc-id,Values={vpc}",
+        "Name=association.main,Values=true",
+    )["RouteTables"]  # fmt: skip
+    isolated_table = main["RouteTableId"]  # the isolated subnets have no table of their own
+
+    def endpoint(service: str) -> None:
+        name = f"com.amazonaws.us-east-1.{service}"
+        if service == "s3":
+            options = ["--vpc-endpoint-type", "Gateway", "--route-table-ids", isolated_table]
+        else:
+            options = [
+                "--vpc-endpoint-type", "Interface", "--private-dns-enabled",
+                "--subnet-ids", *network["isolated"],
+            ]  # fmt: skip
+        aws("ec2", "create-vpc-endpoint", "--vpc-id", vpc, "--service-name", name, *options)
+
+    for service in ("s3", "ssm"):
+        endpoint(service)
+    refused = cli("check", "--output", "json", config="no-way-out.yaml")
+    assert refused.returncode == 2, refused.stderr
+    message = json.loads(refused.stdout)["error"]["message"]
+    assert "network.private_subnet_ids" in message and "no-way-out.yaml" in message
+    for service, what in (
+        ("ssmmessages", "deployer exec"),
+        ("ec2messages", "Run Command"),
+        ("logs", "deployer logs"),
+        ("monitoring", "metrics"),
+        ("ec2", "DescribeTags"),
+    ):
+        assert f"{service}: " in message and what in message, service
+
+    for service in ("ssmmessages", "ec2messages", "logs", "monitoring", "ec2"):
+        endpoint(service)
+    passed = cli("check", "--output", "json", config="no-way-out.yaml")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "hello-byo-network" not in stacks(aws)

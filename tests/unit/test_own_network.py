@@ -52,28 +52,60 @@ def test_a_subnet_without_its_own_table_is_routed_by_the_main_one():
     assert len([p for p in found if "is a public subnet" in p]) == 2
 
 
-def test_private_subnets_without_nat_need_endpoints_for_s3_and_ssm():
-    tables = [table("rtb-pub", PUBLIC, GatewayId="igw-1"), table("rtb-priv", PRIVATE)]
-    s3 = {
-        "ServiceName": f"com.amazonaws.{REGION}.s3",
-        "VpcEndpointType": "Gateway",
-        "RouteTableIds": ["rtb-priv"],
-        "State": "available",
-    }
-    ssm = {
-        "ServiceName": f"com.amazonaws.{REGION}.ssm",
+def endpoint(service: str, **shape) -> dict:
+    if service == "s3":
+        return {
+            "ServiceName": f"com.amazonaws.{REGION}.s3",
+            "VpcEndpointType": "Gateway",
+            "RouteTableIds": ["rtb-priv"],
+            "State": "available",
+            **shape,
+        }
+    return {
+        "ServiceName": f"com.amazonaws.{REGION}.{service}",
         "VpcEndpointType": "Interface",
         "PrivateDnsEnabled": True,
+        "State": "available",
+        **shape,
     }
+
+
+EVERY_ENDPOINT = ["s3", "ssm", "ssmmessages", "ec2messages", "logs", "monitoring", "ec2"]
+
+
+def test_private_subnets_without_nat_need_an_endpoint_for_each_service_the_hosts_use():
+    tables = [table("rtb-pub", PUBLIC, GatewayId="igw-1"), table("rtb-priv", PRIVATE)]
+    assert problems(tables, [endpoint(s) for s in EVERY_ENDPOINT]) == []
     (first, second) = problems(tables)
-    assert "has no way out" in first and "s3 and ssm" in first and "rtb-priv" in first
-    assert problems(tables, [s3, ssm]) == []
-    only_s3 = problems(tables, [s3])
-    assert only_s3 and all("endpoint for ssm" in p for p in only_s3)
-    elsewhere = {**s3, "RouteTableIds": ["rtb-other"]}
-    assert problems(tables, [elsewhere, ssm])
-    no_private_dns = {**ssm, "PrivateDnsEnabled": False}
-    assert problems(tables, [s3, no_private_dns])
+    assert "has no way out" in first and "rtb-priv" in first
+    assert all(s in first for s in EVERY_ENDPOINT)
+    # s3 and ssm alone: exec, logs and the hosts' metrics could not work. Each missing one is
+    # named with what it is for.
+    found = problems(tables, [endpoint("s3"), endpoint("ssm")])
+    assert len(found) == 2
+    for needed, what in (
+        ("ssmmessages", "deployer exec"),
+        ("ec2messages", "Run Command"),
+        ("logs", "deployer logs"),
+        ("monitoring", "metrics"),
+        ("ec2", "DescribeTags"),
+    ):
+        assert f"{needed}: " in found[0] and what in found[0], needed
+    assert "s3: " not in found[0] and "ssm: " not in found[0]
+
+
+def test_an_endpoint_elsewhere_without_private_dns_or_deleted_does_not_count():
+    tables = [table("rtb-pub", PUBLIC, GatewayId="igw-1"), table("rtb-priv", PRIVATE)]
+    others = [endpoint(s) for s in EVERY_ENDPOINT if s not in ("s3", "logs")]
+    assert problems(tables, [*others, endpoint("s3"), endpoint("logs")]) == []
+    for wrong in (
+        endpoint("s3", RouteTableIds=["rtb-other"]),
+        endpoint("logs", PrivateDnsEnabled=False),  # the SDKs would resolve the public name
+        endpoint("logs", State="deleted"),
+    ):
+        rest = [endpoint("s3"), endpoint("logs")]
+        rest = [e for e in rest if e["ServiceName"] != wrong["ServiceName"]]
+        assert problems(tables, [*others, *rest, wrong]), wrong
 
 
 def test_a_transit_gateway_or_an_inspection_endpoint_is_a_way_out():
