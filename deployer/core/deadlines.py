@@ -6,23 +6,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deployer.core.metrics import MetricPolicy, alarm_wait_s, evidence_wait_s
+
 
 @dataclass(frozen=True)
 class Deadlines:
     stack_s: float  # one CloudFormation create, update or delete
     bake_s: float  # a whole bake (builder, playbook, image, copies)
     health_s: float  # the gate before the switch
-    hold_s: float  # one traffic step
+    hold_s: float  # one traffic step: its longest hold (step_deadline_s)
     steps: int
-    watch_s: float
+    watch_s: float  # the watch's longest hold (0: no watch)
+    hooks_s: float = 0.0  # every verify command at its timeout
+
+
+def step_deadline_s(hold_s: float, alarm_window_s: float, metrics: MetricPolicy | None) -> float:
+    """The longest a traffic step (or the watch) holds: bake_seconds, the alarms' window
+    published, and the metric gate's deadline for its evidence (core.metrics), whichever is
+    last. A hold is never longer (release.gating.hold).
+    """
+    waits = [hold_s]
+    if alarm_window_s:
+        waits.append(alarm_wait_s(alarm_window_s))
+    if metrics is not None:
+        waits.append(evidence_wait_s(metrics))
+    return max(waits)
 
 
 def worst_case_seconds(d: Deadlines, bakes: bool = True) -> float:
-    """Network and service stacks, the bake, the fleet stack, the gate, every step held,
-    the watch, and one more listener-and-stack change to roll back.
+    """Network and service stacks, the bake, the fleet stack, the gate, every step held to
+    its deadline, the watch, the verify hooks at their timeouts, and one more
+    listener-and-stack change to roll back.
     """
     stacks = 3 * d.stack_s + d.stack_s  # network, service, fleet; and one retire or put-aside
-    return stacks + (d.bake_s if bakes else 0) + d.health_s + d.steps * d.hold_s + d.watch_s
+    return (
+        stacks
+        + (d.bake_s if bakes else 0)
+        + d.health_s
+        + d.steps * d.hold_s
+        + d.watch_s
+        + d.hooks_s
+    )
 
 
 def short_by(expires_in_s: float, worst_case_s: float) -> float:

@@ -40,6 +40,11 @@ def evidence_wait_s(policy: MetricPolicy) -> float:
     return policy.min_periods * PERIOD_S + 2 * policy.publication_delay_s
 
 
+# The fleet's own alarms (cloudformation/fleet.yaml: 5xx, connection errors, latency): one
+# period of a minute.
+FLEET_ALARM_WINDOW_S = 60.0
+
+
 def alarm_wait_s(window_s: float) -> float:
     """How long (AWS seconds) an alarm needs to judge a step: its evaluation window, then
     the publication delay of the window's last period.

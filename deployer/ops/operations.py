@@ -8,6 +8,7 @@ from typing import Any
 from deployer.core.decide import WARM_STACK_STATES, failed_fleets, in_flight, plan_release
 from deployer.core.durations import PlannedTime, TimingInputs, predict, total_s
 from deployer.core.health import assess_target_health
+from deployer.core.metrics import FLEET_ALARM_WINDOW_S
 from deployer.core.model import Fleet, LiveState, Outcome, ReleaseRecord, TargetState
 from deployer.core.names import Version
 from deployer.core.rollout import Step
@@ -294,7 +295,7 @@ def predicted_times(
     if configured:
         windows = [a.window_s for a in engine.cloudwatch.alarm_states(configured).values()]
     else:  # the fleet's own 5xx and latency alarms: one minute
-        windows = [60.0]
+        windows = [FLEET_ALARM_WINDOW_S]
     return predict(
         TimingInputs(
             stacks_to_create=[

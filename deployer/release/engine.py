@@ -34,6 +34,7 @@ from deployer.aws.s3 import S3
 from deployer.aws.session import unreachable_as_error
 from deployer.aws.ssm import Ssm
 from deployer.config.loading import LoadedConfig
+from deployer.core.metrics import FLEET_ALARM_WINDOW_S
 from deployer.core.model import Actor, ReleaseRecord
 from deployer.core.names import Names
 from deployer.core.settings import settings_digest
@@ -150,6 +151,7 @@ class Engine:
             self.names, self.cfn, self.asg, self.traffic, self.spec.strategy.on_failure, report
         )
         self.baker_deadline_s = BAKE_DEADLINE_S
+        self.alarm_window_s = FLEET_ALARM_WINDOW_S  # the gating alarms' longest window
         self.templates_dir = self.stacks.templates_dir
         self.phase_seconds: dict[str, float] = {}
         self.waits: list[WaitStats] = []

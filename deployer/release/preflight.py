@@ -20,6 +20,7 @@ from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.config.loading import LoadedConfig
 from deployer.config.model import DeployConfig
+from deployer.core.metrics import FLEET_ALARM_WINDOW_S
 from deployer.core.network import network_problems
 from deployer.core.quotas import ADDRESSES, VPCS, QuotaUse, network_needs, shortfalls
 from deployer.errors import BadInput, Unreachable
@@ -72,6 +73,8 @@ def check_aws(engine: Engine, artifact: Artifact | None) -> Artifact:
         engine.account = engine.runtime.aws.account_id()
         names = engine.alarm_names()
         found = engine.cloudwatch.alarm_states(names) if names else {}
+        if found:
+            engine.alarm_window_s = max(a.window_s for a in found.values())
         zones = engine.ec2.availability_zones()
     if not engine.spec.network.own and len(zones) < engine.spec.azs:
         raise BadInput(
@@ -231,23 +234,40 @@ def artifact_bucket_missing(engine: Engine) -> bool:
 
 
 def worst_case(engine: Engine, bakes: bool = True) -> float:
-    return worst_case_of(engine.spec, engine.baker_deadline_s, bakes)
+    return worst_case_of(engine.spec, engine.baker_deadline_s, bakes, engine.alarm_window_s)
 
 
-def worst_case_of(spec: DeployConfig, bake_s: float = BAKE_DEADLINE_S, bakes: bool = True) -> float:
-    """The run's worst case for a config: what its credentials must outlast."""
-    from deployer.core.deadlines import Deadlines, worst_case_seconds
+def worst_case_of(
+    spec: DeployConfig,
+    bake_s: float = BAKE_DEADLINE_S,
+    bakes: bool = True,
+    alarm_window_s: float = FLEET_ALARM_WINDOW_S,
+) -> float:
+    """The run's worst case for a config: what its credentials must outlast. Each step and
+    the watch held to their deadlines (the metric gate's evidence, the alarms' windows), and
+    every verify hook at its timeout. `alarm_window_s`: the longest gating alarm's window
+    (the fleet's own alarms: a minute).
+    """
+    from deployer.core.deadlines import Deadlines, step_deadline_s, worst_case_seconds
     from deployer.infra.stacks import STACK_DEADLINE_S
+    from deployer.release.gating import metric_policy
 
-    steps = 1 if spec.strategy.kind == "all_at_once" else len(spec.strategy.steps)
+    strategy, metrics = spec.strategy, spec.gates.metrics
+    policy = metric_policy(metrics) if metrics.enabled else None
+    steps = 1 if strategy.kind == "all_at_once" else len(strategy.steps)
+    watch = strategy.watch_seconds
+    hooks = spec.verify.timeout_seconds * (
+        len(spec.verify.before_traffic) + steps * len(spec.verify.after_step)
+    )
     return worst_case_seconds(
         Deadlines(
             stack_s=STACK_DEADLINE_S,
             bake_s=bake_s,
             health_s=spec.health_check.deadline_seconds,
-            hold_s=spec.strategy.bake_seconds,
+            hold_s=step_deadline_s(strategy.bake_seconds, alarm_window_s, policy),
             steps=steps,
-            watch_s=spec.strategy.watch_seconds,
+            watch_s=step_deadline_s(watch, alarm_window_s, policy) if watch else 0.0,
+            hooks_s=hooks,
         ),
         bakes,
     )

@@ -88,3 +88,48 @@ def test_cfn_lint_is_pinned_to_one_minor_version():
     dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     cfn_lint = next(d for d in dependencies if d.startswith("cfn-lint"))
     assert re.fullmatch(r"cfn-lint~=\d+\.\d+\.\d+", cfn_lint), cfn_lint
+
+
+def config(**values) -> DeployConfig:
+    return DeployConfig.model_validate({"app": "shop", "artifact": {"source": "app"}, **values})
+
+
+def test_the_credential_estimate_holds_each_step_to_its_evidence_deadline_and_counts_hooks():
+    canary = {"kind": "canary", "steps": [10, 50, 100], "bake_seconds": 60}
+    without_metrics = worst_case_of(
+        config(strategy=canary, gates={"metrics": {"enabled": False}}), alarm_window_s=0
+    )
+    with_metrics = worst_case_of(config(strategy=canary), alarm_window_s=0)
+    # Each of the 3 steps may hold min_periods minutes and twice the publication delay
+    # (3 x 60 + 2 x 120 = 420 s at the defaults), not bake_seconds' 60 s.
+    assert with_metrics - without_metrics == 3 * (420 - 60)
+    # A longer alarm window holds a step longer still (5 minutes, published 2 minutes later).
+    assert worst_case_of(config(strategy=canary), alarm_window_s=300) - with_metrics == 0
+    assert worst_case_of(config(strategy=canary), alarm_window_s=600) - with_metrics == 3 * (
+        600 + 120 - 420
+    )
+    hooks = {"timeout_seconds": 600, "before_traffic": ["./smoke"], "after_step": ["./a", "./b"]}
+    with_hooks = worst_case_of(config(strategy=canary, verify=hooks), alarm_window_s=0)
+    assert with_hooks - with_metrics == 600 * (1 + 3 * 2)
+    watched = worst_case_of(config(strategy={**canary, "watch_seconds": 30}), alarm_window_s=0)
+    assert watched - with_metrics == 420  # the watch is held to the same deadline
+
+
+def test_the_rollback_workflow_gets_a_session_that_outlasts_a_re_release_and_says_when_it_ends():
+    """A rollback to a retired fleet is a whole re-release: the same session as a release,
+    the expiry told to deployer, a job that may run as long, and a concurrency group of its
+    own (in the release's group, a tag pushed after it was queued would cancel it).
+    """
+    release, rollback = workflow("release.yml"), workflow("rollback.yml")
+    asked = int(rollback["env"]["SESSION_SECONDS"])
+    assert asked == int(release["env"]["SESSION_SECONDS"])
+    steps = rollback["jobs"]["rollback"]["steps"]
+    credentials = next(s for s in steps if "configure-aws-credentials" in s.get("uses", ""))
+    assert credentials["with"]["role-duration-seconds"] == "${{ env.SESSION_SECONDS }}"
+    expiry = [i for i, s in enumerate(steps) if "AWS_CREDENTIAL_EXPIRATION" in s.get("run", "")]
+    assert expiry and expiry[0] < steps.index(credentials)
+    assert rollback["jobs"]["rollback"]["timeout-minutes"] * 60 >= asked
+    canary = config(strategy={"kind": "canary"})
+    assert worst_case_of(canary, bakes=False) < asked
+    assert rollback["concurrency"]["group"] != release["concurrency"]["group"]
+    assert rollback["concurrency"]["cancel-in-progress"] is False
