@@ -118,7 +118,8 @@ BAKE_ACTIONS: frozenset[str] = frozenset(
         "ec2:DescribeRouteTables",
         "ec2:DescribeVpcEndpoints",
         "ec2:DescribeImages",
-        "ec2:DescribeInstances",
+        "ec2:DescribeInstances",  # ... the vCPUs running, against the account's quota
+        "ec2:DescribeInstanceTypes",
         "ec2:DescribeKeyPairs",
         "ec2:DescribeSecurityGroups",
         "ec2:ImportKeyPair",

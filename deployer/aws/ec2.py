@@ -9,7 +9,8 @@ with backoff, as AWS advises and botocore's own waiters do.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -257,6 +258,32 @@ class Ec2(Ec2Images):
             len(page["Vpcs"]) for page in self._ec2.get_paginator("describe_vpcs").paginate()
         )
         return vpcs, len(self._ec2.describe_addresses()["Addresses"])
+
+    def on_demand_types_running(self) -> Counter[str]:
+        """How many pending or running On-Demand instances of each type the account has in
+        this Region (Spot instances count against quotas of their own).
+        """
+        found: Counter[str] = Counter()
+        pages = self._ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        )
+        for page in pages:
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    if instance.get("InstanceLifecycle") in ("spot", "scheduled"):
+                        continue
+                    found[str(instance["InstanceType"])] += 1
+        return found
+
+    def vcpus_of(self, instance_types: Iterable[str]) -> dict[str, int]:
+        """Each instance type's default vCPUs (DescribeInstanceTypes, 100 types a call)."""
+        wanted = sorted(set(instance_types))
+        vcpus: dict[str, int] = {}
+        for start in range(0, len(wanted), 100):
+            answer = self._ec2.describe_instance_types(InstanceTypes=wanted[start : start + 100])
+            for described in answer["InstanceTypes"]:
+                vcpus[described["InstanceType"]] = int(described["VCpuInfo"]["DefaultVCpus"])
+        return vcpus
 
     def availability_zones(self) -> list[str]:
         """The zones of the region open to this account (opt-in zones left out)."""

@@ -15,16 +15,15 @@ from botocore.exceptions import ClientError
 
 from deployer.aws.actions import BUCKET_ACTIONS, RELEASE_ACTIONS
 from deployer.aws.s3 import BucketState
-from deployer.aws.servicequotas import ServiceQuotas
 from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
 from deployer.config.loading import LoadedConfig
 from deployer.config.model import DeployConfig
 from deployer.core.metrics import FLEET_ALARM_WINDOW_S
 from deployer.core.network import network_problems
-from deployer.core.quotas import ADDRESSES, VPCS, QuotaUse, network_needs, shortfalls
 from deployer.errors import BadInput, Unreachable
-from deployer.infra.permissions import check_permissions
+from deployer.infra.permissions import LAUNCHES, check_permissions
+from deployer.release.account_checks import check_keys_for_auto_scaling, check_quotas, check_vcpus
 from deployer.release.checks import CheckCache, check_playbook, check_templates
 from deployer.release.engine import BAKE_DEADLINE_S, Engine
 from deployer.target import placement
@@ -115,44 +114,6 @@ def check_own_network(engine: Engine) -> None:
         raise BadInput(f"{engine.loaded.path}: " + "\n  ".join(problems))
 
 
-def check_quotas(engine: Engine) -> None:
-    """The VPC and the Elastic IPs a new (or widened) network makes must fit the account's
-    quotas: short of them is exit 5 now, naming each quota, rather than a network stack
-    that fails (VpcLimitExceeded, AddressLimitExceeded) once changes have begun.
-    """
-    spec = engine.spec
-    with unreachable_as_error("read the network stack and the account's EC2 quotas"):
-        stack = engine.cfn.describe(engine.names.network_stack)
-        existing = None
-        if stack is not None:
-            params = stack.parameters
-            existing = (int(params.get("AzCount", spec.azs)), params.get("NatMode", "single"))
-        vpcs, addresses = network_needs(spec.azs, spec.network.nat, existing)
-        if not vpcs and not addresses:
-            return
-        vpcs_in_use, addresses_in_use = engine.ec2.vpcs_and_addresses()
-        quotas = ServiceQuotas(engine.runtime.aws)
-        uses = []
-        for (service, code, name, default), in_use, needed in (
-            (VPCS, vpcs_in_use, vpcs),
-            (ADDRESSES, addresses_in_use, addresses),
-        ):
-            limit = quotas.applied(service, code, default)
-            if limit is None:
-                engine.report(f"note: quota check of {name} skipped: Service Quotas refused")
-                continue
-            uses.append(QuotaUse(name, f"{service}/{code}", limit, in_use, needed))
-    short = shortfalls(uses)
-    if short:
-        region = engine.runtime.aws.region
-        raise Unreachable(
-            f"{engine.loaded.path}: the network of {engine.names.scope} would pass the "
-            f"account's EC2 quotas in {region}: " + "; ".join(short) + ". Ask for an increase "
-            "in Service Quotas, free what is unused (other environments' VPCs, Elastic IPs), "
-            "or need fewer (network.nat: single takes one Elastic IP). Nothing was changed."
-        )
-
-
 def check_own_load_balancer(engine: Engine) -> None:
     """service.listener_arn: the operator's listeners will do (exit 2 naming the field)."""
     with unreachable_as_error("describe the load balancer of service.listener_arn"):
@@ -211,6 +172,9 @@ def preflight(
     if bakes and artifact_bucket_missing(engine):
         needed |= BUCKET_ACTIONS
     check_permissions(engine, needed)
+    check_vcpus(engine, bakes)
+    if needed & LAUNCHES:
+        check_keys_for_auto_scaling(engine)
     check_credentials_last(engine, worst_case(engine, bakes))
     return artifact
 

@@ -25,10 +25,19 @@ from deployer.sandbox.world import WORLD
 
 VPCS_PER_REGION = 5  # Service Quotas vpc/L-F678F1CE, "VPCs per Region"
 ADDRESSES_PER_REGION = 5  # Service Quotas ec2/L-0263D0A3, "EC2-VPC Elastic IPs"
+# Service Quotas ec2/L-1216C47A, running On-Demand standard vCPUs: an account's value depends
+# on its history (new accounts start low and AWS raises it with use); this is one that has
+# run instances for a while. Answered by Service Quotas only: launches are not refused.
+STANDARD_VCPUS = 64
 # (service code, quota code) -> (the behaviour's key, AWS's default, the quota's name)
 QUOTAS = {
     ("vpc", "L-F678F1CE"): ("vpcs", VPCS_PER_REGION, "VPCs per Region"),
     ("ec2", "L-0263D0A3"): ("addresses", ADDRESSES_PER_REGION, "EC2-VPC Elastic IPs"),
+    ("ec2", "L-1216C47A"): (
+        "vcpus",
+        STANDARD_VCPUS,
+        "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+    ),
 }
 
 

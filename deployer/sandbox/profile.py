@@ -29,8 +29,9 @@ be given at start-up as JSON (`DEPLOYER_SANDBOX_BEHAVIOURS`, a file path or inli
 | metric_late_s        | seconds) after its period was first readable, revising what was read |
 | cloudwatch_time_scale| how fast CloudWatch's minute runs (real seconds per modelled second);|
 |                      | 0: the sandbox's time scale. `fast` runs it 50x fast for the demo    |
-| quotas               | {"vpcs": n, "addresses": n}: the account's raised EC2 quotas (AWS's  |
-|                      | defaults, 5 and 5, otherwise), as Service Quotas would raise them    |
+| quotas               | {"vpcs": n, "addresses": n, "vcpus": n}: the account's EC2 quotas    |
+|                      | (otherwise AWS's defaults, 5 and 5, and 64 running On-Demand         |
+|                      | standard vCPUs), as Service Quotas would raise them                  |
 | shutdown_time_scale  | the scale of an instance's own `shutdown -h +N` timer (default: the  |
 |                      | sandbox's time scale). A bake's playbook runs in real time at any    |
 |                      | scale, so a scaled bake.max_builder_minutes may end a slow bake      |

@@ -32,7 +32,7 @@ strategy: {{kind: all_at_once, bake_seconds: 1}}
 gates: {{interval_seconds: 0.5}}
 protected: {protected}
 """
-OCTETS = {"killed": 61, "one": 62, "two": 63, "three": 64, "infra": 65}
+OCTETS = {"killed": 61, "one": 62, "two": 63, "three": 64, "infra": 65, "four": 66}
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +167,22 @@ def test_a_third_environment_that_would_pass_the_elastic_ip_quota_exits_5_before
     assert "needs 2, 4 of 5 are in use" in message
     assert stacks_of(workdir, "three") == []
     assert len(sandbox_client(workdir, "ec2").describe_addresses()["Addresses"]) == addresses
+
+    # The vCPUs a release starts beside what runs (two fleets of one t3.micro: 4), its new
+    # fleet (2) and a builder (t3.small: 2), against Service Quotas' running On-Demand
+    # standard vCPUs: 7 is short of 8.
+    state = control.status(Layout.for_workdir(workdir))
+    assert state is not None
+    client.set_behaviours(state.endpoint, quotas={"vcpus": 7})
+    try:
+        code, refused, _ = run(workdir, env, "release", "v1", config=configure(workdir, "four"))
+    finally:
+        client.set_behaviours(state.endpoint, quotas={})
+    assert code == 5
+    message = refused["error"]["message"]
+    assert "Running On-Demand Standard" in message and "(ec2/L-1216C47A)" in message
+    assert "needs 4, 4 of 7 are in use (3 left)" in message
+    assert stacks_of(workdir, "four") == []
 
 
 def test_protected_comes_and_goes_and_destroy_then_removes_every_stack(project):
