@@ -133,3 +133,30 @@ def test_the_rollback_workflow_gets_a_session_that_outlasts_a_re_release_and_say
     assert worst_case_of(canary, bakes=False) < asked
     assert rollback["concurrency"]["group"] != release["concurrency"]["group"]
     assert rollback["concurrency"]["cancel-in-progress"] is False
+
+
+def test_the_cloudwatch_agent_is_a_pinned_signed_package_and_its_pin_is_in_the_bake_key(
+    tmp_path,
+):
+    """`latest` would change the image without changing the bake key; the pin lives in a
+    file of the playbooks, so a new agent is a new bake. Its signature is checked against a
+    pinned key, and a base image without the SSM agent is refused.
+    """
+    import shutil
+
+    from deployer.bake.key import digest_files, playbook_files
+
+    defaults = yaml.safe_load((REPO / "playbooks/roles/base/defaults/main.yml").read_text())
+    assert "latest" not in defaults["base_agent_deb"]
+    assert "base_agent_version" in defaults["base_agent_deb"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+b\d+", defaults["base_agent_version"])
+    assert re.fullmatch(r"[0-9A-F]{40}", defaults["base_agent_key_fingerprint"])
+    tasks = (REPO / "playbooks/roles/base/tasks/main.yml").read_text()
+    assert "VALIDSIG" in tasks and "amazon-ssm-agent" in tasks
+
+    copy = tmp_path / "playbooks"
+    shutil.copytree(REPO / "playbooks", copy)
+    before = digest_files(copy, playbook_files(copy / "bake.yml"))
+    pinned = copy / "roles/base/defaults/main.yml"
+    pinned.write_text(pinned.read_text().replace("1.300072.0b1766", "1.300073.0b1"))
+    assert digest_files(copy, playbook_files(copy / "bake.yml")) != before
