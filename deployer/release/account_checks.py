@@ -5,6 +5,8 @@ keys Auto Scaling must be allowed to use. Each shortfall is exit 5, naming what 
 
 from __future__ import annotations
 
+import math
+
 from deployer.aws.kms import Kms
 from deployer.aws.servicequotas import ServiceQuotas
 from deployer.aws.session import unreachable_as_error
@@ -76,9 +78,10 @@ def check_vcpus(engine: Engine, bakes: bool) -> None:
     with unreachable_as_error("read the account's running instances and vCPU quota"):
         running = engine.ec2.on_demand_types_running()
         vcpus = engine.ec2.vcpus_of([*running, spec.instance.type, *([builder] if builder else [])])
-        limit = ServiceQuotas(engine.runtime.aws).applied(service, code, float("inf"))
-    if limit is None:
-        engine.report(f"note: quota check of {name} skipped: Service Quotas refused")
+        limit = ServiceQuotas(engine.runtime.aws).applied(service, code, math.inf)
+    if limit is None or math.isinf(limit):  # refused, or no applied value: no guess
+        why = "Service Quotas refused" if limit is None else "Service Quotas has no value"
+        engine.report(f"note: quota check of {name} skipped: {why}")
         return
     use = QuotaUse(
         name,
