@@ -51,7 +51,7 @@ class CloudWatch:
                 AlarmTypes=["MetricAlarm", "CompositeAlarm"],
             )
             for alarm in described.get("MetricAlarms", []):
-                window = float(alarm.get("Period") or 0) * int(alarm.get("EvaluationPeriods") or 1)
+                window = _period_s(alarm) * int(alarm.get("EvaluationPeriods") or 1)
                 found[alarm["AlarmName"]] = AlarmState(
                     alarm["StateValue"], alarm.get("StateReason", ""), window
                 )
@@ -103,6 +103,13 @@ class CloudWatch:
                 break
             request["NextToken"] = answer["NextToken"]
         return {name: _periods(values, index) for index, name in enumerate(series)}
+
+
+def _period_s(alarm: Mapping[str, Any]) -> float:
+    """A metric alarm's period; a metric math alarm has none of its own, but its queries'."""
+    queries = [float(m["MetricStat"].get("Period") or 0) for m in alarm.get("Metrics", [])
+               if m.get("MetricStat")]  # fmt: skip
+    return float(alarm.get("Period") or 0) or max(queries, default=0.0)
 
 
 def _query(query_id: str, metric: str, stat: str, dimensions: Mapping[str, str]) -> dict[str, Any]:

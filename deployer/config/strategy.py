@@ -91,14 +91,28 @@ class DefaultAlarms(Strict):
     """The alarms every fleet stack makes on its own target group."""
 
     target_5xx_count: int = Field(
-        default=5, ge=1, le=100000, description="5xx answers of green's targets per minute."
+        default=5,
+        ge=1,
+        le=100000,
+        description="5xx answers of green's targets per minute (and error_percent of its "
+        "requests).",
     )
     connection_error_count: int = Field(
         default=5,
         ge=1,
         le=100000,
         description="Connections green's targets refused or reset per minute (users got the "
-        "load balancer's 502s, which the targets' 5xx count leaves out).",
+        "load balancer's 502s, which the targets' 5xx count leaves out), and error_percent "
+        "of its requests.",
+    )
+    error_percent: float = Field(
+        default=5.0,
+        gt=0,
+        le=100,
+        description="The 5xx and connection-error alarms breach only when their minute's count "
+        "is also at least this share of green's requests: a busy service's usual errors "
+        "(12 a minute at 200 requests/s and 0.1 %) are not a failure; the metric gate judges "
+        "smaller regressions against blue.",
     )
     p99_seconds: float = Field(
         default=2.0, gt=0, le=60, description="p99 target response time over a minute."

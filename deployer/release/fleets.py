@@ -46,6 +46,7 @@ def fleet_parameters(
         "LoadBalancerFullName": infra.load_balancer_full_name,
         "Alarm5xxCount": str(spec.gates.default_alarms.target_5xx_count),
         "AlarmConnectionErrorCount": str(spec.gates.default_alarms.connection_error_count),
+        "AlarmErrorPercent": f"{spec.gates.default_alarms.error_percent:g}",
         "AlarmP99Seconds": f"{spec.gates.default_alarms.p99_seconds:g}",
         "AlarmUnhealthyHosts": str(spec.gates.default_alarms.unhealthy_hosts),
         "KmsKeyId": spec.instance.kms_key_id or "",

@@ -22,7 +22,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.cloudformation.models import CloudFormationModel
-from moto.cloudwatch.models import CloudWatchBackend, cloudwatch_backends
+from moto.cloudwatch.models import (
+    CloudWatchBackend,
+    Dimension,
+    Metric,
+    MetricDataQuery,
+    MetricStat,
+    cloudwatch_backends,
+)
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import ActionResult
 
@@ -75,13 +82,15 @@ class TemplateAlarm(CloudFormationModel):
     ) -> TemplateAlarm:
         props = cloudformation_json["Properties"]
         name = str(props.get("AlarmName") or resource_name)
+        queries = [_query(m) for m in props.get("Metrics", [])]  # a metric math alarm
         alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
             name=name,
             namespace=str(props.get("Namespace", "")),
             metric_name=str(props.get("MetricName", "")),
+            metric_data_queries=queries or None,
             comparison_operator=str(props["ComparisonOperator"]),
             evaluation_periods=int(props.get("EvaluationPeriods", 1)),
-            period=int(props.get("Period", 60)),
+            period=int(props.get("Period", 0)) or None,  # type: ignore[arg-type]
             threshold=float(props["Threshold"]),
             statistic=props.get("Statistic"),
             extended_statistic=props.get("ExtendedStatistic"),
@@ -111,6 +120,33 @@ class TemplateAlarm(CloudFormationModel):
 
     def delete(self, account_id: str, region_name: str) -> None:
         self.delete_from_cloudformation_json(self.name, {}, account_id, region_name)
+
+
+def _query(metric: dict[str, Any]) -> MetricDataQuery:
+    """One entry of an alarm's Metrics, as PutMetricAlarm takes it."""
+    stat = metric.get("MetricStat")
+    metric_stat = None
+    if stat:
+        found = stat["Metric"]
+        metric_stat = MetricStat(
+            Metric(
+                str(found["MetricName"]),
+                str(found.get("Namespace", "")),
+                [Dimension(str(d["Name"]), str(d["Value"])) for d in found.get("Dimensions", [])],
+            ),
+            str(stat["Period"]),
+            str(stat["Stat"]),
+            str(stat.get("Unit", "")),
+        )
+    returned = metric.get("ReturnData", True)
+    return MetricDataQuery(
+        query_id=str(metric["Id"]),
+        label=str(metric.get("Label", "")),
+        period=str(metric.get("Period", "")),
+        return_data=str(returned).lower() if not isinstance(returned, str) else returned,
+        expression=metric.get("Expression"),
+        metric_stat=metric_stat,
+    )
 
 
 def apply() -> None:

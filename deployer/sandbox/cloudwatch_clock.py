@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from deployer.sandbox import metric_math
+
 NAMESPACE = "AWS/ApplicationELB"
 PERIOD_S = 60.0  # [D] "in 60-second intervals"
 EVALUATION_EVERY_S = 60.0  # [D] alarms on periods of a minute or more: once a minute
@@ -231,29 +233,29 @@ class AlarmVerdict:
 
 
 def evaluate_alarm(alarm: Any, store: MetricStore, now: float) -> AlarmVerdict:
-    """The state CloudWatch would give `alarm` at `now`, from complete published periods."""
+    """The state CloudWatch would give `alarm` at `now`, from complete published periods: a
+    metric alarm's statistic, or a metric math alarm's returned expression.
+    """
     clock = store.clock
-    period_s = float(alarm.period)
+    queries = list(getattr(alarm, "metric_data_queries", None) or [])
+    period_s = float(
+        max((float(q.metric_stat.period) for q in queries if q.metric_stat), default=0.0)
+        or alarm.period
+    )
     periods = int(alarm.evaluation_periods)
     needed = int(alarm.datapoints_to_alarm or periods)
     last = clock.last_settled(now, period_s)
     window_start = clock.period_start(last - periods + 1, period_s)
     window_end = clock.period_start(last + 1, period_s)
-    stat_name = alarm.extended_statistic or alarm.statistic or "Sum"
-    found = dict(
-        store.published(
-            alarm.metric_name,
-            tuple(sorted((str(d.name), str(d.value)) for d in alarm.dimensions)),
-            window_start,
-            window_end,
-            period_s,
-        )
+    value_of = (
+        _math_values(queries, store, window_start, window_end, period_s)
+        if queries
+        else _metric_values(alarm, store, window_start, window_end, period_s)
     )
     evaluated = []
     for index in range(last - periods + 1, last + 1):
         when = clock.period_start(index, period_s)
-        samples = found.get(when)
-        evaluated.append((when, statistic(stat_name, samples) if samples else None))
+        evaluated.append((when, value_of(when)))
     compare = COMPARE.get(alarm.comparison_operator, COMPARE["GreaterThanThreshold"])
     missing = alarm.treat_missing_data or "missing"
     present = [v for _, v in evaluated if v is not None]
@@ -272,6 +274,56 @@ def evaluate_alarm(alarm: Any, store: MetricStore, now: float) -> AlarmVerdict:
         f"threshold ({alarm.threshold:g}) (minimum {needed} datapoint(s) for ALARM)"
     )
     return AlarmVerdict(state, reason, tuple(evaluated))
+
+
+def _metric_values(
+    alarm: Any, store: MetricStore, start: float, end: float, period_s: float
+) -> Callable[[float], float | None]:
+    stat_name = alarm.extended_statistic or alarm.statistic or "Sum"
+    found = dict(
+        store.published(
+            alarm.metric_name,
+            tuple(sorted((str(d.name), str(d.value)) for d in alarm.dimensions)),
+            start,
+            end,
+            period_s,
+        )
+    )
+    return lambda when: statistic(stat_name, found[when]) if when in found else None
+
+
+def _math_values(
+    queries: Sequence[Any], store: MetricStore, start: float, end: float, period_s: float
+) -> Callable[[float], float | None]:
+    """Per period: each MetricStat query's statistic, then the returned expression over them
+    (deployer.sandbox.metric_math). An expression CloudWatch would refuse leaves the period
+    missing.
+    """
+    series: dict[str, dict[float, list[float]]] = {}
+    stats: dict[str, str] = {}
+    for query in queries:
+        if query.metric_stat is None:
+            continue
+        metric = query.metric_stat.metric
+        key = tuple(sorted((str(d.name), str(d.value)) for d in metric.dimensions))
+        series[query.id] = dict(store.published(metric.metric_name, key, start, end, period_s))
+        stats[query.id] = str(query.metric_stat.stat)
+    returned = [q for q in queries if str(q.return_data).lower() != "false"]
+
+    def value_of(when: float) -> float | None:
+        values: dict[str, float | None] = {
+            name: statistic(stats[name], found[when]) if when in found else None
+            for name, found in series.items()
+        }
+        for query in queries:
+            if query.expression:
+                try:
+                    values[query.id] = metric_math.evaluate(query.expression, values)
+                except ValueError:
+                    values[query.id] = None
+        return values.get(returned[0].id) if returned else None
+
+    return value_of
 
 
 def reason_data(verdict: AlarmVerdict, alarm: Any) -> str:
