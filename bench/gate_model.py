@@ -10,8 +10,8 @@ settled as CloudWatch does (`publication_delay_seconds` after the minute), and j
 deployer's own code: core.gate_inputs.rule_input, the JSONata rule
 (deployer/core/gate_rule.jsonata), and a hold that follows release.gating.hold (a look
 every gate interval, PASS ending the step once its minimum has passed, FAIL at once,
-inconclusive at the deadline: proceed). The fleet's default 5xx alarm (a count a minute) is
-modelled beside it, as it gates every step too.
+inconclusive at the deadline: proceed). The fleet's default 5xx alarm (a count and a share
+of green's requests a minute) is modelled beside it, as it gates every step too.
 
 It reports, per rate:
 - A/A (green = blue, both at `--baseline` errors): the false rollbacks (by the rule, by the
@@ -54,7 +54,8 @@ STEPS = (0.10, 0.50, 1.00)  # the canary's shares
 BAKE_S = 60.0  # strategy.bake_seconds (default)
 INTERVAL_S = 5.0  # gates.interval_seconds (default)
 BASELINE_MINUTES = 10  # blue's minutes before the step (release.gating BASELINE_S)
-ALARM_5XX = 5  # strategy default_alarms.target_5xx_count, a minute
+ALARM_5XX = 5  # default_alarms.target_5xx_count, a minute ...
+ALARM_PERCENT = 5.0  # ... and error_percent of the group's requests (cloudformation/fleet.yaml)
 ALARM_SEES_S = 90.0  # an alarm judges a minute 60 to 120 s after it (the sandbox's aws profile)
 LATENCY_S = 0.05
 
@@ -163,14 +164,18 @@ def run_release(rng: random.Random, rate: float, baseline: float, fault: tuple[f
                 result = evaluate(rule_input(green, blue, policy, looks, final, 10))
                 last = key
             alarmed = any(
-                e >= ALARM_5XX and start + MINUTE + ALARM_SEES_S <= now
-                for start, (_, e) in traffic.green.items()
+                e >= ALARM_5XX
+                and 100 * e >= ALARM_PERCENT * n
+                and start + MINUTE + ALARM_SEES_S <= now
+                for start, (n, e) in traffic.green.items()
                 if start >= green_since
             )
             if result["verdict"] == "FAIL" or alarmed:
                 since_fault = now - fault_from[0] if fault is not None else None
                 # Users' requests that failed from the fault until traffic went back (expected).
-                failed = round(fault[0] * rate * share * since_fault) if fault is not None else 0
+                failed = 0
+                if fault is not None and since_fault is not None:
+                    failed = round(fault[0] * rate * share * since_fault)
                 by = "rule" if result["verdict"] == "FAIL" else "5xx alarm"
                 return "rolled back", now - started_all, failed, by, since_fault
             waiting = result["verdict"] == "CONTINUE"

@@ -177,7 +177,9 @@ def decide_rollback(
     warm = [f for f in live.fleets if is_warm(f) and f.stack_name != current_stack]
     if to_version is not None:
         if current is not None and current.version == to_version:
-            return RollbackDecision(f"{to_version} is live already; nothing to do", noop=True)
+            return RollbackDecision(
+                f"{to_version} is live already; nothing was changed", noop=True
+            )
         for fleet in sorted(warm, key=lambda f: f.release_id, reverse=True):
             if fleet.version == to_version:
                 return RollbackDecision(f"to {to_version}, warm on {fleet.stack_name}", fleet=fleet)
@@ -193,8 +195,9 @@ def decide_rollback(
     cause = made_live_by(current, history)
     if cause is not None and cause.kind is Kind.ROLLBACK:
         return RollbackDecision(
-            f"{current.version} is live: it was rolled back to ({cause.release_id}); "
-            "run `deployer rollback --to VERSION` or release to go elsewhere",
+            f"{current.version} is live already: rollback {cause.release_id} put it back. "
+            "Nothing was changed (a rollback is not undone by another). To go elsewhere, "
+            "run `deployer rollback --to VERSION` or release a version",
             noop=True,
         )
     previous = cause.previous_fleet if cause is not None else ""

@@ -77,7 +77,7 @@ def test_rollback_and_abort_run_twice_change_nothing_the_second_time(project):
     token = lock_token(workdir, "ops/twice")
     code, again, stderr = run(workdir, env, "rollback")
     assert (code, again["changed"]) == (0, False)
-    assert "v1 is live" in again["message"]
+    assert "v1 is live" in again["message"] and "Nothing was changed" in again["message"]
     assert listener_actions(workdir) == before  # no listener change
     # Nothing to do writes nothing: no journal record, no lock taken (its token unchanged).
     assert run(workdir, env, "history")[1]["releases"] == history

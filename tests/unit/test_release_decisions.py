@@ -165,7 +165,9 @@ def test_a_rolled_back_release_is_never_the_target_of_a_plain_rollback():
         record("v3", 3, "v2"),
         record("v2", 4, "v3", kind=Kind.ROLLBACK),
     )
-    assert decide_rollback(state, history, None).noop
+    again = decide_rollback(state, history, None)
+    assert again.noop and "Nothing was changed" in again.reason
+    assert "(" not in again.reason.split("Nothing")[0]  # the release id reads as a rollback's
 
 
 def test_rollback_to_the_live_version_changes_nothing_twice_over():
@@ -174,6 +176,7 @@ def test_rollback_to_the_live_version_changes_nothing_twice_over():
     for _ in range(2):
         decision = decide_rollback(state, history, "v1")
         assert decision.noop and "v1 is live already" in decision.reason
+        assert "nothing was changed" in decision.reason
 
 
 def test_rollback_to_a_named_warm_version_switches_to_it():
