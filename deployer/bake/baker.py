@@ -211,19 +211,32 @@ class Baker:
             with contextlib.suppress(ClientError, BotoCoreError, PollTimeout):
                 ec2.wait_terminated(ended, 300)
         access = {"deployer:role": "bake-access", "deployer:app": app}
+        pairs, groups, kept = [], [], []
         for pair in ec2.find_key_pairs(access):
             if not self._held_elsewhere(_tag(pair, KEY_TAG)):
                 with contextlib.suppress(ClientError, BotoCoreError):
                     ec2.delete_key_pair(pair["KeyName"])
-                    ended.append(pair["KeyName"])
+                    pairs.append(pair["KeyName"])
         for group in ec2.find_security_groups(access):
             if not self._held_elsewhere(_tag(group, KEY_TAG)):
                 try:
                     ec2.delete_security_group(group["GroupId"])
-                    ended.append(group["GroupId"])
+                    groups.append(group["GroupId"])
                 except (ClientError, BotoCoreError):
-                    pass  # still used by a builder that is shutting down: the next run or gc
-        return ended
+                    kept.append(group["GroupId"])  # a builder still shutting down uses it
+        said = [f"key pair(s) {', '.join(pairs)}" if pairs else "",
+                f"security group(s) {', '.join(groups)}" if groups else ""]  # fmt: skip
+        if pairs or groups:
+            self._report(
+                f"bake: deleted the temporary {' and '.join(w for w in said if w)} an earlier "
+                "run left"
+            )
+        if kept:
+            self._report(
+                f"bake: security group(s) {', '.join(kept)} still in use by a builder shutting "
+                "down: the next bake or `deployer gc` deletes them"
+            )
+        return ended + pairs + groups
 
     def _bake(self, ec2: Ec2, request: BakeRequest, inputs: BakeInputs) -> str:
         key = request.names.artifact_key(request.version, request.artifact.digest)

@@ -177,9 +177,7 @@ def decide_rollback(
     warm = [f for f in live.fleets if is_warm(f) and f.stack_name != current_stack]
     if to_version is not None:
         if current is not None and current.version == to_version:
-            return RollbackDecision(
-                f"{to_version} is live already; nothing was changed", noop=True
-            )
+            return RollbackDecision(f"{to_version} is live already; nothing was changed", noop=True)
         for fleet in sorted(warm, key=lambda f: f.release_id, reverse=True):
             if fleet.version == to_version:
                 return RollbackDecision(f"to {to_version}, warm on {fleet.stack_name}", fleet=fleet)

@@ -206,6 +206,10 @@ def test_a_killed_bake_leaves_no_playbook_running_and_a_rerun_converges(project,
     assert rerun.returncode == 0, rerun.stderr
     assert bake_dirs_of(pid) == []  # its private dir (the presigned URL in it) is gone
     assert left_after(workdir) == [], rerun.stderr
+    # The rerun says all it ended: the builder, and the key pair and security group.
+    assert "terminating builders left by an earlier run" in rerun.stderr
+    assert "deleted the temporary key pair(s)" in rerun.stderr
+    assert "security group(s) sg-" in rerun.stderr
 
 
 def test_settings_reach_new_instances_at_boot_and_a_secret_is_never_printed(project):
