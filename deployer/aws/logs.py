@@ -95,13 +95,22 @@ class Logs:
 
     def last_events(self, group: str, stream: str, start_ms: int, limit: int) -> list[LogEvent]:
         """A stream's last `limit` events since `start_ms`, oldest first (one call)."""
+        return self._events(group, stream, start_ms, limit, from_head=False)
+
+    def first_events(self, group: str, stream: str, start_ms: int, limit: int) -> list[LogEvent]:
+        """A stream's first `limit` events since `start_ms`, oldest first (one call)."""
+        return self._events(group, stream, start_ms, limit, from_head=True)
+
+    def _events(
+        self, group: str, stream: str, start_ms: int, limit: int, from_head: bool
+    ) -> list[LogEvent]:
         try:
             answer = self._logs.get_log_events(
                 logGroupName=group,
                 logStreamName=stream,
                 startTime=start_ms,
                 limit=limit,
-                startFromHead=False,
+                startFromHead=from_head,
             )
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":

@@ -31,7 +31,7 @@ from deployer.core.model import Actor, Fleet, LiveState, Outcome
 from deployer.core.names import Names
 from deployer.errors import BadInput
 from deployer.ops.fleet_select import choose
-from deployer.release.green_logs import LastLines
+from deployer.release.green_logs import LastLines, collapsed
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -222,3 +222,20 @@ def test_a_failure_quotes_the_last_lines_of_one_instance_and_says_where_the_rest
         "KeyError: 'DATABASE_URL' (and 1 more instance(s): `deployer logs v1.3`)"
     )
     assert LastLines("v1.3").sentence() == ""
+
+
+def test_twenty_copies_of_a_line_are_one_and_the_first_error_since_boot_is_kept():
+    refused = "upstream: connection refused"
+    lines = collapsed(["starting", *[refused] * 20, "retrying", refused, refused])
+    assert lines == ["starting", f"{refused} ×20", "retrying", f"{refused} ×2"]
+    found = LastLines(
+        "v1.3",
+        {"i-0aaaaaaa": ["starting", f"{refused} ×20", "retrying", f"{refused} ×2"]},
+        {"i-0aaaaaaa": "KeyError: 'DATABASE_URL'"},
+    )
+    assert found.sentence() == (
+        f"Last lines from i-0aaaaaaa: {refused} ×20 | retrying | {refused} ×2; its first error "
+        "since boot: KeyError: 'DATABASE_URL' (`deployer logs v1.3` shows more)"
+    )
+    shown = LastLines("v1", {"i-0a": ["KeyError: 'X'"]}, {"i-0a": "KeyError: 'X'"})
+    assert "first error" not in shown.sentence()  # already among the lines shown

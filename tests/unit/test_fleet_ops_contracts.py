@@ -178,24 +178,47 @@ def test_a_failed_greens_last_lines_are_one_call_per_instance_read_backwards():
             },
             {"logGroupName": GROUP, "logStreamNamePrefix": "v1.3/"},
         )
+        refused = "upstream db: connection refused"
         for instance, lines in (
-            ("i-0aaaaaaa", ["boot", "KeyError: 'DATABASE_URL'"]),
+            ("i-0aaaaaaa", ["boot", "KeyError: 'DATABASE_URL'", *[refused] * 20]),
             ("i-0bbbbbbb", []),
         ):
+            events = {
+                "events": [{"timestamp": since + i, "message": m} for i, m in enumerate(lines)]
+            }
             stub.add_response(
                 "get_log_events",
-                {"events": [{"timestamp": since + i, "message": m} for i, m in enumerate(lines)]},
+                events,
                 {
                     "logGroupName": GROUP,
                     "logStreamName": f"v1.3/{instance}/app",
                     "startTime": since,
-                    "limit": 20,
+                    "limit": 100,
                     "startFromHead": False,
                 },
             )
+            if lines:  # its first error since boot, read from the stream's start
+                stub.add_response(
+                    "get_log_events",
+                    {
+                        "events": [
+                            {"timestamp": since + i, "message": m} for i, m in enumerate(lines)
+                        ]
+                    },
+                    {
+                        "logGroupName": GROUP,
+                        "logStreamName": f"v1.3/{instance}/app",
+                        "startTime": since,
+                        "limit": 500,
+                        "startFromHead": True,
+                    },
+                )
         found = last_lines(Logs(aws), GROUP, "v1.3", since)
         stub.assert_no_pending_responses()
-    assert dict(found.by_instance) == {"i-0aaaaaaa": ["boot", "KeyError: 'DATABASE_URL'"]}
+    assert dict(found.by_instance) == {
+        "i-0aaaaaaa": ["boot", "KeyError: 'DATABASE_URL'", f"{refused} ×20"]
+    }
+    assert dict(found.first_errors) == {"i-0aaaaaaa": "KeyError: 'DATABASE_URL'"}
 
 
 def test_follow_shows_each_line_once_though_it_asks_again_a_minute_back_and_ctrl_c_ends_it():
