@@ -308,8 +308,14 @@ def with_error_rate(failed: Observation, observed: list[Observation]) -> Observa
     if failed.kind is GateKind.METRIC:
         return failed
     rate = next((o for o in observed if o.kind is GateKind.METRIC and o.name == "error rate"), None)
-    if rate is None or rate.evidence.get("idle") or not rate.evidence.get("green_requests"):
+    if rate is None:
         return failed
+    if rate.evidence.get("idle") or not rate.evidence.get("green_requests"):
+        return replace(
+            failed,
+            detail=f"{failed.detail} (error rate: no users' requests to green in a settled "
+            "minute yet)",
+        )
     return replace(
         failed,
         detail=f"{failed.detail} (error rate: {rate.detail})",

@@ -61,10 +61,13 @@ class LastLines:
 
     def sentence(self) -> str:
         """`Last lines from i-0abc: <line> | <line>`, the instance's first error since boot
-        when those lines do not show it, or '' when there were none.
+        when those lines do not show it; that the app logged nothing, when it did not.
         """
         if not self.by_instance:
-            return ""
+            return (
+                f"{self.version}'s app logged nothing since the release started "
+                f"(`deployer logs {self.version}` shows its boot)"
+            )
         first = self.most_telling()
         lines = [line.strip() for line in self.by_instance[first][-IN_MESSAGE:]]
         more = len(self.by_instance) - 1
@@ -132,12 +135,12 @@ def last_lines(
 
 
 def for_failure(logs: Logs, group: str, version: str, started_at: str) -> LastLines | None:
-    """What a failure message can quote; None when the group cannot be read (its lines are not
-    worth failing the failure path for).
+    """What a failure message can quote (no lines: the app logged nothing, said so); None
+    when the group cannot be read (its lines are not worth failing the failure path for).
     """
     try:
         since = int(datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp() * 1000)
         found = last_lines(logs, group, version, since)
     except (ClientError, BotoCoreError, LogGroupMissing, ValueError):
         return None
-    return found if found.by_instance else None
+    return found

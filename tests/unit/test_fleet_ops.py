@@ -221,7 +221,9 @@ def test_a_failure_quotes_the_last_lines_of_one_instance_and_says_where_the_rest
         "Last lines from i-0aaaaaaa: starting | Traceback (most recent call last): | "
         "KeyError: 'DATABASE_URL' (and 1 more instance(s): `deployer logs v1.3`)"
     )
-    assert LastLines("v1.3").sentence() == ""
+    assert LastLines("v1.3").sentence() == (
+        "v1.3's app logged nothing since the release started (`deployer logs v1.3` shows its boot)"
+    )
 
 
 def test_twenty_copies_of_a_line_are_one_and_the_first_error_since_boot_is_kept():

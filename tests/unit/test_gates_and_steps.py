@@ -68,3 +68,22 @@ def test_bad_canary_steps_are_rejected(steps):
 def test_restoring_drops_green_and_keeps_what_was_there():
     assert restore_weights({"blue": 100, "old": 0}, "green") == {"blue": 100, "old": 0}
     assert restore_weights({}, "green") == {}
+
+
+def test_an_http_failure_says_greens_error_rate_even_before_a_minute_settled():
+    from deployer.core.gates import GateKind, Observation
+    from deployer.release.gating import with_error_rate
+
+    failed = Observation(GateKind.HTTP, "GET /", False, "500 on 3 of 3 checks")
+    idle = Observation(GateKind.METRIC, "error rate", True, "", "continue", {"idle": True})
+    said = with_error_rate(failed, [failed, idle])
+    assert said.detail == (
+        "500 on 3 of 3 checks (error rate: no users' requests to green in a settled minute yet)"
+    )
+    rate = Observation(
+        GateKind.METRIC, "error rate", True, "2.0% vs 0.1%", "continue", {"green_requests": 90}
+    )
+    assert with_error_rate(failed, [failed, rate]).detail == (
+        "500 on 3 of 3 checks (error rate: 2.0% vs 0.1%)"
+    )
+    assert with_error_rate(failed, [failed]) == failed  # no metric gate: nothing to add
