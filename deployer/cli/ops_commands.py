@@ -203,6 +203,7 @@ def logs(
     its instance and version. A retired version's lines too, within the log group's retention.
     """
     from deployer.ops import fleet_logs as fleet_logs
+    from deployer.ops.fleet_select import LIVE
 
     obj.output(output)
     engine = obj.engine(start_sandbox=False)
@@ -220,7 +221,9 @@ def logs(
             else:
                 click.echo(line.text())
 
-        ENDING.run(lambda: fleet_logs.follow(engine, query, show))
+        # `live` follows what serves traffic: a canary's green joins, and leaves at a rollback.
+        serving = (lambda: fleet_logs.serving_versions(engine)) if query.role == LIVE else None
+        ENDING.run(lambda: fleet_logs.follow(engine, query, show, serving=serving))
         lines = shown
     else:
         lines = ENDING.run(lambda: fleet_logs.read(engine, query))

@@ -1,6 +1,8 @@
 """`deployer logs`: a fleet's lines from the app/environment's log group (FilterLogEvents on
 the fleet's streams, every page), interleaved by time, each named by its instance and version.
-`--follow` asks again every few seconds for what came since, until Ctrl-C.
+`--follow` asks again every few seconds for what came since, until Ctrl-C. Following `live`
+(the default) follows what serves traffic: a green joins as it gets a weight, and leaves when
+traffic goes back, each line named by its version.
 
 It works for any version whose lines are within the group's retention, retired fleets too:
 a version's streams are named after it.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,13 +26,16 @@ from deployer.core.logstreams import (
     stream_prefix,
 )
 from deployer.errors import BadInput
-from deployer.ops.fleet_select import choose
+from deployer.ops.fleet_select import choose, observed
 from deployer.release.engine import Engine
 
 FOLLOW_INTERVAL_S = 2.0  # FilterLogEvents allows 5 calls a second per account and region
 # Lines reach CloudWatch Logs after the time they carry (the agent flushes every 5 s, then
 # ingestion): each ask of --follow looks this far back again and drops what it has shown.
 FOLLOW_LOOKBACK_MS = 60_000
+# How often following `live` reads which fleets take traffic (the stacks and the listener:
+# a few Describe calls), so a green joins within this of its first weight.
+SERVING_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,12 @@ def read(engine: Engine, query: LogQuery) -> list[Line]:
     return interleaved([line for _, line in _lines(logs, query, query.start_ms)])
 
 
+def serving_versions(engine: Engine) -> list[str]:
+    """The versions whose fleets take production traffic now (a canary: blue and green)."""
+    live = observed(engine).with_weights()
+    return sorted({f.version for f in live.fleets if f.weight > 0})
+
+
 def follow(
     engine: Engine,
     query: LogQuery,
@@ -105,19 +116,34 @@ def follow(
     interval_s: float = FOLLOW_INTERVAL_S,
     sleep: Callable[[float], None] = time.sleep,
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    serving: Callable[[], list[str]] | None = None,
 ) -> int:
     """Show the lines since the start, then each new one as it comes, until Ctrl-C (or
-    SIGTERM): that ends it normally. Returns how many lines were shown.
+    SIGTERM): that ends it normally. Returns how many lines were shown. With `serving` (the
+    versions taking traffic), the versions followed are read again every SERVING_EVERY_S.
     """
     logs = Logs(engine.runtime.aws)
     seen: dict[str, int] = {}  # event id -> its time, for the lookback window
     shown = 0
     start = query.start_ms
+    versions = [query.version]
+    read_serving_at = now_ms() + SERVING_EVERY_S * 1000 if serving else None
     try:
         while True:
             asked_at = now_ms()
-            fresh = [(key, line) for key, line in _lines(logs, query, start) if key not in seen]
+            if serving is not None and read_serving_at is not None and asked_at >= read_serving_at:
+                versions = _changed(engine, versions, serving() or versions)
+                read_serving_at = asked_at + SERVING_EVERY_S * 1000
+            queries = [replace(query, version=v, prefix=stream_prefix(v)) for v in versions]
+            fresh = [
+                (key, line)
+                for q in queries
+                for key, line in _lines(logs, q, start)
+                if key not in seen
+            ]
             for key, line in sorted(fresh, key=lambda pair: pair[1].timestamp_ms):
+                if key in seen:  # an A/A release: blue and green share a version's streams
+                    continue
                 seen[key] = line.timestamp_ms
                 show(line)
                 shown += 1
@@ -127,3 +153,13 @@ def follow(
             sleep(interval_s)
     except KeyboardInterrupt:
         return shown
+
+
+def _changed(engine: Engine, before: list[str], now: list[str]) -> list[str]:
+    for version in now:
+        if version not in before:
+            engine.report(f"logs: following {version} too: it takes traffic now")
+    for version in before:
+        if version not in now:
+            engine.report(f"logs: no longer following {version}: it takes no traffic")
+    return now

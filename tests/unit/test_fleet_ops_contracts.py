@@ -275,6 +275,69 @@ def test_follow_shows_each_line_once_though_it_asks_again_a_minute_back_and_ctrl
     assert (count, shown) == (3, ["line 1", "line 2", "line 3"])
 
 
+def test_following_live_follows_what_takes_traffic_as_a_canary_starts_and_ends(monkeypatch):
+    """Started before a release: v1 alone, then v2 joins once it takes traffic (each line
+    named by its version), and leaves when traffic goes back.
+    """
+    from types import SimpleNamespace
+
+    from deployer.ops import fleet_logs
+    from deployer.ops.fleet_logs import LogQuery, follow
+
+    monkeypatch.setattr(fleet_logs, "SERVING_EVERY_S", 2.0)
+    aws = context()
+    said: list[str] = []
+    engine = SimpleNamespace(runtime=SimpleNamespace(aws=aws), report=said.append)
+    query = LogQuery(GROUP, "v1", "live", "shop-prod-fleet-v1", "v1/", 1_000, "")
+    now = [100_000]
+    serving = iter([["v1", "v2"], ["v1"]])
+
+    def event(version: str, n: int) -> dict:
+        return {
+            "logStreamName": f"{version}/i-0{version[1]}aaaaaa/app",
+            "timestamp": 99_000 + n,
+            "message": f"{version} line {n}",
+            "eventId": f"{version}-{n}",
+        }
+
+    asks: list[int] = []
+
+    def pause(_seconds: float) -> None:
+        asks.append(now[0])
+        now[0] += 2_000
+        if len(asks) == 3:
+            raise KeyboardInterrupt
+
+    def expect(prefix: str, events: list[dict], start: int) -> None:
+        stub.add_response(
+            "filter_log_events",
+            {"events": events},
+            {"logGroupName": GROUP, "startTime": start, "logStreamNamePrefix": prefix},
+        )
+
+    shown: list[str] = []
+    with Stubber(aws.client("logs")) as stub:
+        expect("v1/", [event("v1", 1)], 1_000)
+        back = 102_000 - fleet_logs.FOLLOW_LOOKBACK_MS
+        expect("v1/", [event("v1", 1), event("v1", 2)], 100_000 - fleet_logs.FOLLOW_LOOKBACK_MS)
+        expect("v2/", [event("v2", 3)], 100_000 - fleet_logs.FOLLOW_LOOKBACK_MS)
+        expect("v1/", [event("v1", 4)], back)
+        follow(
+            engine,
+            query,
+            lambda line: shown.append(f"{line.version}: {line.message}"),
+            sleep=pause,
+            now_ms=lambda: now[0],
+            serving=lambda: next(serving),
+        )
+        stub.assert_no_pending_responses()
+    assert shown == ["v1: v1 line 1", "v1: v1 line 2", "v2: v2 line 3", "v1: v1 line 4"]
+    assert said == [
+        "logs: following v2 too: it takes traffic now",
+        "logs: no longer following v2: it takes no traffic",
+    ]
+
+
 def test_the_failure_message_quotes_the_instance_that_says_it_failed():
     """The one request that failed the gate reached one of green's instances: quote that one,
     whatever its id, and the first when none says so.
