@@ -232,11 +232,16 @@ class Gates(Strict):
 class Verify(Strict):
     """The team's own checks: commands run on the machine running deployer, from the config
     file's folder, with DEPLOYER_URL, DEPLOYER_TEST_URL, DEPLOYER_VERSION,
-    DEPLOYER_PREVIOUS_VERSION and DEPLOYER_STEP set. A non-zero exit or a timeout fails the
-    release (exit 1, traffic back).
+    DEPLOYER_PREVIOUS_VERSION and DEPLOYER_STEP set, and without the run's credentials. A
+    non-zero exit or a timeout fails the release (exit 1, traffic back).
     """
 
     timeout_seconds: int = Field(default=300, ge=1, le=7200)
+    aws_credentials: bool = Field(
+        default=False,
+        description="Pass the run's AWS credentials to the hooks (they get none by default: "
+        "a hook needs the URLs, not the deploy role).",
+    )
     before_traffic: tuple[str, ...] = Field(
         default=(),
         max_length=20,

@@ -341,6 +341,7 @@ def verify(gated: Gated, commands: tuple[str, ...], step: str, url: str, previou
             hook_env(url, gated.test_url, gated.green.version, previous, step),
             spec.timeout_seconds,
             on_line=said,
+            aws_credentials=spec.aws_credentials,
         )
         (observation,) = gated.emit(step, [result.observation(spec.timeout_seconds)])
         if not observation.passed:
