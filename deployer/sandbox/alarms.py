@@ -123,7 +123,7 @@ class TemplateAlarm(CloudFormationModel):
 
 
 def _query(metric: dict[str, Any]) -> MetricDataQuery:
-    """One entry of an alarm's Metrics, as PutMetricAlarm takes it."""
+    """One entry of an alarm's Metrics, shaped as moto's PutMetricAlarm makes it."""
     stat = metric.get("MetricStat")
     metric_stat = None
     if stat:
@@ -134,16 +134,16 @@ def _query(metric: dict[str, Any]) -> MetricDataQuery:
                 str(found.get("Namespace", "")),
                 [Dimension(str(d["Name"]), str(d["Value"])) for d in found.get("Dimensions", [])],
             ),
-            str(stat["Period"]),
+            int(stat["Period"]),  # type: ignore[arg-type]
             str(stat["Stat"]),
-            str(stat.get("Unit", "")),
+            stat.get("Unit"),
         )
     returned = metric.get("ReturnData", True)
     return MetricDataQuery(
         query_id=str(metric["Id"]),
-        label=str(metric.get("Label", "")),
-        period=str(metric.get("Period", "")),
-        return_data=str(returned).lower() if not isinstance(returned, str) else returned,
+        label=metric.get("Label"),  # type: ignore[arg-type]
+        period=int(metric["Period"]) if metric.get("Period") else None,  # type: ignore[arg-type]
+        return_data=returned if isinstance(returned, bool) else str(returned).lower() == "true",  # type: ignore[arg-type]
         expression=metric.get("Expression"),
         metric_stat=metric_stat,
     )

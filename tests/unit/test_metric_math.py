@@ -97,3 +97,33 @@ def test_the_fleet_template_alarms_use_the_expression_the_sandbox_evaluates():
         filled = expression.replace(f"${{{count}}}", "5").replace("${AlarmErrorPercent}", "5")
         values = dict.fromkeys(ids, 1.0)
         assert evaluate(filled, values) in (0.0, 1.0)
+
+
+def test_a_template_metric_math_alarm_is_described_as_aws_describes_it():
+    """DescribeAlarms answered 500 once: the alarm's queries must have moto's own shapes."""
+    import boto3
+    from moto import mock_aws
+
+    from deployer.aws.cloudwatch import CloudWatch
+    from deployer.aws.session import AwsContext
+    from deployer.sandbox.alarms import TemplateAlarm
+    from deployer.sandbox.layout import ACCOUNT_ID, REGION
+
+    fleet = load_template(REPO / "cloudformation" / "fleet.yaml")["Resources"]
+    props = dict(fleet["Target5xxAlarm"]["Properties"])
+    props["Metrics"] = [
+        {**m, "Expression": RULE} if "Expression" in m else m for m in props["Metrics"]
+    ]
+    props.pop("AlarmDescription")
+    with mock_aws():
+        TemplateAlarm.create_from_cloudformation_json(
+            "shop-prod-fleet-Target5xxAlarm-X", {"Properties": props}, ACCOUNT_ID, REGION
+        )
+        session = boto3.Session(
+            aws_access_key_id="x", aws_secret_access_key="x", region_name=REGION
+        )
+        states = CloudWatch(AwsContext(session=session)).alarm_states(
+            ["shop-prod-fleet-Target5xxAlarm-X"]
+        )
+    (state,) = states.values()
+    assert state.state == "INSUFFICIENT_DATA" and state.window_s == 60.0
