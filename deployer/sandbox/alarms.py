@@ -122,6 +122,16 @@ class TemplateAlarm(CloudFormationModel):
         self.delete_from_cloudformation_json(self.name, {}, account_id, region_name)
 
 
+def _on_our_metrics(alarm: Any) -> bool:
+    """Whether the alarm watches the load balancers' metrics (itself, or every query of its
+    metric math): those the sandbox publishes and evaluates.
+    """
+    queries = [q for q in alarm.metric_data_queries or [] if q.metric_stat is not None]
+    if queries:
+        return all(q.metric_stat.metric.namespace == NAMESPACE for q in queries)
+    return bool(alarm.namespace == NAMESPACE)
+
+
 def _query(metric: dict[str, Any]) -> MetricDataQuery:
     """One entry of an alarm's Metrics, shaped as moto's PutMetricAlarm makes it."""
     stat = metric.get("MetricStat")
@@ -379,7 +389,7 @@ class Evaluator:
             names = set(_FROM_TEMPLATES)
         for name in names:
             alarm = store.alarms.get(name)
-            if alarm is None or alarm.namespace != NAMESPACE:
+            if alarm is None or not _on_our_metrics(alarm):
                 continue
             verdict = evaluate_alarm(alarm, self._store, now)
             if verdict.state and verdict.state != alarm.state_value:

@@ -232,16 +232,20 @@ class AlarmVerdict:
     evaluated: tuple[tuple[float, float | None], ...]  # (period start, value or missing)
 
 
+def alarm_period_s(alarm: Any) -> float:
+    """A metric alarm's period; a metric math alarm's is its queries' (it has none itself)."""
+    queries = getattr(alarm, "metric_data_queries", None) or []
+    stats = [float(q.metric_stat.period) for q in queries if q.metric_stat is not None]
+    return max(stats, default=0.0) or float(alarm.period or PERIOD_S)
+
+
 def evaluate_alarm(alarm: Any, store: MetricStore, now: float) -> AlarmVerdict:
     """The state CloudWatch would give `alarm` at `now`, from complete published periods: a
     metric alarm's statistic, or a metric math alarm's returned expression.
     """
     clock = store.clock
     queries = list(getattr(alarm, "metric_data_queries", None) or [])
-    period_s = float(
-        max((float(q.metric_stat.period) for q in queries if q.metric_stat), default=0.0)
-        or alarm.period
-    )
+    period_s = alarm_period_s(alarm)
     periods = int(alarm.evaluation_periods)
     needed = int(alarm.datapoints_to_alarm or periods)
     last = clock.last_settled(now, period_s)
@@ -332,7 +336,7 @@ def reason_data(verdict: AlarmVerdict, alarm: Any) -> str:
         {
             "version": "1.0",
             "statistic": alarm.extended_statistic or alarm.statistic,
-            "period": int(alarm.period),
+            "period": int(alarm_period_s(alarm)),
             "threshold": alarm.threshold,
             "evaluatedDatapoints": [
                 {"timestamp": _when(when).isoformat(), **({"value": v} if v is not None else {})}

@@ -3,12 +3,13 @@ breaches only when it is also a share of the minute's requests, a minute without
 datapoint counts as none (FILL), and a minute without requests is missing.
 """
 
+import json
 from types import SimpleNamespace
 
 import pytest
 from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat
 
-from deployer.sandbox.cloudwatch_clock import Clock, MetricStore, evaluate_alarm
+from deployer.sandbox.cloudwatch_clock import Clock, MetricStore, evaluate_alarm, reason_data
 from deployer.sandbox.metric_math import evaluate
 from tests.cfn import load_template
 from tests.conftest import REPO
@@ -69,6 +70,8 @@ def test_a_metric_math_alarm_is_judged_on_its_returned_expression():
             query("breach", expression=RULE, returned="true"),
         ],
         period=None,
+        statistic=None,
+        extended_statistic=None,
         evaluation_periods=1,
         datapoints_to_alarm=None,
         comparison_operator="GreaterThanOrEqualToThreshold",
@@ -80,6 +83,8 @@ def test_a_metric_math_alarm_is_judged_on_its_returned_expression():
         alarm.metric_data_queries[2].expression = RULE.replace(">= 5, 1", f">= {percent}, 1")
         verdict = evaluate_alarm(alarm, store, now["at"])
         assert verdict.state == state, verdict.reason
+        # What the sandbox writes beside the state (a math alarm has no period of its own).
+        assert json.loads(reason_data(verdict, alarm))["period"] == 60
 
 
 def test_the_fleet_template_alarms_use_the_expression_the_sandbox_evaluates():
