@@ -102,3 +102,20 @@ def test_the_trust_accepts_a_repository_with_or_without_its_immutable_ids(reposi
             )
             == claim
         )
+
+
+def test_roles_made_before_the_path_can_only_be_deleted_when_their_stack_replaces_them():
+    policy = service_role()
+    old = f"arn:aws:iam::{ACCOUNT}:role/hello-prod-service-InstanceRole-OLD1"
+    profile = f"arn:aws:iam::{ACCOUNT}:instance-profile/hello-prod-service-InstanceProfile-OLD1"
+    for action in ("iam:DetachRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole"):
+        assert decision(policy, action, old, bound(BOUNDARY)) == "Allow", action
+    assert decision(policy, "iam:RemoveRoleFromInstanceProfile", profile) == "Allow"
+    for action in (
+        "iam:PutRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:PassRole",
+        "iam:PutRolePermissionsBoundary",
+    ):
+        assert decision(policy, action, old, bound(BOUNDARY)) != "Allow", action
