@@ -54,10 +54,12 @@ def project(tmp_path_factory):
     ):
         (workdir / name).write_text(CONFIG.format(source=source, hold=hold, policy=policy))
     cli = Cli(workdir)
-    first = cli.json("release", "v1")
-    with Users(first["url"], rate=USERS_PER_SECOND) as users:
-        yield cli, users
-    cli("sandbox", "down")
+    try:  # a failed first release still takes its sandbox down
+        first = cli.json("release", "v1")
+        with Users(first["url"], rate=USERS_PER_SECOND) as users:
+            yield cli, users
+    finally:
+        cli("sandbox", "down")
 
 
 def events_of(path):

@@ -103,28 +103,30 @@ def project(tmp_path_factory):
     copy_project(workdir)
     cli = Cli(workdir)
     (workdir / "deployer.yaml").write_text("app: hello\nartifact: {source: app}\n")
-    up = cli("sandbox", "up")
-    assert up.returncode == 0, up.stderr
-    aws = Awscli(cli.json("sandbox", "status")["endpoint"])
-    network = make_network(aws)
-    for name, public, private in (
-        ("deployer.yaml", network["public"], network["private"]),
-        ("no-way-out.yaml", network["public"], network["isolated"]),
-        ("no-gateway.yaml", network["isolated"], network["private"]),
-    ):
-        text = CONFIG.format(
-            vpc=network["vpc"], public=", ".join(public), private=", ".join(private)
+    try:  # a failed set-up still takes its sandbox down
+        up = cli("sandbox", "up")
+        assert up.returncode == 0, up.stderr
+        aws = Awscli(cli.json("sandbox", "status")["endpoint"])
+        network = make_network(aws)
+        for name, public, private in (
+            ("deployer.yaml", network["public"], network["private"]),
+            ("no-way-out.yaml", network["public"], network["isolated"]),
+            ("no-gateway.yaml", network["isolated"], network["private"]),
+        ):
+            text = CONFIG.format(
+                vpc=network["vpc"], public=", ".join(public), private=", ".join(private)
+            )
+            (workdir / name).write_text(text)
+        (workdir / "elsewhere.yaml").write_text(
+            CONFIG.format(
+                vpc="vpc-0123456789abcdef0",
+                public=", ".join(network["public"]),
+                private=", ".join(network["private"]),
+            )
         )
-        (workdir / name).write_text(text)
-    (workdir / "elsewhere.yaml").write_text(
-        CONFIG.format(
-            vpc="vpc-0123456789abcdef0",
-            public=", ".join(network["public"]),
-            private=", ".join(network["private"]),
-        )
-    )
-    yield cli, aws, network
-    cli("sandbox", "down")
+        yield cli, aws, network
+    finally:
+        cli("sandbox", "down")
 
 
 def stacks(aws: Awscli) -> list[str]:

@@ -52,9 +52,11 @@ def project(tmp_path_factory):
     (workdir / "smoke.sh").chmod(0o755)
     (workdir / "deployer.yaml").write_text(CONFIG.format(hold=1, verify="{}"))
     cli = Cli(workdir)
-    cli.json("release", "v1")
-    yield cli
-    cli("sandbox", "down")
+    try:  # a failed first release still takes its sandbox down
+        cli.json("release", "v1")
+        yield cli
+    finally:
+        cli("sandbox", "down")
 
 
 def leftover(marker: str, within_s: float = 10.0) -> list[str]:
