@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deployer.core.metrics import MetricPolicy, alarm_wait_s, evidence_wait_s
+from deployer.core.metrics import MetricPolicy, evidence_wait_s, longest_hold_s
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,7 @@ def step_deadline_s(hold_s: float, alarm_window_s: float, metrics: MetricPolicy 
     published, and the metric gate's deadline for its evidence (core.metrics), whichever is
     last. A hold is never longer (release.gating.hold).
     """
-    waits = [hold_s]
-    if alarm_window_s:
-        waits.append(alarm_wait_s(alarm_window_s))
-    if metrics is not None:
-        waits.append(evidence_wait_s(metrics))
-    return max(waits)
+    return longest_hold_s(hold_s, alarm_window_s, evidence_wait_s(metrics) if metrics else None)
 
 
 def worst_case_seconds(d: Deadlines, bakes: bool = True) -> float:

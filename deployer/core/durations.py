@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deployer.core.metrics import MetricPolicy, alarm_wait_s, evidence_wait_s
+from deployer.core.metrics import MetricPolicy, evidence_wait_s, longest_hold_s
 
 NETWORK_CREATE_S = 240.0
 SERVICE_CREATE_S = 300.0
@@ -59,12 +59,8 @@ def typical_evidence_s(metrics: MetricPolicy) -> float:
 
 def step_hold_s(hold_s: float, alarm_window_s: float, metrics: MetricPolicy | None) -> float:
     """How long a traffic step holds with steady traffic."""
-    waits = [hold_s]
-    if alarm_window_s:
-        waits.append(alarm_wait_s(alarm_window_s))
-    if metrics is not None:
-        waits.append(typical_evidence_s(metrics))
-    return max(waits)
+    evidence = typical_evidence_s(metrics) if metrics is not None else None
+    return longest_hold_s(hold_s, alarm_window_s, evidence)
 
 
 def predict(t: TimingInputs) -> list[PlannedTime]:

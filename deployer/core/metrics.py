@@ -40,6 +40,18 @@ def evidence_wait_s(policy: MetricPolicy) -> float:
     return policy.min_periods * PERIOD_S + 2 * policy.publication_delay_s
 
 
+def longest_hold_s(hold_s: float, alarm_window_s: float, evidence_s: float | None) -> float:
+    """A step's hold: bake_seconds, the alarms' window published (0: no alarm), and the time
+    the metric evidence takes (None: no metric gate), whichever is last.
+    """
+    waits = [hold_s]
+    if alarm_window_s:
+        waits.append(alarm_wait_s(alarm_window_s))
+    if evidence_s is not None:
+        waits.append(evidence_s)
+    return max(waits)
+
+
 # The fleet's own alarms (cloudformation/fleet.yaml: 5xx, connection errors, latency): one
 # period of a minute.
 FLEET_ALARM_WINDOW_S = 60.0
