@@ -61,17 +61,10 @@ class CloudWatch:
                 )
         return found
 
-    def periods(
-        self,
-        series: Mapping[str, Mapping[str, str]],
-        start: datetime,
-        end: datetime,
-        latency_stat: str,
-    ) -> dict[str, list[Period]]:
-        """Per named series (its dimensions: LoadBalancer, and TargetGroup for a group), the
-        published minute periods in [start, end) that had requests, oldest first. A group's
-        errors are its targets' 5xx and its connection errors; a balancer's (no TargetGroup)
-        are the 5xx it answered itself. One GetMetricData call (paginated) for every series.
+    @staticmethod
+    def queries(series: Mapping[str, Mapping[str, str]], latency_stat: str) -> list[dict[str, Any]]:
+        """GetMetricData's queries for each series, in order: req<n>, err<n>, lat<n>, and
+        con<n> for a target group (n: the series' position).
         """
         queries: list[dict[str, Any]] = []
         for index, dimensions in enumerate(series.values()):
@@ -85,6 +78,21 @@ class CloudWatch:
                 fields.append(("con", CONNECTION_ERRORS))
             for field, (metric, stat) in fields:
                 queries.append(_query(f"{field}{index}", metric, stat, dimensions))
+        return queries
+
+    def periods(
+        self,
+        series: Mapping[str, Mapping[str, str]],
+        start: datetime,
+        end: datetime,
+        latency_stat: str,
+    ) -> dict[str, list[Period]]:
+        """Per named series (its dimensions: LoadBalancer, and TargetGroup for a group), the
+        published minute periods in [start, end) that had requests, oldest first. A group's
+        errors are its targets' 5xx and its connection errors; a balancer's (no TargetGroup)
+        are the 5xx it answered itself. One GetMetricData call (paginated) for every series.
+        """
+        queries = self.queries(series, latency_stat)
         values: dict[str, dict[datetime, float]] = {}
         request: dict[str, Any] = {
             "MetricDataQueries": queries,

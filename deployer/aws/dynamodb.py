@@ -20,11 +20,17 @@ RECORD_PREFIX = "release#"
 EXEC_PREFIX = "exec#"
 
 
-def record_to_item(scope: str, record: ReleaseRecord) -> dict[str, Any]:
+def record_body(record: ReleaseRecord) -> dict[str, Any]:
+    """The record as the journal item's `record` text holds it (JSON)."""
     body = asdict(record)
     body["kind"] = record.kind.value
     body["phase"] = record.phase.value
     body["outcome"] = record.outcome.value
+    return body
+
+
+def record_to_item(scope: str, record: ReleaseRecord) -> dict[str, Any]:
+    body = record_body(record)
     return {
         "pk": {"S": scope},
         "sk": {"S": RECORD_PREFIX + record.release_id},
@@ -137,6 +143,15 @@ class Journal:
                 return []
             raise
         return list(response["Items"])
+
+    def record(self, release_id: str) -> ReleaseRecord | None:
+        """One release's record, read consistently (another writer may just have written)."""
+        item = self._ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": self.scope}, "sk": {"S": RECORD_PREFIX + release_id}},
+            ConsistentRead=True,
+        ).get("Item")
+        return item_to_record(item) if item else None
 
     def history(self, limit: int = 50) -> list[ReleaseRecord]:
         """Newest first."""
@@ -316,6 +331,34 @@ class LeaseLock:
                 ExpressionAttributeNames={"#token": "token"},
                 ExpressionAttributeValues={
                     ":exp": {"N": f"{now + lease_s:.3f}"},
+                    ":id": {"S": fence.lock_id},
+                    ":token": {"N": str(fence.token)},
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def hand_over(self, fence: Fence, holder: str, host: str, expires: float) -> bool:
+        """Give the lock `fence` holds to a holder that is not a process here (a Step
+        Functions execution): same lock id and token, so the journal stays fenced by it; no
+        pid, so no host takes it over as a dead process's; held until `expires`, or until
+        the holder releases it.
+        """
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key=self._key,
+                UpdateExpression="SET holder = :holder, #host = :host, pid = :zero, #exp = :exp",
+                ConditionExpression="lock_id = :id AND #token = :token",
+                ExpressionAttributeNames={"#host": "host", "#exp": "expires", "#token": "token"},
+                ExpressionAttributeValues={
+                    ":holder": {"S": holder},
+                    ":host": {"S": host},
+                    ":zero": {"N": "0"},
+                    ":exp": {"N": f"{expires:.3f}"},
                     ":id": {"S": fence.lock_id},
                     ":token": {"N": str(fence.token)},
                 },

@@ -98,6 +98,13 @@ class Elbv2:
                     return dict(rule)
         return None
 
+    def weights_rule_arn(self, listener_arn: str) -> str:
+        """deployer's weights rule on the listener (made at the first switch)."""
+        rule = self._weights_rule(listener_arn)
+        if rule is None:
+            raise RuntimeError(f"{listener_arn} has no deployer weights rule yet")
+        return str(rule["RuleArn"])
+
     def _default_actions(self, listener_arn: str) -> list[dict[str, Any]]:
         listeners = self._elb.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
         return list(listeners[0].get("DefaultActions", []))

@@ -22,6 +22,8 @@ class Context:
         self.config_path = config_path
         self.workdir = Path.cwd()
         self.strategy: str | None = None
+        self.executor: str | None = None
+        self.detach = False
         self.aws: Any = None  # the AwsContext of the engine, once made: did changes begin?
         self.events = Events(new_run_id())
         self.outputs = RunOutputs(self.events, self.workdir)
@@ -54,14 +56,20 @@ class Context:
 
     def config(self) -> LoadedConfig:
         from deployer.config.loading import LoadedConfig, load_config
+        from deployer.config.model import server_side_problem
+        from deployer.errors import ConfigError
 
         loaded = load_config(self.config_path)
-        if self.strategy is None:
-            return loaded
-        strategy = loaded.spec.strategy.model_copy(update={"kind": self.strategy})
-        return LoadedConfig(
-            path=loaded.path, spec=loaded.spec.model_copy(update={"strategy": strategy})
-        )
+        spec = loaded.spec
+        if self.strategy is not None:
+            strategy = spec.strategy.model_copy(update={"kind": self.strategy})
+            spec = spec.model_copy(update={"strategy": strategy})
+        if self.executor is not None:
+            spec = spec.model_copy(update={"executor": self.executor})
+            problem = server_side_problem(spec)
+            if problem:
+                raise ConfigError(str(loaded.path), "--executor", problem)
+        return loaded if spec is loaded.spec else LoadedConfig(path=loaded.path, spec=spec)
 
     def checked(self, version: str | None = None) -> LoadedConfig:
         """The config, the version and every local check (templates, playbook, artifact):
@@ -86,6 +94,11 @@ class Context:
             engine = self._make_engine(start_sandbox=False)
         except Unreachable:
             return
+        from deployer.release.locking import SERVER_SIDE
+
+        holder = ENDING.run(engine.lock.holder_elsewhere)
+        if holder is not None and holder.host == SERVER_SIDE:
+            return  # a release running in AWS: the release command attaches or refuses
         ENDING.run(lambda: engine.lock.refuse_if_held(engine.stamp()))
 
     def engine(self, start_sandbox: bool = True) -> Any:
@@ -103,4 +116,5 @@ class Context:
         engine = Engine(loaded, runtime, poller, self.report, self.workdir, events=self.events)
         engine.allow_short_credentials = self.allow_short_credentials
         engine.replace_failed = self.replace_failed
+        engine.detach = self.detach
         return engine

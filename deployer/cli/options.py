@@ -30,6 +30,16 @@ STRATEGY = click.option(
     type=click.Choice(["all_at_once", "canary"]),
     help="Override deployer.yaml's strategy.kind for this run.",
 )
+EXECUTOR = click.option(
+    "--executor",
+    type=click.Choice(["local", "stepfunctions"]),
+    help="Override deployer.yaml's executor: who runs the traffic steps, gates and restore.",
+)
+DETACH = click.option(
+    "--detach",
+    is_flag=True,
+    help="With executor stepfunctions: return once the execution has started.",
+)
 EVENTS = click.option(
     "--events",
     "events_to",

@@ -4,11 +4,15 @@ events, outcome event and summary), and plan: what a release would do, changing 
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from deployer.cli.context import Context
 from deployer.cli.options import (
+    DETACH,
     EVENTS,
+    EXECUTOR,
     OUTPUT,
     REBAKE,
     REPLACE_FAILED,
@@ -23,6 +27,8 @@ from deployer.cli.render import plan_text, record_data
 @click.command()
 @click.argument("version")
 @STRATEGY
+@EXECUTOR
+@DETACH
 @REBAKE
 @WAIT
 @SHORT_CREDENTIALS
@@ -34,6 +40,8 @@ def release(
     obj: Context,
     version: str,
     strategy: str | None,
+    executor: str | None,
+    detach: bool,
     rebake: bool,
     wait_s: float | None,
     allow_short_credentials: bool,
@@ -45,6 +53,8 @@ def release(
     from deployer.release.loop import Release
 
     obj.strategy = strategy
+    obj.executor = executor
+    obj.detach = detach
     obj.replace_failed = replace_failed
     obj.allow_short_credentials = allow_short_credentials
     obj.start_run("release", version, events_to, output)
@@ -53,6 +63,10 @@ def release(
     obj.checked(version)
     engine = obj.engine()
     result = ENDING.run(lambda: Release(engine).run(version, wait_s, rebake))
+    _released(result)
+
+
+def _released(result: Any) -> None:
     record = result.record
     data = {
         "release_id": record.release_id,
@@ -63,9 +77,28 @@ def release(
         "url": result.url,
         "reused_image": result.reused_image,
         "phase_seconds": result.phase_seconds,
+        "execution": record.execution,
     }
+    if record.outcome.value == "in_progress":  # --detach: it goes on in AWS
+        message = f"{record.version} is being released in AWS (release {record.release_id})"
+        ENDING.emit(data, f"{message}: `deployer follow {record.release_id}`")
+        return
     live = "already live" if record.outcome.value == "noop" else "live"
     ENDING.emit(data, f"{record.version} is {live}: {result.url}")
+
+
+@click.command()
+@click.argument("release_id", required=False)
+@EVENTS
+@OUTPUT
+@click.pass_obj
+def follow(obj: Context, release_id: str | None, events_to: str | None, output: str) -> None:
+    """Attach to a release that runs in AWS (executor stepfunctions) until it ends."""
+    from deployer.release.attached import follow_release
+
+    obj.start_run("follow", None, events_to, output)
+    engine = obj.engine()
+    _released(ENDING.run(lambda: follow_release(engine, release_id)))
 
 
 @click.command()
@@ -174,4 +207,4 @@ def plan(obj: Context, version: str, strategy: str | None, rebake: bool, output:
     ENDING.emit(data, plan_text(data))
 
 
-COMMANDS = [release, bake, rollback, abort, plan]
+COMMANDS = [release, follow, bake, rollback, abort, plan]

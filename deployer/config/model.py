@@ -8,7 +8,7 @@ Loading the file (and its errors naming file, field and reason) is deployer.conf
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -99,6 +99,12 @@ class DeployConfig(Strict):
         description="Turn on the load balancer's deletion protection and the network and "
         "service stacks' termination protection.",
     )
+    executor: Literal["local", "stepfunctions"] = Field(
+        default="local",
+        description="Who runs a release's traffic steps, gates, watch and restore: `local`, "
+        "this process; `stepfunctions`, a Step Functions state machine (the runner stack), "
+        "so that the release outlives the CI job. Override with --executor.",
+    )
     notify: tuple[str, ...] = Field(
         default=(),
         max_length=NOTIFY_MAX,
@@ -144,6 +150,13 @@ class DeployConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _server_side_has_no_local_hooks(self) -> DeployConfig:
+        problem = server_side_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _own_load_balancer(self) -> DeployConfig:
         if not self.service.own:
             return self
@@ -158,3 +171,14 @@ class DeployConfig(Strict):
                 "(your own) set them on yours"
             )
         return self
+
+
+def server_side_problem(spec: DeployConfig) -> str:
+    """Why `spec` cannot run server-side (executor: stepfunctions), or ''."""
+    if spec.executor == "stepfunctions" and spec.verify.after_step:
+        return (
+            "verify.after_step: hooks run on this machine, and with executor: stepfunctions "
+            "the traffic steps run in AWS, where they cannot; use verify.before_traffic, or "
+            "executor: local"
+        )
+    return ""

@@ -140,6 +140,7 @@ class ReleaseRecord:
     finished_at: str = ""
     reason: str = ""
     cleanup: str = ""  # what could not be cleaned up after the outcome (needs a human)
+    execution: str = ""  # the Step Functions execution running its traffic steps, if any
 
     def at(self, phase: Phase, **changes: object) -> ReleaseRecord:
         """Entering `phase`: written before the step acts."""

@@ -62,6 +62,11 @@ class Names:
         return f"{self.prefix}-service"
 
     @property
+    def runner_stack(self) -> str:
+        """The state machine that runs releases server-side (executor: stepfunctions)."""
+        return f"{self.prefix}-runner"
+
+    @property
     def log_group(self) -> str:
         """The CloudWatch Logs group of the app/environment (the service stack makes it)."""
         return f"/deployer/{self.app}/{self.environment}"

@@ -161,6 +161,7 @@ class Engine:
         self.gate_failed_at: float | None = None  # when a gate failure was detected (bench)
         self.on_phase: Callable[[ReleaseRecord], None] = lambda _record: None
         self.allow_short_credentials = False
+        self.detach = False  # --detach: a release that runs in AWS is left running
 
     @cached_property
     def baker(self) -> Baker:

@@ -14,14 +14,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployer.aws.dynamodb import Fence, LeaseLock, LockHolder
-from deployer.errors import BadInput, LockHeld
+from deployer.errors import BadInput, LeaseLost, LockHeld
 
 Report = Callable[[str], None]
+
+
+SERVER_SIDE = "AWS Step Functions"  # the host of a lock handed to an execution
 
 
 def new_lock_id() -> str:
@@ -57,6 +60,8 @@ class LockClient:
     host: str = socket.gethostname()
     pid: int = os.getpid()
     is_gone: Callable[[int], bool] = process_is_gone
+    _beating: threading.Event | None = None
+    _handed_over: set[str] = field(default_factory=set)
 
     def holder_elsewhere(self) -> LockHolder | None:
         """One consistent read: the holder, if another live run holds the lock. Ours, an
@@ -78,6 +83,12 @@ class LockClient:
             raise LockHeld(self._held_message(current, self.clock()))
 
     def _held_message(self, current: LockHolder, now: float) -> str:
+        if current.host == SERVER_SIDE:
+            return (
+                f"{self.lock.scope} is locked by {describe_holder(current, now)}: a release "
+                "runs in AWS. `deployer follow` shows it; `deployer abort` stops it and "
+                "puts traffic back; --wait queues behind it"
+            )
         return (
             f"{self.lock.scope} is locked by {describe_holder(current, now)}. "
             "Queue behind it with --wait, or, if that run is gone for good, "
@@ -124,10 +135,21 @@ class LockClient:
                 announced = True
             self.sleep(min(1.0, max(0.05, wait_s - waited)))
 
+    def hand_over(self, fence: Fence, holder: str, host: str, expires: float) -> None:
+        """The lock goes to `holder` (a Step Functions execution), which releases it: this
+        process stops beating and never releases it.
+        """
+        if self._beating is not None:
+            self._beating.set()
+        if not self.lock.hand_over(fence, holder, host, expires):
+            raise LeaseLost(f"the lock on {self.lock.scope} was taken over before the hand-over")
+        self._handed_over.add(fence.lock_id)
+
     @contextmanager
     def held(self, stamp: str, wait_s: float | None) -> Iterator[Fence]:
         fence = self.acquire(stamp, wait_s)
         stop = threading.Event()
+        self._beating = stop
         beat = threading.Thread(
             target=self._heartbeat, args=(fence, stop), daemon=True, name="lock-heartbeat"
         )
@@ -138,7 +160,8 @@ class LockClient:
             stop.set()
             beat.join(timeout=5)
             try:
-                self.lock.release(fence.lock_id)
+                if fence.lock_id not in self._handed_over:
+                    self.lock.release(fence.lock_id)
             except (ClientError, BotoCoreError) as exc:  # must not hide why the run ended
                 self.report(
                     f"lock: could not release {fence.lock_id} ({exc}); its lease ends in "

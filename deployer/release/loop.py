@@ -8,7 +8,6 @@ version rolls the interrupted release back first. There is no second code path f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from deployer.aws.session import AWS_ERRORS, is_transient, unreachable_as_error
 from deployer.bake.artifact import Artifact
@@ -18,17 +17,12 @@ from deployer.core.names import Version
 from deployer.core.steps import PlannedStep, release_table, remaining, table_digest
 from deployer.errors import DeployerError, NeedsHuman, PollTimeout, ReleaseFailed
 from deployer.infra.stacks import Infra, Templates, fingerprint
+from deployer.release.attached import attach, followed
 from deployer.release.engine import Engine
 from deployer.release.preflight import preflight
-from deployer.release.steps import STEPS, Run, reset_test_listener, restored_weights
-
-
-@dataclass
-class ReleaseResult:
-    record: ReleaseRecord
-    url: str
-    reused_image: bool
-    phase_seconds: dict[str, float] = field(default_factory=dict)
+from deployer.release.result import ReleaseResult
+from deployer.release.server_side import SERVER_PHASES, hand_over, runs_server_side
+from deployer.release.steps import STEPS, Run, gated_of, reset_test_listener, restored_weights
 
 
 class Release:
@@ -39,6 +33,10 @@ class Release:
         self, version_text: str, wait_s: float | None = None, rebake: bool = False
     ) -> ReleaseResult:
         version = Version.parse(version_text)
+        with unreachable_as_error(f"reach AWS ({self.e.runtime.description})"):
+            running = attach(self.e, version)
+        if running is not None:
+            return running
         if wait_s is None:  # before the preflight, so that the losers of a race hear it now
             with unreachable_as_error(f"reach AWS ({self.e.runtime.description})"):
                 self.e.lock.refuse_if_held(self.e.stamp())
@@ -106,6 +104,8 @@ def release_from(
             ).at(Phase.BAKE)
         )
     record = run_steps(Run(e, infra, version, artifact, rebake, e.records.write), record)
+    if record.execution:  # the rest runs in AWS: follow it, or leave it running
+        return followed(e, record, infra, url)
     done = e.records.write(
         record.at(Phase.DONE).finished(Outcome.SUCCEEDED, e.stamp(), record.reason)
     )
@@ -185,6 +185,9 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
         e.report(f"resume: continuing release {record.release_id} at {steps[0].name}")
     try:
         for planned in steps:
+            if planned.phase in SERVER_PHASES and runs_server_side(e, record):
+                gated = gated_of(run, record, e.fleets.observe(run.infra))
+                return hand_over(run, record, gated, table)
             record = e.records.write(record.at(planned.phase, step=planned.index))
             with e.timed(planned.phase.value, planned.name):
                 record = STEPS[planned.phase](run, record, e.fleets.observe(run.infra), planned)

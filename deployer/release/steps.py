@@ -90,7 +90,7 @@ def _blue(record: ReleaseRecord, live: LiveState) -> Fleet | None:
     return live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
 
 
-def _gated(run: Run, record: ReleaseRecord, live: LiveState) -> Gated:
+def gated_of(run: Run, record: ReleaseRecord, live: LiveState) -> Gated:
     green = _green(run, record, live)
     return Gated(run.engine, run.infra, green, record.capacity, _blue(record, live), run.sent)
 
@@ -126,7 +126,7 @@ def gate(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> Re
     """Production traffic that a killed run had moved to green goes back first; then green
     must pass every gate on the test listener.
     """
-    gated = _gated(run, record, live)
+    gated = gated_of(run, record, live)
     if live.weights.get(gated.green.target_group_arn, 0) > 0:
         run.engine.report("resume: traffic had moved to the new fleet; moving it back first")
         restore(run.engine, run.infra, record)
@@ -141,7 +141,7 @@ def gate(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> Re
 def traffic(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep) -> ReleaseRecord:
     """One listener change, journalled before it is made; then the step's hold."""
     assert step.traffic is not None
-    e, gated = run.engine, _gated(run, record, live)
+    e, gated = run.engine, gated_of(run, record, live)
     blue = live.fleet_by_stack(record.previous_fleet) if record.previous_fleet else None
     weights = step_weights(
         step.traffic, gated.green.target_group_arn, blue.target_group_arn if blue else None
@@ -165,7 +165,7 @@ def watch(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep) -
     run.engine.report(
         f"watch: every gate, for {step.hold_seconds:g}s, with the previous fleet warm"
     )
-    hold(_gated(run, record, live), step.hold_seconds, step.name, share=1.0)
+    hold(gated_of(run, record, live), step.hold_seconds, step.name, share=1.0)
     return record
 
 

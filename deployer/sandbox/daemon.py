@@ -35,6 +35,7 @@ from deployer.sandbox import (
     stack_deletes,
     stack_updates,
     stacks,
+    step_functions,
 )
 from deployer.sandbox.agent import LogAgent
 from deployer.sandbox.alarms import Evaluator
@@ -194,6 +195,7 @@ def serve(layout: Layout, port: int, time_scale: float, profile: str, overrides:
         behaviours.seed,
     )
     evaluator = Evaluator(alarms.install(clock), prober.lookup)
+    step_functions.apply(port, cloudwatch_scale, dict(CREDENTIALS))
 
     gateway = Gateway(DomainDispatcherApplication(create_backend_app), WORLD, profile)
     listener = Listener(gateway, "127.0.0.1", port, WORLD)

@@ -5,16 +5,15 @@ capture, then lifecycle.py's pending image).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 
 class Patches:
     def __init__(self) -> None:
-        self._wanted: dict[str, tuple[Any, str, Callable[..., Any]]] = {}
+        self._wanted: dict[str, tuple[Any, str, Any]] = {}
         self._original: dict[str, Any] = {}
 
-    def add(self, key: str, owner: Any, attribute: str, replacement: Callable[..., Any]) -> None:
+    def add(self, key: str, owner: Any, attribute: str, replacement: Any) -> None:
         self._wanted[key] = (owner, attribute, replacement)
 
     def original(self, key: str) -> Any:

@@ -198,7 +198,7 @@ PATCHES.add(
     "stack_resources",
     Stack,
     "stack_resources",
-    property(_stack_resources),  # type: ignore[arg-type]
+    property(_stack_resources),
 )
 
 

@@ -88,7 +88,7 @@ PATCHES.add(
     "create_from_cfn",
     FakeLoadBalancer,
     "create_from_cloudformation_json",
-    classmethod(_create_load_balancer),  # type: ignore[arg-type]
+    classmethod(_create_load_balancer),
 )
 PATCHES.add("update_resource", parsing, "parse_and_update_resource", _update_resource)
 PATCHES.add("delete_load_balancer", ELBv2Backend, "delete_load_balancer", _delete_load_balancer)

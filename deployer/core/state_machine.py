@@ -1,0 +1,380 @@
+"""The traffic part of a release as an AWS Step Functions state machine, generated from the
+release's table (core.steps). Pure: it returns the definition (JSONata mode, SDK integrations
+only), never calls AWS.
+
+    Begin -> row 1 .. row n (the traffic steps, then the watch) -> Finish
+    each row: journal it -> move traffic -> (hold -> read alarms, targets, metrics -> judge)*
+    a failure: restore traffic -> journal why -> release the lock -> Rolled back
+
+The gates are judged as the CLI judges them: the metric verdict is the gate rule's text
+(gate_rule.jsonata) applied to the input server_look.jsonata prepares from GetMetricData,
+both embedded as they ship; alarms and target health may fail `max_failures` times in a
+row's hold before the row fails (core.gates.judge). A row passes once it held its minimum
+and the rule has a verdict (or is idle), and at its deadline the rule's `action` decides.
+
+The execution writes the journal as the CLI does, one item per release: each write is
+conditional on the release still being in progress, so an `abort` that took the release
+over (it stops the execution first) can never be overwritten by a late write. The lock the
+CLI handed over is released by the execution as it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+RULE_ARN_SDK = "arn:aws:states:::aws-sdk:elasticloadbalancingv2:modifyRule"
+TARGET_HEALTH_SDK = "arn:aws:states:::aws-sdk:elasticloadbalancingv2:describeTargetHealth"
+METRICS_SDK = "arn:aws:states:::aws-sdk:cloudwatch:getMetricData"
+ALARMS_SDK = "arn:aws:states:::aws-sdk:cloudwatch:describeAlarms"
+UPDATE_ITEM = "arn:aws:states:::dynamodb:updateItem"
+RESOURCES = (RULE_ARN_SDK, TARGET_HEALTH_SDK, METRICS_SDK, ALARMS_SDK, UPDATE_ITEM)
+
+EVENTS_PER_LOOK = 25  # history events of one look: wait, three reads, judge, report, decide
+HISTORY_LIMIT = 25_000  # Step Functions' events per execution
+FENCED = "DynamoDB.ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One traffic row of the table: a step (weights) or the watch (all on green)."""
+
+    name: str
+    phase: str  # "step" or "watch"
+    index: int
+    green_weight: int
+    blue_weight: int
+
+    @property
+    def state(self) -> str:
+        return f"Row {self.name}"
+
+
+def _x(expression: str) -> str:
+    return "{% " + " ".join(expression.split()) + " %}"
+
+
+def _retry() -> list[dict[str, Any]]:
+    """Throttling and 5xx of the services called: backoff with full jitter, as AWS asks;
+    a fenced journal write is never retried.
+    """
+    return [
+        {"ErrorEquals": [FENCED], "MaxAttempts": 0},
+        {
+            "ErrorEquals": ["States.TaskFailed", "States.Timeout"],
+            "IntervalSeconds": 2,
+            "BackoffRate": 2.0,
+            "MaxAttempts": 5,
+            "MaxDelaySeconds": 30,
+            "JitterStrategy": "FULL",
+        },
+    ]
+
+
+def _journal(next_state: str, on_error: str) -> dict[str, Any]:
+    """Write `$record` into the release's journal item, while it is still in progress."""
+    return {
+        "Type": "Task",
+        "Resource": UPDATE_ITEM,
+        "Arguments": {
+            "TableName": _x("$in.journal.table"),
+            "Key": _x("$in.journal.key"),
+            "UpdateExpression": "SET #record = :record, #outcome = :outcome",
+            "ConditionExpression": "#outcome = :running",
+            "ExpressionAttributeNames": {"#record": "record", "#outcome": "outcome"},
+            "ExpressionAttributeValues": {
+                ":record": {"S": _x("$string($record)")},
+                ":outcome": {"S": _x("$record.outcome")},
+                ":running": {"S": "in_progress"},
+            },
+        },
+        "Retry": _retry(),
+        "Catch": [
+            {"ErrorEquals": [FENCED], "Next": "Fenced"},
+            {"ErrorEquals": ["States.ALL"], "Next": on_error},
+        ],
+        "Next": next_state,
+    }
+
+
+def _release_lock(next_state: str) -> dict[str, Any]:
+    """Free the lock the CLI handed over, if this execution still holds it."""
+    return {
+        "Type": "Task",
+        "Resource": UPDATE_ITEM,
+        "Arguments": {
+            "TableName": _x("$in.lock.table"),
+            "Key": _x("$in.lock.key"),
+            "UpdateExpression": "REMOVE lock_id, holder, #host, pid, acquired_at, #exp",
+            "ConditionExpression": "lock_id = :id",
+            "ExpressionAttributeNames": {"#host": "host", "#exp": "expires"},
+            "ExpressionAttributeValues": {":id": {"S": _x("$in.lock.lock_id")}},
+        },
+        "Retry": _retry(),
+        # A lock already taken over (an abort) or gone is no reason to fail the ending.
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": next_state}],
+        "Next": next_state,
+    }
+
+
+def _set_weights(weights: str, next_state: str, on_error: str) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": RULE_ARN_SDK,
+        "Arguments": {
+            "RuleArn": _x("$in.rule_arn"),
+            "Actions": _x(
+                f"""[{{"Type": "forward", "ForwardConfig": {{
+                    "TargetGroups": $each({weights}, function($w, $arn) {{
+                        {{"TargetGroupArn": $arn, "Weight": $w}} }}),
+                    "TargetGroupStickinessConfig": {{"Enabled": false}} }} }}]"""
+            ),
+        },
+        "Retry": _retry(),
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": on_error}],
+        "Next": next_state,
+    }
+
+
+def _judge(rule: str, look: str) -> str:
+    """One look's verdict: what failed (counted per gate, as core.gates.judge counts), and
+    whether the row holds, goes on, or fails. Its numbers go to the history (Report).
+    """
+    return _x(
+        f"""(
+        $now := $millis();
+        $held := $now - $started;
+        $final := $held >= $timing.deadline;
+        $prev := $judged.failures;
+        $firing := $alarms[StateValue = "ALARM"].AlarmName;
+        $found := $alarms.AlarmName;
+        $missing := $filter($in.alarms, function($n) {{ $not($n in $found) }});
+        $healthy := $count($targets[TargetHealth.State = "healthy"]);
+        $needed := $row.phase = "watch" ? $in.green.expected :
+            $ceil($in.green.expected * $row.green_weight / 100);
+        $look := $in.metrics.enabled ? {{
+            "results": $metrics, "now": $now,
+            "green_since": $floor($started / $in.clock.period) * $in.clock.period,
+            "period": $in.clock.period, "delay": $in.clock.delay, "probes": $in.probes,
+            "has_blue": $in.blue != null, "final": $final, "policy": $timing.policy,
+            "min_minute_requests": $in.metrics.min_minute_requests,
+            "max_latency": $in.metrics.max_latency
+        }}.({look}) : null;
+        $rule := ($look and $not($look.idle)) ? $look.input.({rule}) : null;
+        $failures := {{
+            "alarm": $prev.alarm + ($count($firing) + $count($missing) > 0 ? 1 : 0),
+            "targets": $prev.targets + ($healthy < $needed ? 1 : 0),
+            "metric": $prev.metric + ($rule.verdict = "FAIL" ? 1 : 0)
+        }};
+        $most := $in.max_failures;
+        $waiting := $rule.verdict = "CONTINUE";
+        $reason := $failures.alarm > $most ?
+              ($count($firing) > 0 ? "alarm " & $join($firing, ", ") & " is in ALARM" :
+                "alarm " & $join($missing, ", ") & " is MISSING: no such alarm") :
+            $failures.targets > $most ?
+              "target-health: " & $healthy & " of " & $needed & " targets healthy" :
+            $failures.metric > $most or ($final and $waiting and $rule.action = "rollback") ?
+              "metric error rate: green " & $rule.errors.verdict & " with "
+              & $look.input.green.errors & "/" & $look.input.green.requests
+              & " users' requests failed vs blue " & $look.input.blue.errors & "/"
+              & $look.input.blue.requests & "; latency " & $rule.latency.verdict
+              & ($waiting ? " (inconclusive at the deadline)" : "") : "";
+        {{
+            "row": $row.name, "action": $reason != "" ? "fail" :
+                ($held >= $timing.minimum and ($not($waiting) or $final)) ? "next" : "hold",
+            "reason": $reason = "" ? "" : "gate " & $reason & " (" & $row.name & ")",
+            "failures": $failures, "held_ms": $held, "healthy": $healthy, "needed": $needed,
+            "alarms_firing": [$firing], "verdict": $rule ? $rule.verdict : null,
+            "idle": $look.idle = true, "inconclusive": $rule.inconclusive = true,
+            "green": $look.input.green, "blue": $look.input.blue,
+            "checks_excluded": $look.excluded
+        }}
+        )"""
+    )
+
+
+def _row_states(rows: Sequence[Row]) -> dict[str, Any]:
+    states: dict[str, Any] = {}
+    for position, row in enumerate(rows):
+        following = rows[position + 1].state if position + 1 < len(rows) else "Finish"
+        literal = json.dumps(
+            {
+                "name": row.name,
+                "phase": row.phase,
+                "index": row.index,
+                "green_weight": row.green_weight,
+                "blue_weight": row.blue_weight,
+                "position": position,
+                "next": following,
+            }
+        )
+        weights = (
+            f"$merge([{{$in.green.target_group: {row.green_weight}}}, $in.blue ? "
+            f"{{$in.blue.target_group: {row.blue_weight}}} : {{}}])"
+        )
+        states[row.state] = {
+            "Type": "Pass",
+            "Assign": {
+                "row": _x(literal),
+                "timing": _x(f"$in.timings[{position}]"),
+                "started": _x("$millis()"),
+                "judged": {"failures": {"alarm": 0, "targets": 0, "metric": 0}},
+                "weights": _x(weights),
+                "record": _x(
+                    f"""$merge([$record, {{"phase": "{row.phase}", "step": {row.index},
+                    "phase_done": false, "weights": {weights} }}])"""
+                ),
+            },
+            "Next": "Journal the row",
+        }
+    return states
+
+
+def definition(rows: Sequence[Row], rule: str, look: str, table_digest: str) -> dict[str, Any]:
+    """The state machine for a release table's traffic rows (steps, then the watch)."""
+    if not rows:
+        raise ValueError("a release table without traffic rows has nothing to run server-side")
+    stamp = "$now('[Y0001]-[M01]-[D01]T[H01]:[m01]:[s01]Z')"
+    choose_next = [
+        {"Condition": _x(f'$row.next = "{row.state}"'), "Next": row.state} for row in rows[1:]
+    ]
+    states: dict[str, Any] = {
+        "Begin": {
+            "Type": "Pass",
+            "Assign": {"in": _x("$states.input"), "record": _x("$states.input.release")},
+            "Next": rows[0].state,
+        },
+        **_row_states(rows),
+        "Journal the row": _journal("Move traffic", "Restore traffic"),
+        "Move traffic": _set_weights("$weights", "Hold", "Restore traffic"),
+        "Hold": {
+            "Type": "Wait",
+            "Seconds": _x("$in.clock.interval_s"),
+            "Assign": {"alarms": []},
+            "Next": "Any alarms",
+        },
+        "Any alarms": {
+            "Type": "Choice",
+            "Choices": [{"Condition": _x("$count($in.alarms) > 0"), "Next": "Read alarms"}],
+            "Default": "Read targets",
+        },
+        "Read alarms": {
+            "Type": "Task",
+            "Resource": ALARMS_SDK,
+            "Arguments": {"AlarmNames": _x("$in.alarms"), "AlarmTypes": ["MetricAlarm"]},
+            "Assign": {"alarms": _x("[$states.result.MetricAlarms]")},
+            "Retry": _retry(),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Restore traffic"}],
+            "Next": "Read targets",
+        },
+        "Read targets": {
+            "Type": "Task",
+            "Resource": TARGET_HEALTH_SDK,
+            "Arguments": {"TargetGroupArn": _x("$in.green.target_group")},
+            "Assign": {"targets": _x("[$states.result.TargetHealthDescriptions]")},
+            "Retry": _retry(),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Restore traffic"}],
+            "Next": "Read metrics",
+        },
+        "Read metrics": {
+            "Type": "Task",
+            "Resource": METRICS_SDK,
+            "Arguments": {
+                "MetricDataQueries": _x("$in.metrics.queries"),
+                "StartTime": _x(
+                    "$fromMillis($floor($started / $in.clock.period) * $in.clock.period"
+                    " - $in.clock.baseline)"
+                ),
+                "EndTime": _x("$fromMillis($millis())"),
+                "ScanBy": "TimestampAscending",
+            },
+            "Assign": {"metrics": _x("[$states.result.MetricDataResults]")},
+            "Retry": _retry(),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Restore traffic"}],
+            "Next": "Judge",
+        },
+        "Judge": {"Type": "Pass", "Assign": {"judged": "__JUDGE__"}, "Next": "Report"},
+        "Report": {"Type": "Pass", "Output": _x("$judged"), "Next": "Decide"},
+        "Decide": {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": _x('$judged.action = "fail"'), "Next": "Restore traffic"},
+                {"Condition": _x('$judged.action = "next"'), "Next": "Next row"},
+            ],
+            "Default": "Hold",
+        },
+        "Next row": {"Type": "Choice", "Choices": choose_next, "Default": "Finish"}
+        if choose_next
+        else {"Type": "Pass", "Next": "Finish"},
+        "Finish": {
+            "Type": "Pass",
+            "Assign": {
+                "weights": _x(
+                    "$merge([{$in.green.target_group: 100}, $in.blue and $in.keep_blue ? "
+                    "{$in.blue.target_group: 0} : {}])"
+                ),
+                "record": _x(
+                    f"""$merge([$record, {{"phase": "done", "phase_done": true,
+                    "outcome": "succeeded", "finished_at": {stamp},
+                    "weights": $merge([{{$in.green.target_group: 100}},
+                        $in.blue and $in.keep_blue ? {{$in.blue.target_group: 0}} : {{}}]),
+                    "reason": "run by Step Functions" }}])"""
+                ),
+            },
+            "Next": "Final traffic",
+        },
+        "Final traffic": _set_weights("$weights", "Journal the success", "Restore traffic"),
+        "Journal the success": _journal("Release the lock", "Needs a human"),
+        "Release the lock": _release_lock("Succeeded"),
+        "Succeeded": {"Type": "Succeed", "Output": _x("$record")},
+        "Restore traffic": {
+            "Type": "Pass",
+            "Assign": {
+                "weights": _x("$in.prior_weights"),
+                "record": _x(
+                    f"""$merge([$record, {{"phase": "rollback", "phase_done": true,
+                    "outcome": "failed", "finished_at": {stamp},
+                    "weights": $in.prior_weights,
+                    "reason": $judged.reason ? $judged.reason :
+                        "the state machine could not read or act: " &
+                        ($states.input.Error ? $states.input.Error : "unknown error") }}])"""
+                ),
+            },
+            "Next": "Traffic back",
+        },
+        "Traffic back": _set_weights("$weights", "Journal the failure", "Needs a human"),
+        "Journal the failure": _journal("Release the lock after a failure", "Needs a human"),
+        "Release the lock after a failure": _release_lock("Rolled back"),
+        "Rolled back": {"Type": "Fail", "Error": "GateFailed", "Cause": _x("$record.reason")},
+        "Fenced": {
+            "Type": "Fail",
+            "Error": "Fenced",
+            "Cause": "the release is no longer in progress in the journal (aborted or taken "
+            "over); this execution stopped without acting further",
+        },
+        "Needs a human": {
+            "Type": "Fail",
+            "Error": "NeedsHuman",
+            "Cause": "moving traffic back or journalling it failed after retries: run "
+            "`deployer status`, then `deployer abort`",
+        },
+    }
+    text = json.dumps(
+        {
+            "Comment": f"deployer release traffic, table {table_digest}",
+            "QueryLanguage": "JSONata",
+            "StartAt": "Begin",
+            "States": states,
+        }
+    )
+    judge = json.dumps(_judge(rule, look))
+    return dict(json.loads(text.replace('"__JUDGE__"', judge)))
+
+
+def worst_case_events(deadlines_s: Sequence[float], interval_s: float) -> int:
+    """The most history events an execution can write: every row held to its deadline."""
+    looks = sum(math.ceil(d / max(interval_s, 1.0)) + 1 for d in deadlines_s)
+    return looks * EVENTS_PER_LOOK + 50 * len(deadlines_s) + 100
