@@ -78,6 +78,9 @@ def status_text(data: dict[str, Any]) -> str:
             f"last: {last['kind']} {last['version']} {last['outcome']} "
             f"({last['started_at']}, {last['actor']}) {last['reason']}".rstrip()
         )
+    if data.get("execution"):
+        run = data["execution"]
+        lines.append(f"in AWS: {run['status']} at {run['step']}: {run['arn']}")
     if data["lock"]:
         lines.append(f"lock: {data['lock']}")
     lines += [

@@ -128,8 +128,8 @@ def _set_weights(weights: str, next_state: str, on_error: str) -> dict[str, Any]
             "RuleArn": _x("$in.rule_arn"),
             "Actions": _x(
                 f"""[{{"Type": "forward", "ForwardConfig": {{
-                    "TargetGroups": $each({weights}, function($w, $arn) {{
-                        {{"TargetGroupArn": $arn, "Weight": $w}} }}),
+                    "TargetGroups": $append([], $each({weights}, function($w, $arn) {{
+                        {{"TargetGroupArn": $arn, "Weight": $w}} }})),
                     "TargetGroupStickinessConfig": {{"Enabled": false}} }} }}]"""
             ),
         },
@@ -170,6 +170,14 @@ def _judge(rule: str, look: str) -> str:
             "metric": $prev.metric + ($rule.verdict = "FAIL" ? 1 : 0)
         }};
         $most := $in.max_failures;
+        $g := $look.input.green;
+        $b := $look.input.blue;
+        $counts := "green " & $g.errors & "/" & $g.requests & " users' requests failed vs blue "
+            & $b.errors & "/" & $b.requests;
+        $metricWords := $rule.errors.verdict = "FAIL" ? "metric error rate: " & $counts :
+            $rule.latency.verdict = "FAIL" ? "metric latency: " & $rule.latency.slower & " of "
+              & $rule.latency.minutes & " minutes slower than blue by the margin" :
+            "metric error rate: inconclusive at the hold's deadline (" & $counts & ")";
         $waiting := $rule.verdict = "CONTINUE";
         $reason := $failures.alarm > $most ?
               ($count($firing) > 0 ? "alarm " & $join($firing, ", ") & " is in ALARM" :
@@ -177,15 +185,13 @@ def _judge(rule: str, look: str) -> str:
             $failures.targets > $most ?
               "target-health: " & $healthy & " of " & $needed & " targets healthy" :
             $failures.metric > $most or ($final and $waiting and $rule.action = "rollback") ?
-              "metric error rate: green " & $rule.errors.verdict & " with "
-              & $look.input.green.errors & "/" & $look.input.green.requests
-              & " users' requests failed vs blue " & $look.input.blue.errors & "/"
-              & $look.input.blue.requests & "; latency " & $rule.latency.verdict
-              & ($waiting ? " (inconclusive at the deadline)" : "") : "";
+              $metricWords : "";
         {{
             "row": $row.name, "action": $reason != "" ? "fail" :
                 ($held >= $timing.minimum and ($not($waiting) or $final)) ? "next" : "hold",
             "reason": $reason = "" ? "" : "gate " & $reason & " (" & $row.name & ")",
+            "gate": $failures.alarm > $most ? "alarm" :
+                $failures.targets > $most ? "target-health" : "metric",
             "failures": $failures, "held_ms": $held, "healthy": $healthy, "needed": $needed,
             "alarms_firing": [$firing], "verdict": $rule ? $rule.verdict : null,
             "idle": $look.idle = true, "inconclusive": $rule.inconclusive = true,

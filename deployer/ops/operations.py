@@ -147,6 +147,12 @@ def status(engine: Engine) -> dict[str, Any]:
         "advice": _advice(last, inflight) or _infra_advice(stacks, holder is not None),
         "warnings": [],
     }
+    if inflight is not None and inflight.execution:
+        result["execution"] = execution_status(engine, inflight)
+        result["advice"] = (
+            f"release {inflight.release_id} of {inflight.version} runs in AWS: `deployer "
+            "follow` shows it; `deployer abort` stops it and puts traffic back"
+        )
     if infra is None:
         return result
     current = live.live_fleet
@@ -184,6 +190,21 @@ def status(engine: Engine) -> dict[str, Any]:
         )
     result["warnings"] = warnings
     return result
+
+
+def execution_status(engine: Engine, record: ReleaseRecord) -> dict[str, Any]:
+    """The Step Functions execution running `record`: its status, ARN, and the step it
+    journalled last.
+    """
+    from deployer.aws.stepfunctions import StepFunctions
+
+    found = StepFunctions(engine.runtime.aws).describe(record.execution)
+    step = record.phase.value + (f" {record.step}" if record.step >= 0 else "")
+    return {
+        "arn": record.execution,
+        "status": found.status if found else "MISSING",
+        "step": step,
+    }
 
 
 def infra_stacks(engine: Engine) -> list[dict[str, str]]:
@@ -360,4 +381,5 @@ def record_json(record: ReleaseRecord) -> dict[str, Any]:
         "step": record.step,
         "reason": record.reason,
         "cleanup": record.cleanup,
+        "execution": record.execution,
     }

@@ -23,6 +23,7 @@ from deployer.errors import BadInput, NothingToRollBackTo
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
 from deployer.release.loop import abandon, release_from, switch_to_warm
+from deployer.release.server_side import stop_running
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ def rollback(
     settled = _already_there(engine, to_version)
     if settled is not None:  # read only: no lock taken, nothing journalled
         return settled
+    take_over_from_aws(engine, "rolled back by `deployer rollback`")
     with engine.records.locked(wait_s):
         infra = engine.stacks.existing()
         if infra is None:
@@ -68,6 +70,15 @@ def rollback(
             return _switch_to(engine, infra, live, decision.fleet, force)
         assert decision.record is not None
         return _rerelease(engine, infra, decision.record)
+
+
+def take_over_from_aws(engine: Engine, why: str) -> None:
+    """A release running in AWS is stopped first (it writes no more), and the lock it held
+    freed, so that this command takes the lock and rolls the release back as journalled.
+    """
+    inflight = engine.records.inflight()
+    if inflight is not None and inflight.execution:
+        stop_running(engine, inflight, why)
 
 
 def _resume(engine: Engine, infra: Infra, record: ReleaseRecord) -> OperatorResult:
@@ -204,6 +215,7 @@ def abort(engine: Engine, wait_s: float | None) -> OperatorResult:
         message = "no release is in flight; nothing to abort"
         engine.report(f"abort: {message}")
         return OperatorResult(None, False, message)
+    take_over_from_aws(engine, "aborted by `deployer abort`")
     with engine.records.locked(wait_s):
         inflight = engine.records.inflight()
         infra = engine.stacks.existing()

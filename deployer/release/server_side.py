@@ -16,6 +16,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from deployer.aws.dynamodb import LOCK_KEY, RECORD_PREFIX, TABLE, record_body
@@ -224,63 +225,111 @@ def follow(engine: Engine, record: ReleaseRecord, infra: Infra | None) -> Releas
     Ctrl-C or a kill stops only the reading: the release goes on in AWS.
     """
     sfn = StepFunctions(engine.runtime.aws)
-    seen, said = 0, {"verdict": ""}
+    teller = Teller(engine, record.version)
     engine.report(f"follow: release {record.release_id} runs in AWS ({record.execution})")
     while True:
-        for event in sfn.history(record.execution, seen):
-            seen = int(event["id"])
-            tell(engine, record, event, said)
+        for event in sfn.history(record.execution, teller.seen):
+            teller.tell(event)
         found = sfn.describe(record.execution)
         if found is None:
             raise NeedsHuman(f"the execution {record.execution} does not exist")
         if not found.running:
-            for event in sfn.history(record.execution, seen):
-                seen = int(event["id"])
-                tell(engine, record, event, said)
-            return ended(engine, record, found, infra)
+            for event in sfn.history(record.execution, teller.seen):
+                teller.tell(event)
+            teller.row_ended("done" if found.status == "SUCCEEDED" else "failed")
+            return ended(engine, record, found, infra, teller.last or {})
         engine.sleep(FOLLOW_EVERY_S)
 
 
-def tell(
-    engine: Engine, record: ReleaseRecord, event: dict[str, Any], said: dict[str, str]
-) -> None:
-    """One history event as deployer's own: rows as traffic steps, looks as gate
-    observations (said when the verdict changes), the end as the end.
+@dataclass
+class Teller:
+    """History events as deployer's own: each row a phase (started, finished), each look
+    whose verdict changed a gate observation and a line, the end as the end.
     """
-    kind = event.get("type", "")
-    details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-    name = str(details.get("name", ""))
-    if kind == "PassStateExited" and name.startswith("Row "):
-        step = name.removeprefix("Row ")
-        engine.report(f"traffic: {step} (in AWS)")
-        engine.events.emit("phase_started", phase="server-side", name=step)
-    elif kind == "PassStateExited" and name == "Report":
-        look = json.loads(details.get("output") or "{}")
-        verdict = f"{look.get('verdict')}/{look.get('action')}/{look.get('reason')}"
-        if verdict != said["verdict"]:
-            said["verdict"] = verdict
-            engine.events.emit(
-                "gate_observation",
-                gate="server-side",
-                kind="metric",
-                passed=look.get("action") != "fail",
-                detail=look.get("reason") or f"rule verdict {look.get('verdict')}",
-                step=str(look.get("row", "")),
-                version=record.version,
-                verdict=str(look.get("verdict") or "").lower(),
-                evidence={k: look[k] for k in ("green", "blue", "failures") if k in look},
-            )
-            engine.report(
-                f"gate: {look.get('row')}: {look.get('reason') or 'holding'} (rule: "
-                f"{look.get('verdict')}, {look.get('healthy')}/{look.get('needed')} targets "
-                "healthy)"
-            )
-    elif kind in ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
-        engine.report(f"release: the execution ended: {details.get('error', kind)}")
+
+    engine: Engine
+    version: str
+    seen: int = 0
+    row: tuple[str, str, float] | None = None  # phase, name, started (epoch seconds)
+    said: str = ""
+    at: float = 0.0  # the newest event's time
+    last: dict[str, Any] | None = None  # the newest look
+
+    def tell(self, event: dict[str, Any]) -> None:
+        self.seen = max(self.seen, int(event["id"]))
+        kind = str(event.get("type", ""))
+        details: dict[str, Any] = next(
+            (v for k, v in event.items() if k.endswith("EventDetails")), {}
+        )
+        name = str(details.get("name", ""))
+        self.at = _epoch(event)
+        if kind == "PassStateExited" and name.startswith("Row "):
+            self.row_ended("done")
+            step = name.removeprefix("Row ")
+            phase = "watch" if step.startswith("watch") else "step"
+            self.row = (phase, step, _epoch(event))
+            self.engine.events.emit("phase_started", phase=phase, name=step)
+            self.engine.report(f"traffic: {step} (run by Step Functions)")
+        elif kind == "PassStateExited" and name == "Report":
+            self.look(json.loads(details.get("output") or "{}"))
+        elif kind in ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
+            why = details.get("cause") or details.get("error") or kind
+            self.engine.report(f"release: the execution ended: {why}")
+
+    def row_ended(self, outcome: str) -> None:
+        if self.row is None:
+            return
+        phase, name, started = self.row
+        self.engine.events.emit(
+            "phase_finished",
+            phase=phase,
+            name=name,
+            seconds=round(max(0.0, self.at - started), 3),
+            cpu_s=0.0,
+            outcome=outcome,
+        )
+        self.row = None
+
+    def look(self, look: dict[str, Any]) -> None:
+        self.last = look
+        rule = str(look.get("verdict") or "")
+        what = (
+            look.get("reason")
+            or ("no users' requests to judge yet" if look.get("idle") else "")
+            or (f"rule verdict {rule}" if rule else "no metric verdict")
+        )
+        line = f"{look.get('row')}: {what}"
+        if line == self.said:
+            return
+        self.said = line
+        extra = {"verdict": "inconclusive" if look.get("inconclusive") else rule.lower()}
+        self.engine.events.emit(
+            "gate_observation",
+            gate=str(look.get("gate") or "metric") + " (in AWS)",
+            kind=str(look.get("gate") or "metric"),
+            passed=look.get("action") != "fail",
+            detail=str(what),
+            step=str(look.get("row", "")),
+            version=self.version,
+            evidence={k: look[k] for k in ("green", "blue", "failures") if look.get(k)},
+            **(extra if rule else {}),
+        )
+        self.engine.report(
+            f"gate: {line} ({look.get('healthy')} of {look.get('needed')} targets needed healthy)"
+        )
+
+
+def _epoch(event: dict[str, Any]) -> float:
+    stamp = event.get("timestamp")
+    return float(stamp.timestamp()) if stamp is not None else time.time()
 
 
 def ended(
-    engine: Engine, record: ReleaseRecord, execution: Execution, infra: Infra | None
+    engine: Engine,
+    record: ReleaseRecord,
+    execution: Execution,
+    infra: Infra | None,
+    look: dict[str, Any],
 ) -> ReleaseRecord:
     final = engine.journal.record(record.release_id) or record
     if execution.status == "SUCCEEDED" and final.outcome is Outcome.SUCCEEDED:
@@ -292,7 +341,10 @@ def ended(
     if execution.error == "GateFailed":
         if infra is not None:
             put_aside_failed(engine, infra, final)
-        raise GateFailed("server-side", reason, final.phase.value)
+        reason = reason.removeprefix("gate ")
+        gate = reason.split(":", 1)[0] if ":" in reason else str(look.get("gate") or "gate")
+        evidence = {k: look[k] for k in ("green", "blue", "failures") if look.get(k)}
+        raise GateFailed(gate, reason, str(look.get("row") or final.phase.value), evidence)
     if execution.status == "ABORTED" or execution.error == "Fenced":
         raise ReleaseFailed(f"release {record.release_id} was stopped: {reason}")
     raise NeedsHuman(

@@ -81,10 +81,15 @@ def apply(port: int, cloudwatch_scale: float, credentials: dict[str, str]) -> No
         )
 
     def update_in_runner(
-        original: Any, new_name: str, cloudformation_json: Any, account_id: str, region_name: str
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
     ) -> Any:
         properties = cloudformation_json.get("Properties", {})
         backend = stepfunctions_parser_backends[account_id][region_name]
+        original = original_resource
         backend.update_state_machine(
             original.arn,
             definition=properties.get("DefinitionString"),
