@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from deployer.aws.dynamodb import LOCK_KEY, RECORD_PREFIX, TABLE, record_body
@@ -38,6 +39,7 @@ from deployer.release.steps import Run, reset_test_listener, restored_weights
 SERVER_PHASES = frozenset({Phase.STEP, Phase.WATCH, Phase.RETIRE})
 FOLLOW_EVERY_S = 1.0
 TEMPLATE = "runner.yaml"
+PLACEHOLDER = '"__DEFINITION__"'
 
 
 def runs_server_side(engine: Engine, record: ReleaseRecord) -> bool:
@@ -72,9 +74,7 @@ def machine_name(engine: Engine) -> str:
 
 def ensure_runner(engine: Engine, infra: Infra, table: Sequence[PlannedStep], digest: str) -> str:
     """The runner stack, its definition generated from `table`: made or updated; its ARN."""
-    body = (engine.templates_dir / TEMPLATE).read_text(encoding="utf-8")
-    text = json.dumps(definition(rows_of(table), rule_text(), look_text(), digest))
-    body = body.replace('"__DEFINITION__"', json.dumps(text))
+    body = runner_template(engine.templates_dir, table, digest)
     stack = ensure_stack(
         engine.cfn,
         engine.names.runner_stack,
@@ -92,6 +92,15 @@ def ensure_runner(engine: Engine, infra: Infra, table: Sequence[PlannedStep], di
         engine.replace_failed,
     )
     return stack.outputs["StateMachineArn"]
+
+
+def runner_template(templates_dir: Path, table: Sequence[PlannedStep], digest: str) -> str:
+    """cloudformation/runner.yaml with the definition generated from `table` in it."""
+    body = (templates_dir / TEMPLATE).read_text(encoding="utf-8")
+    if PLACEHOLDER not in body:
+        raise BadInput(f"cloudformation: {templates_dir / TEMPLATE} has no {PLACEHOLDER}")
+    text = json.dumps(definition(rows_of(table), rule_text(), look_text(), digest))
+    return body.replace(PLACEHOLDER, json.dumps(text))
 
 
 def look_text() -> str:
