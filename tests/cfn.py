@@ -106,10 +106,12 @@ def decision(
     matched = []
     for statement in policy_statements:
         actions = _listed(statement["Action"])
-        resources = _listed(statement.get("Resource", "*"))
         if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions):
             continue
-        if not any(fnmatch.fnmatchcase(resource, r) for r in resources):
+        if "NotResource" in statement:  # every resource but those listed
+            if any(fnmatch.fnmatchcase(resource, r) for r in _listed(statement["NotResource"])):
+                continue
+        elif not any(fnmatch.fnmatchcase(resource, r) for r in _listed(statement["Resource"])):
             continue
         if _conditions_hold(statement.get("Condition", {}), context or {}):
             matched.append(statement["Effect"])

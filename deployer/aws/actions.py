@@ -19,6 +19,7 @@ IAM_PREFIX = {
     "elbv2": "elasticloadbalancing",
     "monitoring": "cloudwatch",
     "service-quotas": "servicequotas",
+    "stepfunctions": "states",
 }
 # S3 API operations whose IAM action has another name.
 S3_ACTIONS = {
@@ -164,6 +165,16 @@ RELEASE_ACTIONS: frozenset[str] = BAKE_ACTIONS | frozenset(
         "elasticloadbalancing:ModifyRule",
         "elasticloadbalancing:DeleteRule",
         "elasticloadbalancing:ModifyListener",
+    }
+)
+
+# executor: stepfunctions: the release's execution started, followed, and stopped (abort).
+SERVER_SIDE_ACTIONS: frozenset[str] = frozenset(
+    {
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:GetExecutionHistory",
+        "states:StopExecution",
     }
 )
 

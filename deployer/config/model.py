@@ -41,11 +41,25 @@ class CloudFormationSettings(Strict):
         "it). Default: derived from role_arn when that is deployer-iam.yaml's.",
     )
 
+    runner_role_boundary_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:policy/[A-Za-z0-9+=,.@_/-]{1,512}$",
+        description="The permissions boundary of the release state machine's role (executor: "
+        "stepfunctions; deployer-iam.yaml's RunnerRoleBoundaryArn). Default: derived from "
+        "role_arn when that is deployer-iam.yaml's.",
+    )
+
     @property
     def boundary_arn(self) -> str:
         """The instance role's boundary: given, or deployer-iam.yaml's beside its role."""
-        if self.instance_role_boundary_arn:
-            return self.instance_role_boundary_arn
+        return self.instance_role_boundary_arn or self._beside_role("instance-boundary")
+
+    @property
+    def runner_boundary_arn(self) -> str:
+        """The runner role's boundary: given, or deployer-iam.yaml's beside its role."""
+        return self.runner_role_boundary_arn or self._beside_role("runner-boundary")
+
+    def _beside_role(self, name: str) -> str:
         found = re.match(
             r"^arn:(?P<p>aws[a-z-]*):iam::(?P<a>\d{12}):role/deployer\.(?P<app>[a-z0-9-]+)"
             r"\.cloudformation$",
@@ -53,7 +67,7 @@ class CloudFormationSettings(Strict):
         )
         if found is None:
             return ""
-        policy = f"deployer.{found['app']}.instance-boundary"
+        policy = f"deployer.{found['app']}.{name}"
         return f"arn:{found['p']}:iam::{found['a']}:policy/{policy}"
 
 

@@ -114,6 +114,10 @@ def evaluate(
             return f"arn:{partition}:ssm:{region}:{account}:parameter/deployer/{names.scope}"
         if action == "iam:PassRole" and role:
             return role
+        if service == "states":  # the runner stack's state machine, or an execution of it
+            kind = "stateMachine" if name == "StartExecution" else "execution"
+            machine = f"arn:{partition}:states:{region}:{account}:{kind}:{names.runner_stack}"
+            return machine if kind == "stateMachine" else f"{machine}:0"
         if service == "elasticloadbalancing" and listener and not name.startswith(_READS):
             # A rule of the production listener (its id made up): policies scope these.
             if "Rule" in name:  # deployer's rule, or one as it will be (its id made up)

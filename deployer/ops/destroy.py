@@ -12,6 +12,7 @@ from deployer.bake.baker import BUILDER_ROLE
 from deployer.errors import BadInput
 from deployer.infra.stacks import STACK_DEADLINE_S
 from deployer.release.engine import Engine
+from deployer.release.server_side import stop_running
 
 LEFTOVER_DEADLINE_S = 600  # a builder's termination, then its interface's detaching
 
@@ -30,15 +31,19 @@ def destroy(engine: Engine, confirmed: bool, wait_s: float | None) -> dict[str, 
             "pass --yes to confirm"
         )
     engine.check_reachable()
-    stacks = [engine.names.service_stack, engine.names.network_stack]
+    stacks = [names.runner_stack, names.service_stack, names.network_stack]
     if not engine.cfn.list_with_prefix(engine.names.fleet_stack_prefix) and not any(
         engine.cfn.describe(name) for name in stacks
     ):
         engine.report(f"destroy: nothing of {where} is left; nothing to do")
         return {"removed": [], "changed": False, "journal": "kept"}  # no lock taken
+    inflight = engine.records.inflight()
+    if inflight is not None and inflight.execution:  # it writes no more, and frees the lock
+        stop_running(engine, inflight, "stopped by `deployer destroy`")
     with engine.records.locked(wait_s):
         fleets = engine.cfn.list_with_prefix(names.fleet_stack_prefix)
         fleets = [s for s in fleets if s.tags.get("deployer:app") == names.app]
+        runner = engine.cfn.describe(names.runner_stack)
         service = engine.cfn.describe(names.service_stack)
         network = engine.cfn.describe(names.network_stack)
         held = [s.name for s in (service, network) if s is not None and s.termination_protected]
@@ -53,7 +58,7 @@ def destroy(engine: Engine, confirmed: bool, wait_s: float | None) -> dict[str, 
             engine.traffic.set_weights(infra.listener_arn, {})
             engine.traffic.set_weights(infra.test_listener_arn, {})
         removed = []
-        for stack in [*fleets, service, network]:
+        for stack in [*fleets, runner, service, network]:
             if stack is None:
                 continue
             if stack is network and stack.outputs.get("VpcId"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from deployer.aws.actions import BUCKET_ACTIONS, RELEASE_ACTIONS
+from deployer.aws.actions import BUCKET_ACTIONS, RELEASE_ACTIONS, SERVER_SIDE_ACTIONS
 from deployer.aws.s3 import BucketState
 from deployer.aws.session import error_code, unreachable_as_error
 from deployer.bake.artifact import Artifact, S3Location, check_tarball, package_directory, sha256_of
@@ -169,6 +169,8 @@ def preflight(
     """`needed`: the IAM actions the command makes (deployer.aws.actions)."""
     artifact = check_aws(engine, check_local(engine.loaded, engine.workdir, engine.report))
     needed = set(needed)
+    if engine.spec.executor == "stepfunctions" and needed & {"elasticloadbalancing:ModifyRule"}:
+        needed |= SERVER_SIDE_ACTIONS
     if bakes and artifact_bucket_missing(engine):
         needed |= BUCKET_ACTIONS
     check_permissions(engine, needed)

@@ -85,7 +85,7 @@ def ensure_runner(engine: Engine, infra: Infra, table: Sequence[PlannedStep], di
             "ListenerArn": infra.listener_arn,
             "JournalScope": engine.names.scope,
             "JournalTable": TABLE,
-            "PermissionsBoundaryArn": engine.spec.cloudformation.instance_role_boundary_arn or "",
+            "PermissionsBoundaryArn": engine.spec.cloudformation.runner_boundary_arn,
         },
         {**engine.names.tags, "deployer:role": "runner"},
         engine.report,

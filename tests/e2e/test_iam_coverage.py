@@ -70,6 +70,8 @@ COMMANDS = (
     ("config", "set", "GREETING", "hi", "--secure"),
     ("config", "get", "GREETING"),
     ("release", "v2"),
+    ("config", "set", "RUN", "2"),  # a new fleet of v2, run by Step Functions
+    ("release", "v2", "--executor", "stepfunctions"),
     ("-c", "changed.yaml", "plan", "v3"),  # a change set, deleted afterwards
     ("status",),
     ("history",),
@@ -160,10 +162,17 @@ def test_the_deploy_role_may_not_rewrite_the_artifact_buckets_policy_or_settings
 
 
 def test_the_permission_preflight_asks_for_what_bake_and_release_make(recorded):
-    from deployer.aws.actions import BAKE_ACTIONS, RELEASE_ACTIONS, UNCONDITIONAL
+    from deployer.aws.actions import (
+        BAKE_ACTIONS,
+        RELEASE_ACTIONS,
+        SERVER_SIDE_ACTIONS,
+        UNCONDITIONAL,
+    )
 
     assert sorted(recorded["bake"] - UNCONDITIONAL - BAKE_ACTIONS) == []
-    assert sorted(recorded["release"] - UNCONDITIONAL - RELEASE_ACTIONS) == []
+    assert "states:StartExecution" in recorded["release"]
+    made = recorded["release"] - UNCONDITIONAL
+    assert sorted(made - RELEASE_ACTIONS - SERVER_SIDE_ACTIONS) == []
 
 
 def test_the_permission_preflight_of_exec_asks_for_what_it_makes(recorded):
@@ -176,7 +185,7 @@ def test_the_permission_preflight_of_exec_asks_for_what_it_makes(recorded):
 def test_every_resource_type_of_the_templates_has_its_actions_in_the_map():
     actions = yaml.safe_load((REPO / "cloudformation" / "resource-actions.yaml").read_text())
     used = set()
-    for name in ("network", "service", "fleet"):
+    for name in ("network", "service", "fleet", "runner"):
         template = load_template(REPO / "cloudformation" / f"{name}.yaml")
         used |= {r["Type"] for r in template["Resources"].values()}
     assert sorted(used - set(actions)) == []

@@ -11,6 +11,8 @@ from tests.cfn import ACCOUNT, decision, load_template, resolved, statements
 from tests.conftest import REPO
 
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/deployer.hello.instance-boundary"
+RUNNER_BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/deployer.hello.runner-boundary"
+RUNNER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/deployer/hello/runner/hello-prod-runner-RunnerRole-1"
 OTHER_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/deployer/hello/hello-prod-service-InstanceRole-AB12"
 ANOTHER_APPS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/deployer/hello-more/hello-more-x-InstanceRole-1"
@@ -20,7 +22,12 @@ TEMPLATE = load_template(REPO / "cloudformation" / "deployer-iam.yaml")
 
 def service_role() -> list[dict]:
     role = TEMPLATE["Resources"]["CloudFormationServiceRole"]
-    names = {"App": "hello", "InstanceRoleBoundary": BOUNDARY, "AWS::Region": "eu-west-1"}
+    names = {
+        "App": "hello",
+        "InstanceRoleBoundary": BOUNDARY,
+        "RunnerRoleBoundary": RUNNER_BOUNDARY,
+        "AWS::Region": "eu-west-1",
+    }
     return [resolved(s, names) for s in statements(role)]
 
 
@@ -47,10 +54,27 @@ def test_instance_roles_are_made_and_bound_with_the_boundary_only():
         assert decision(policy, action, ROLE, bound(None)) == "ImplicitDeny"
 
 
-def test_the_boundary_itself_cannot_be_rewritten():
+def test_the_boundaries_themselves_cannot_be_rewritten():
     policy = service_role()
     for action in ("iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"):
         assert decision(policy, action, BOUNDARY) == "Deny"
+        assert decision(policy, action, RUNNER_BOUNDARY) == "Deny"
+
+
+def test_the_runner_role_is_made_with_the_runner_boundary_and_no_other_role_gets_it():
+    """The runner boundary lets a role move traffic: only the release state machine's role,
+    under /deployer/<app>/runner/, may have it, and it may have no other.
+    """
+    policy = service_role()
+    for action in ("iam:CreateRole", "iam:PutRolePermissionsBoundary"):
+        assert decision(policy, action, RUNNER_ROLE, bound(RUNNER_BOUNDARY)) == "Allow"
+        assert decision(policy, action, RUNNER_ROLE, bound(OTHER_POLICY)) == "Deny"
+        assert decision(policy, action, RUNNER_ROLE, bound(None)) == "Deny"
+        assert decision(policy, action, ROLE, bound(RUNNER_BOUNDARY)) == "Deny"
+        assert decision(policy, action, ANOTHER_APPS_ROLE, bound(RUNNER_BOUNDARY)) == "Deny"
+    states = {"iam:PassedToService": "states.amazonaws.com"}
+    assert decision(policy, "iam:PassRole", RUNNER_ROLE, states) == "Allow"
+    assert decision(policy, "iam:PassRole", ROLE, states) != "Allow"
 
 
 @pytest.mark.parametrize("role", [ANOTHER_APPS_ROLE, A_ROLE_OUTSIDE_THE_PATH])
@@ -119,3 +143,17 @@ def test_roles_made_before_the_path_can_only_be_deleted_when_their_stack_replace
         "iam:PutRolePermissionsBoundary",
     ):
         assert decision(policy, action, old, bound(BOUNDARY)) != "Allow", action
+
+
+def test_the_runner_roles_own_rights_are_within_its_boundary():
+    runner = load_template(REPO / "cloudformation" / "runner.yaml")["Resources"]["RunnerRole"]
+    boundary = TEMPLATE["Resources"]["RunnerRoleBoundary"]["Properties"]["PolicyDocument"]
+    allowed = {a for st in boundary["Statement"] for a in _actions(st)}
+    wanted = {a for st in statements(runner) for a in _actions(st)}
+    assert wanted and wanted <= allowed
+    assert runner["Properties"]["Path"] == "/deployer/${App}/runner/"
+
+
+def _actions(statement: dict) -> list[str]:
+    listed = statement["Action"]
+    return [listed] if isinstance(listed, str) else list(listed)
