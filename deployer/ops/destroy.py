@@ -12,7 +12,7 @@ from deployer.bake.baker import BUILDER_ROLE
 from deployer.errors import BadInput
 from deployer.infra.stacks import STACK_DEADLINE_S
 from deployer.release.engine import Engine
-from deployer.release.server_side import stop_running
+from deployer.release.following import stop_running
 
 LEFTOVER_DEADLINE_S = 600  # a builder's termination, then its interface's detaching
 

@@ -22,8 +22,8 @@ from deployer.core.names import Version
 from deployer.errors import BadInput, NothingToRollBackTo
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
+from deployer.release.following import stop_running
 from deployer.release.loop import abandon, release_from, switch_to_warm
-from deployer.release.server_side import stop_running
 
 
 @dataclass(frozen=True)

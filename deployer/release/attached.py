@@ -10,9 +10,9 @@ from deployer.core.names import Version
 from deployer.errors import BadInput
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
+from deployer.release.following import follow
 from deployer.release.locking import SERVER_SIDE
 from deployer.release.result import ReleaseResult
-from deployer.release.server_side import follow
 
 
 def followed(engine: Engine, record: ReleaseRecord, infra: Infra | None, url: str) -> ReleaseResult:
