@@ -341,6 +341,21 @@ class LeaseLock:
             raise
         return True
 
+    def set_pid(self, fence: Fence, pid: int) -> None:
+        """The holding process's id (a lock taken back from a hand-over)."""
+        self._ddb.update_item(
+            TableName=self.table,
+            Key=self._key,
+            UpdateExpression="SET pid = :pid",
+            ConditionExpression="lock_id = :id AND #token = :token",
+            ExpressionAttributeNames={"#token": "token"},
+            ExpressionAttributeValues={
+                ":pid": {"N": str(pid)},
+                ":id": {"S": fence.lock_id},
+                ":token": {"N": str(fence.token)},
+            },
+        )
+
     def hand_over(self, fence: Fence, holder: str, host: str, expires: float) -> bool:
         """Give the lock `fence` holds to a holder that is not a process here (a Step
         Functions execution): same lock id and token, so the journal stays fenced by it; no

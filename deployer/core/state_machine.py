@@ -170,28 +170,35 @@ def _judge(rule: str, look: str) -> str:
             "metric": $prev.metric + ($rule.verdict = "FAIL" ? 1 : 0)
         }};
         $most := $in.max_failures;
+        $waiting := $rule.verdict = "CONTINUE";
         $g := $look.input.green;
         $b := $look.input.blue;
         $counts := "green " & $g.errors & "/" & $g.requests & " users' requests failed vs blue "
             & $b.errors & "/" & $b.requests;
-        $metricWords := $rule.errors.verdict = "FAIL" ? "metric error rate: " & $counts :
-            $rule.latency.verdict = "FAIL" ? "metric latency: " & $rule.latency.slower & " of "
+        $metricGate := $rule.latency.verdict = "FAIL" and $rule.errors.verdict != "FAIL" ?
+            "metric latency" : "metric error rate";
+        $metricWords := $rule.errors.verdict = "FAIL" ? $counts :
+            $rule.latency.verdict = "FAIL" ? $rule.latency.slower & " of "
               & $rule.latency.minutes & " minutes slower than blue by the margin" :
-            "metric error rate: inconclusive at the hold's deadline (" & $counts & ")";
-        $waiting := $rule.verdict = "CONTINUE";
-        $reason := $failures.alarm > $most ?
-              ($count($firing) > 0 ? "alarm " & $join($firing, ", ") & " is in ALARM" :
-                "alarm " & $join($missing, ", ") & " is MISSING: no such alarm") :
-            $failures.targets > $most ?
-              "target-health: " & $healthy & " of " & $needed & " targets healthy" :
-            $failures.metric > $most or ($final and $waiting and $rule.action = "rollback") ?
-              $metricWords : "";
+            "inconclusive at the hold's deadline (" & $counts & ")";
+        $firstFiring := $alarms[StateValue = "ALARM"][0];
+        $failed := $failures.targets > $most ? {{
+              "gate": "target-health green",
+              "detail": $healthy & " of " & $needed & " targets healthy"
+            }} :
+            $failures.alarm > $most ? ($count($firing) > 0 ? {{
+              "gate": "alarm " & $firstFiring.AlarmName,
+              "detail": "ALARM" & ($firstFiring.StateReason ? ": " & $firstFiring.StateReason : "")
+            }} : {{"gate": "alarm " & $missing[0], "detail": "MISSING: no such alarm"}}) :
+            $failures.metric > $most or ($final and $waiting and $rule.action = "rollback") ? {{
+              "gate": $metricGate, "detail": $metricWords
+            }} : null;
         {{
-            "row": $row.name, "action": $reason != "" ? "fail" :
+            "row": $row.name, "action": $failed ? "fail" :
                 ($held >= $timing.minimum and ($not($waiting) or $final)) ? "next" : "hold",
-            "reason": $reason = "" ? "" : "gate " & $reason & " (" & $row.name & ")",
-            "gate": $failures.alarm > $most ? "alarm" :
-                $failures.targets > $most ? "target-health" : "metric",
+            "reason": $failed ? "gate '" & $failed.gate & "' failed at step '" & $row.name
+                & "': " & $failed.detail : "",
+            "gate": $failed.gate, "detail": $failed.detail,
             "failures": $failures, "held_ms": $held, "healthy": $healthy, "needed": $needed,
             "alarms_firing": [$firing], "verdict": $rule ? $rule.verdict : null,
             "idle": $look.idle = true, "inconclusive": $rule.inconclusive = true,
@@ -323,11 +330,10 @@ def definition(rows: Sequence[Row], rule: str, look: str, table_digest: str) -> 
                     "{$in.blue.target_group: 0} : {}])"
                 ),
                 "record": _x(
-                    f"""$merge([$record, {{"phase": "done", "phase_done": true,
+                    f"""$merge([$record, {{"phase": "done", "phase_done": true, "step": -1,
                     "outcome": "succeeded", "finished_at": {stamp},
                     "weights": $merge([{{$in.green.target_group: 100}},
-                        $in.blue and $in.keep_blue ? {{$in.blue.target_group: 0}} : {{}}]),
-                    "reason": "run by Step Functions" }}])"""
+                        $in.blue and $in.keep_blue ? {{$in.blue.target_group: 0}} : {{}}]) }}])"""
                 ),
             },
             "Next": "Final traffic",
@@ -341,9 +347,8 @@ def definition(rows: Sequence[Row], rule: str, look: str, table_digest: str) -> 
             "Assign": {
                 "weights": _x("$in.prior_weights"),
                 "record": _x(
-                    f"""$merge([$record, {{"phase": "rollback", "phase_done": true,
+                    f"""$merge([$record, {{"phase": "rollback", "phase_done": false,
                     "outcome": "failed", "finished_at": {stamp},
-                    "weights": $in.prior_weights,
                     "reason": $judged.reason ? $judged.reason :
                         "the state machine could not read or act: " &
                         ($states.input.Error ? $states.input.Error : "unknown error") }}])"""

@@ -5,6 +5,7 @@ second execution), or by `deployer follow`.
 
 from __future__ import annotations
 
+from deployer.aws.stepfunctions import StepFunctions
 from deployer.core.model import ReleaseRecord
 from deployer.core.names import Version
 from deployer.errors import BadInput
@@ -19,13 +20,21 @@ def followed(engine: Engine, record: ReleaseRecord, infra: Infra | None, url: st
     """A release that runs in AWS: with --detach, said and left running; else followed to
     its end (its outcome, or its failure raised, as the local runner ends).
     """
+    left = ReleaseResult(record, url, record.image_reused, engine.phase_seconds)
     if engine.detach:
         engine.report(
             f"release: {record.version} goes on in AWS without this process; "
             f"`deployer follow {record.release_id}` attaches, `deployer status` shows it"
         )
-        return ReleaseResult(record, url, record.image_reused, engine.phase_seconds)
-    final = follow(engine, record, infra)
+        return left
+    try:
+        final = follow(engine, record, infra)
+    except KeyboardInterrupt:  # only the following stops: nothing in AWS changes
+        engine.report(
+            f"follow: stopped following; release {record.release_id} of {record.version} "
+            f"goes on in AWS: `deployer follow {record.release_id}` attaches again"
+        )
+        return left
     return ReleaseResult(final, url, final.image_reused, engine.phase_seconds)
 
 
@@ -38,6 +47,15 @@ def attach(engine: Engine, version: Version) -> ReleaseResult | None:
         return None
     inflight = engine.records.inflight()
     if inflight is None or not inflight.execution or inflight.version != version.text:
+        return None
+    if StepFunctions(engine.runtime.aws).describe(inflight.execution) is None:
+        # Killed between the hand-over and the start: the lock is freed, and the release
+        # continues here from its journalled step (the gate, then the hand-over again).
+        engine.report(
+            f"release: the execution of release {inflight.release_id} was never started; "
+            "continuing the release from its journal"
+        )
+        engine.lock.lock.release(holder.lock_id)
         return None
     engine.report(
         f"release: {version.text} already runs in AWS (release {inflight.release_id}); "

@@ -145,10 +145,10 @@ def ended(
     if execution.error == "GateFailed":
         if infra is not None:
             put_aside_failed(engine, infra, final)
-        reason = reason.removeprefix("gate ")
-        gate = reason.split(":", 1)[0] if ":" in reason else str(look.get("gate") or "gate")
+        gate = str(look.get("gate") or "gate")
+        detail = str(look.get("detail") or reason)
         evidence = {k: look[k] for k in ("green", "blue", "failures") if look.get(k)}
-        raise GateFailed(gate, reason, str(look.get("row") or final.phase.value), evidence)
+        raise GateFailed(gate, detail, str(look.get("row") or final.phase.value), evidence)
     if execution.status == "ABORTED" or execution.error == "Fenced":
         raise ReleaseFailed(f"release {record.release_id} was stopped: {reason}")
     raise NeedsHuman(

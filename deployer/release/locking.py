@@ -145,6 +145,14 @@ class LockClient:
             raise LeaseLost(f"the lock on {self.lock.scope} was taken over before the hand-over")
         self._handed_over.add(fence.lock_id)
 
+    def take_back(self, fence: Fence) -> None:
+        """Undo a hand-over whose holder never started: the lock is this process's again,
+        for its lease, so that it can put things back and release it as usual.
+        """
+        if self.lock.hand_over(fence, self.holder, self.host, self.clock() + self.lease_s):
+            self.lock.set_pid(fence, self.pid)
+        self._handed_over.discard(fence.lock_id)
+
     @contextmanager
     def held(self, stamp: str, wait_s: float | None) -> Iterator[Fence]:
         fence = self.acquire(stamp, wait_s)

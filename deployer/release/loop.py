@@ -8,6 +8,7 @@ version rolls the interrupted release back first. There is no second code path f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from deployer.aws.session import AWS_ERRORS, is_transient, unreachable_as_error
 from deployer.bake.artifact import Artifact
@@ -183,17 +184,27 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
     steps = remaining(table, record)
     if record.phase is not Phase.BAKE and steps:
         e.report(f"resume: continuing release {record.release_id} at {steps[0].name}")
+    journalled = [record]  # the newest record written: a failure is journalled from it
+    write = run.checkpoint
+
+    def checkpoint(changed: ReleaseRecord) -> ReleaseRecord:
+        journalled[0] = write(changed)
+        return journalled[0]
+
+    run = replace(run, checkpoint=checkpoint)
     try:
         for planned in steps:
             if planned.phase in SERVER_PHASES and runs_server_side(e, record):
                 gated = gated_of(run, record, e.fleets.observe(run.infra))
                 return hand_over(run, record, gated, table)
-            record = e.records.write(record.at(planned.phase, step=planned.index))
+            record = checkpoint(record.at(planned.phase, step=planned.index))
             with e.timed(planned.phase.value, planned.name):
                 record = STEPS[planned.phase](run, record, e.fleets.observe(run.infra), planned)
-            record = e.records.write(record.done())
+            record = checkpoint(record.done())
     except (Exception, KeyboardInterrupt) as exc:
-        raise fail(run, record, exc) from exc
+        # The newest record journalled (a step checkpoints the weights it sets before it
+        # sets them): the failure is journalled on it, never on an older one.
+        raise fail(run, journalled[0], exc) from exc
     return record
 
 

@@ -218,6 +218,10 @@ def hand_over(
     worst_s = sum(t["deadline"] for t in given_timings) / 1000 + 3600 * max(1.0, _scale(e))
     holder = f"the Step Functions execution of release {record.release_id} ({record.version})"
     e.lock.hand_over(fence, holder, SERVER_SIDE, time.time() + worst_s)
-    started = StepFunctions(e.runtime.aws).start(machine, record.release_id, given)
+    try:
+        started = StepFunctions(e.runtime.aws).start(machine, record.release_id, given)
+    except BaseException:  # never started: the lock is ours again, to put things back
+        e.lock.take_back(fence)
+        raise
     e.report(f"release: handed over to Step Functions: {started.arn}")
     return record

@@ -104,7 +104,7 @@ def test_a_cli_killed_mid_canary_changes_nothing_and_a_rerun_attaches(project):
 
     after = status(cli)
     assert after["live_version"] == "v2" and after["in_flight"] is None and after["lock"] is None
-    assert after["last"]["reason"] == "run by Step Functions"
+    assert after["last"]["execution"] == done["execution"]
     assert served(url) == {"hello from v2"}
     assert users.statuses[500] == 0
 

@@ -38,6 +38,9 @@ def test_green_failing_during_a_canary_step_goes_back_to_blue(workdir):
     fleets = {f["version"]: (f["role"], f["weight"], f["desired"]) for f in now["fleets"]}
     assert fleets == {"v1": ("live", 100, 1), "v2": ("cold", 0, 0)}
     assert now["last"]["outcome"] == "failed" and "step" in now["last"]["reason"]
+    # The journal keeps the weights the failing step had set, not an earlier step's.
+    set_by = {"step 1": [10, 90], "step 2": [50, 50], "step 3": [0, 100]}
+    assert sorted(now["last"]["weights"].values()) == set_by[caught.value.step[:6]]
 
 
 def test_a_flapping_green_is_rejected_when_failures_exceed_the_tolerance(workdir):

@@ -168,8 +168,11 @@ def look(
 
 def test_a_look_with_an_alarm_in_alarm_fails_the_row_naming_it():
     judged = look(alarms=[("hello-5xx", "ALARM")])
-    assert judged["action"] == "fail" and judged["gate"] == "alarm"
-    assert "hello-5xx is in ALARM" in judged["reason"]
+    assert judged["action"] == "fail" and judged["gate"] == "alarm hello-5xx"
+    # worded as the CLI words a gate failure (GateFailed), so both runners' journals agree
+    assert (
+        judged["reason"] == "gate 'alarm hello-5xx' failed at step 'step 1: canary 10/100': ALARM"
+    )
 
 
 def test_an_alarm_that_does_not_exist_fails_closed():
@@ -184,12 +187,13 @@ def test_a_failure_within_max_failures_holds_and_is_counted():
 
 def test_fewer_healthy_targets_than_the_step_needs_fail_it():
     judged = look(healthy=0)
-    assert judged["action"] == "fail" and judged["gate"] == "target-health"
+    assert judged["action"] == "fail" and judged["gate"] == "target-health green"
 
 
 def test_a_metric_failure_fails_the_row_with_users_counts():
     judged = look(held_s=400, green=(20, 10))
     assert judged["action"] == "fail" and judged["verdict"] == "FAIL"
+    assert judged["gate"] == "metric error rate"
     assert "users' requests failed vs blue" in judged["reason"]
 
 
