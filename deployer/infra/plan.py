@@ -7,15 +7,17 @@ stack that does not exist yet would be created whole. Nothing else is written.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
-from deployer.infra.stacks import fingerprint
+from deployer.infra.stacks import StackSpec, fingerprint
 from deployer.release.engine import Engine
 
 
-def plan_infra(engine: Engine) -> list[dict[str, Any]]:
+def plan_infra(engine: Engine, more: Sequence[StackSpec] = ()) -> list[dict[str, Any]]:
+    """`more`: stacks beside the network and service (the runner's, executor: stepfunctions)."""
     network = None if engine.spec.network.own else engine.cfn.describe(engine.names.network_stack)
-    specs = engine.stacks.specs(network.outputs if network is not None else {})
+    specs = [*engine.stacks.specs(network.outputs if network is not None else {}), *more]
     rows = []
     for spec in specs:
         stack = engine.cfn.describe(spec.name)

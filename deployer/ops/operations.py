@@ -283,7 +283,12 @@ def plan(engine: Engine, version_text: str, rebake: bool = False) -> dict[str, A
     steps = [row.traffic for row in table if row.traffic is not None]
     keep = {f.stack_name for f in (decided.blue, decided.reuse_fleet) if f is not None}
     retire = [f.stack_name for f in live.fleets if f.stack_name not in keep]
-    infra_rows = plan_infra(engine)
+    runner = []
+    if engine.spec.executor == "stepfunctions" and infra is not None and decided.blue:
+        from deployer.release.server_side import runner_spec
+
+        runner = [runner_spec(engine, infra.listener_arn, table, table_digest(table))]
+    infra_rows = plan_infra(engine, runner)
     timing = (
         [] if decided.noop else predicted_times(engine, infra_rows, baking["bake"], steps, retire)
     )

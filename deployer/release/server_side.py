@@ -27,7 +27,7 @@ from deployer.core.model import Phase, ReleaseRecord
 from deployer.core.state_machine import HISTORY_LIMIT, Row, definition, worst_case_events
 from deployer.core.steps import PlannedStep
 from deployer.errors import BadInput, ReleaseFailed
-from deployer.infra.stacks import Infra, ensure_stack
+from deployer.infra.stacks import Infra, StackSpec, ensure_stack
 from deployer.release.engine import Engine
 from deployer.release.gate_rule import jsonata_file, rule_text
 from deployer.release.gating import Gated, evidence_s, metric_policy
@@ -70,25 +70,29 @@ def machine_name(engine: Engine) -> str:
     return engine.names.runner_stack
 
 
-def ensure_runner(engine: Engine, infra: Infra, table: Sequence[PlannedStep], digest: str) -> str:
-    """The runner stack, its definition generated from `table`: made or updated; its ARN."""
-    body = runner_template(engine.templates_dir, table, digest)
-    stack = ensure_stack(
-        engine.cfn,
+def runner_spec(
+    engine: Engine, listener_arn: str, table: Sequence[PlannedStep], digest: str
+) -> StackSpec:
+    """What the runner stack should be: runner.yaml with the definition of `table`."""
+    return StackSpec(
         engine.names.runner_stack,
-        body,
+        runner_template(engine.templates_dir, table, digest),
         {
             "App": engine.names.app,
             "StateMachineName": machine_name(engine),
-            "ListenerArn": infra.listener_arn,
+            "ListenerArn": listener_arn,
             "JournalScope": engine.names.scope,
             "JournalTable": TABLE,
             "PermissionsBoundaryArn": engine.spec.cloudformation.runner_boundary_arn,
         },
         {**engine.names.tags, "deployer:role": "runner"},
-        engine.report,
-        engine.replace_failed,
     )
+
+
+def ensure_runner(engine: Engine, infra: Infra, table: Sequence[PlannedStep], digest: str) -> str:
+    """The runner stack, its definition generated from `table`: made or updated; its ARN."""
+    spec = runner_spec(engine, infra.listener_arn, table, digest)
+    stack = ensure_stack(engine.cfn, *spec, engine.report, engine.replace_failed)
     return stack.outputs["StateMachineArn"]
 
 

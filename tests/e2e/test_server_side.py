@@ -76,6 +76,7 @@ def status(cli: Cli) -> dict:
 def test_a_cli_killed_mid_canary_changes_nothing_and_a_rerun_attaches(project):
     cli, users, url = project
     assert cli("config", "set", "BUILD", "2").returncode == 0  # a new fleet of the same image
+    assert runner_in_plan(cli) == "create"  # `plan` shows the state machine's stack
     release = subprocess.Popen(
         [sys.executable, "-m", "deployer", "release", "v2"],
         cwd=cli.workdir,
@@ -107,6 +108,12 @@ def test_a_cli_killed_mid_canary_changes_nothing_and_a_rerun_attaches(project):
     assert after["last"]["execution"] == done["execution"]
     assert served(url) == {"hello from v2"}
     assert users.statuses[500] == 0
+    assert runner_in_plan(cli) == "unchanged"
+
+
+def runner_in_plan(cli: Cli) -> str:
+    rows = cli.json("plan", "v2")["infra"]
+    return next(r["action"] for r in rows if r["stack"] == "hello-aws-run-runner")
 
 
 def test_a_build_failing_for_users_is_rolled_back_by_the_execution_alone(project):
