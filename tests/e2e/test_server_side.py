@@ -76,7 +76,7 @@ def status(cli: Cli) -> dict:
 def test_a_cli_killed_mid_canary_changes_nothing_and_a_rerun_attaches(project):
     cli, users, url = project
     assert cli("config", "set", "BUILD", "2").returncode == 0  # a new fleet of the same image
-    assert runner_in_plan(cli) == "create"  # `plan` shows the state machine's stack
+    assert runner_in_plan(cli, "v2") == "create"  # `plan` shows the state machine's stack
     release = subprocess.Popen(
         [sys.executable, "-m", "deployer", "release", "v2"],
         cwd=cli.workdir,
@@ -108,11 +108,11 @@ def test_a_cli_killed_mid_canary_changes_nothing_and_a_rerun_attaches(project):
     assert after["last"]["execution"] == done["execution"]
     assert served(url) == {"hello from v2"}
     assert users.statuses[500] == 0
-    assert runner_in_plan(cli) == "unchanged"
+    assert runner_in_plan(cli, "v3") == "unchanged"
 
 
-def runner_in_plan(cli: Cli) -> str:
-    rows = cli.json("plan", "v2")["infra"]
+def runner_in_plan(cli: Cli, version: str) -> str:
+    rows = cli.json("plan", version)["infra"]
     return next(r["action"] for r in rows if r["stack"] == "hello-aws-run-runner")
 
 
