@@ -1,12 +1,13 @@
 """DynamoDB adapter: the release journal (one table, created if missing): releases, rollbacks
-and execs, and the lease locks.
+and execs, and the signals an operator sends a release (promote, abort). The lease locks live
+in the same table (deployer.aws.lease_lock).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -15,7 +16,11 @@ from deployer.aws.session import AwsContext, error_code
 from deployer.core.execs import ExecRecord
 from deployer.core.model import Actor, Kind, Outcome, Phase, ReleaseRecord
 
+if TYPE_CHECKING:
+    from deployer.aws.lease_lock import Fence
+
 TABLE = "deployer-journal"
+LOCK_KEY = "lock"  # the lease lock's item (deployer.aws.lease_lock)
 RECORD_PREFIX = "release#"
 EXEC_PREFIX = "exec#"
 
@@ -194,209 +199,3 @@ class Journal:
                 return []
             raise
         return found
-
-
-LOCK_KEY = "lock"
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    lock_id: str
-    holder: str
-    host: str
-    pid: int
-    acquired_at: str
-    expires: float
-    token: int
-
-    @staticmethod
-    def from_item(item: dict[str, Any]) -> LockHolder:
-        def text(name: str) -> str:
-            return str(item.get(name, {}).get("S", ""))
-
-        def number(name: str) -> float:
-            return float(item.get(name, {}).get("N", "0"))
-
-        return LockHolder(
-            text("lock_id"),
-            text("holder"),
-            text("host"),
-            int(number("pid")),
-            text("acquired_at"),
-            number("expires"),
-            int(number("token")),
-        )
-
-
-@dataclass(frozen=True)
-class Fence:
-    """Proof of holding the lock: journal writes are conditional on it (a fencing token)."""
-
-    lock_id: str
-    token: int
-
-
-class LeaseLock:
-    """A lease lock per app/environment: a conditional write, an expiry a heartbeat extends,
-    and a fencing token that rises with every acquisition.
-    """
-
-    def __init__(self, aws: AwsContext, scope: str, table: str = TABLE) -> None:
-        self._aws = aws
-        self.scope = scope
-        self.table = table
-
-    @property
-    def _ddb(self) -> Any:
-        return self._aws.client("dynamodb")
-
-    @property
-    def _key(self) -> dict[str, Any]:
-        return {"pk": {"S": self.scope}, "sk": {"S": LOCK_KEY}}
-
-    def peek(self) -> LockHolder | None:
-        """The holder, if any; None also when the journal table does not exist yet."""
-        try:
-            return self.current()
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return None
-            raise
-
-    def current(self) -> LockHolder | None:
-        item = self._ddb.get_item(TableName=self.table, Key=self._key, ConsistentRead=True)
-        found = item.get("Item")
-        return LockHolder.from_item(found) if found and "lock_id" in found else None
-
-    def try_acquire(
-        self,
-        lock_id: str,
-        holder: str,
-        host: str,
-        pid: int,
-        now: float,
-        lease_s: float,
-        stamp: str,
-        replacing: str | None = None,
-    ) -> Fence | None:
-        """Take the lock if it is free or its lease has expired (or it is `replacing`)."""
-        # Every attribute through a placeholder: TOKEN and others are DynamoDB reserved words.
-        names = {
-            "#id": "lock_id",
-            "#holder": "holder",
-            "#host": "host",
-            "#pid": "pid",
-            "#at": "acquired_at",
-            "#exp": "expires",
-            "#token": "token",
-        }
-        condition = "attribute_not_exists(#id) OR #exp < :now"
-        values: dict[str, Any] = {
-            ":id": {"S": lock_id},
-            ":holder": {"S": holder},
-            ":host": {"S": host},
-            ":pid": {"N": str(pid)},
-            ":at": {"S": stamp},
-            ":exp": {"N": f"{now + lease_s:.3f}"},
-            ":now": {"N": f"{now:.3f}"},
-            ":one": {"N": "1"},
-        }
-        if replacing is not None:
-            condition += " OR #id = :old"
-            values[":old"] = {"S": replacing}
-        try:
-            updated = self._ddb.update_item(
-                TableName=self.table,
-                Key=self._key,
-                UpdateExpression="SET #id = :id, #holder = :holder, #host = :host, #pid = :pid, "
-                "#at = :at, #exp = :exp ADD #token :one",
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
-        return Fence(lock_id, int(updated["Attributes"]["token"]["N"]))
-
-    def heartbeat(self, fence: Fence, now: float, lease_s: float) -> bool:
-        try:
-            self._ddb.update_item(
-                TableName=self.table,
-                Key=self._key,
-                UpdateExpression="SET expires = :exp",
-                ConditionExpression="lock_id = :id AND #token = :token",
-                ExpressionAttributeNames={"#token": "token"},
-                ExpressionAttributeValues={
-                    ":exp": {"N": f"{now + lease_s:.3f}"},
-                    ":id": {"S": fence.lock_id},
-                    ":token": {"N": str(fence.token)},
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def set_pid(self, fence: Fence, pid: int) -> None:
-        """The holding process's id (a lock taken back from a hand-over)."""
-        self._ddb.update_item(
-            TableName=self.table,
-            Key=self._key,
-            UpdateExpression="SET pid = :pid",
-            ConditionExpression="lock_id = :id AND #token = :token",
-            ExpressionAttributeNames={"#token": "token"},
-            ExpressionAttributeValues={
-                ":pid": {"N": str(pid)},
-                ":id": {"S": fence.lock_id},
-                ":token": {"N": str(fence.token)},
-            },
-        )
-
-    def hand_over(self, fence: Fence, holder: str, host: str, expires: float) -> bool:
-        """Give the lock `fence` holds to a holder that is not a process here (a Step
-        Functions execution): same lock id and token, so the journal stays fenced by it; no
-        pid, so no host takes it over as a dead process's; held until `expires`, or until
-        the holder releases it.
-        """
-        try:
-            self._ddb.update_item(
-                TableName=self.table,
-                Key=self._key,
-                UpdateExpression="SET holder = :holder, #host = :host, pid = :zero, #exp = :exp",
-                ConditionExpression="lock_id = :id AND #token = :token",
-                ExpressionAttributeNames={"#host": "host", "#exp": "expires", "#token": "token"},
-                ExpressionAttributeValues={
-                    ":holder": {"S": holder},
-                    ":host": {"S": host},
-                    ":zero": {"N": "0"},
-                    ":exp": {"N": f"{expires:.3f}"},
-                    ":id": {"S": fence.lock_id},
-                    ":token": {"N": str(fence.token)},
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def release(self, lock_id: str) -> bool:
-        """Free the lock if `lock_id` holds it; the token stays, so the next one is higher."""
-        try:
-            self._ddb.update_item(
-                TableName=self.table,
-                Key=self._key,
-                UpdateExpression="REMOVE lock_id, holder, #host, pid, acquired_at, #exp",
-                ConditionExpression="lock_id = :id",
-                ExpressionAttributeNames={"#host": "host", "#exp": "expires"},
-                ExpressionAttributeValues={":id": {"S": lock_id}},
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True

@@ -8,19 +8,29 @@ import re
 import shlex
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from deployer.config.base import CIDR_PATTERN, Strict
+from deployer.config.base import CIDR_PATTERN, Strict, parse_duration
 
 MAX_WEIGHT = 999  # ELBv2's limit for a target group weight in a forward action
 
 
+PAUSE = "pause"
+
+
 class Strategy(Strict):
     kind: Literal["all_at_once", "canary"] = "all_at_once"
-    steps: tuple[int, ...] = Field(
+    steps: tuple[int | Literal["pause"], ...] = Field(
         default=(10, 50, 100),
         description="canary: green's weight at each step; blue gets (last step - weight). "
-        "Integers 0-999, strictly ascending; the last step takes all traffic.",
+        "Integers 0-999, strictly ascending; the last step takes all traffic. `pause` between "
+        "two steps holds the traffic of the step before it until `deployer promote` (or "
+        "`deployer abort`, or pause_timeout: then it rolls back).",
+    )
+    pause_timeout: int = Field(
+        default=3600,
+        description="Seconds (or 90m, 1h, 1d) a pause waits for `deployer promote` before "
+        "the release rolls back.",
     )
     bake_seconds: int = Field(default=60, ge=0, le=86400, description="How long each step holds.")
     test_listener_port: int = Field(
@@ -55,9 +65,53 @@ class Strategy(Strict):
         "previous fleet warm at weight 0; a failure sends traffic back, as during a step.",
     )
 
+    @field_validator("pause_timeout", mode="before")
+    @classmethod
+    def _pause_timeout(cls, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("must be seconds or a duration like 90m, 1h, 1d")
+        seconds = parse_duration(value)
+        if not 1 <= seconds <= 7 * 86400:
+            raise ValueError(f"{seconds}s is outside 1s-7d")
+        return seconds
+
+    @model_validator(mode="after")
+    def _pauses_are_canary_steps(self) -> Strategy:
+        if self.kind != "canary" and self.pauses_after:
+            raise ValueError(
+                "steps: `pause` holds a canary step; with kind: all_at_once there is none to "
+                "hold (use kind: canary)"
+            )
+        return self
+
+    @property
+    def weights(self) -> tuple[int, ...]:
+        """The steps' weights, pauses left out."""
+        return tuple(w for w in self.steps if not isinstance(w, str))
+
+    @property
+    def pauses_after(self) -> frozenset[int]:
+        """The (0-based) steps a pause follows."""
+        found, index = set(), -1
+        for entry in self.steps:
+            if isinstance(entry, str):
+                found.add(index)
+            else:
+                index += 1
+        return frozenset(found)
+
     @field_validator("steps")
     @classmethod
-    def _steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+    def _steps(cls, entries: tuple[int | str, ...]) -> tuple[int | str, ...]:
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, str):
+                continue
+            if index == 0 or index == len(entries) - 1 or isinstance(entries[index - 1], str):
+                raise ValueError(
+                    f"`pause` at position {index + 1} of {list(entries)}: a pause goes between "
+                    "two steps (it holds the traffic of the step before it)"
+                )
+        steps = tuple(w for w in entries if not isinstance(w, str))
         if not steps:
             raise ValueError("needs at least one step")
         for weight in steps:
@@ -65,7 +119,7 @@ class Strategy(Strict):
                 raise ValueError(f"weight {weight} is outside 0-{MAX_WEIGHT} (the ELBv2 range)")
         if any(b <= a for a, b in zip(steps, steps[1:], strict=False)) or steps[-1] == 0:
             raise ValueError(f"must rise strictly to a last step above 0, got {list(steps)}")
-        return steps
+        return entries
 
 
 class HttpCheck(Strict):

@@ -18,6 +18,7 @@ class Deadlines:
     steps: int
     watch_s: float  # the watch's longest hold (0: no watch)
     hooks_s: float = 0.0  # every verify command at its timeout
+    pauses_s: float = 0.0  # every pause waiting for `deployer promote` to its timeout
 
 
 def step_deadline_s(hold_s: float, alarm_window_s: float, metrics: MetricPolicy | None) -> float:
@@ -30,8 +31,8 @@ def step_deadline_s(hold_s: float, alarm_window_s: float, metrics: MetricPolicy 
 
 def worst_case_seconds(d: Deadlines, bakes: bool = True) -> float:
     """Network and service stacks, the bake, the fleet stack, the gate, every step held to
-    its deadline, the watch, the verify hooks at their timeouts, and one more
-    listener-and-stack change to roll back.
+    its deadline, every pause to its timeout, the watch, the verify hooks at their timeouts,
+    and one more listener-and-stack change to roll back.
     """
     stacks = 3 * d.stack_s + d.stack_s  # network, service, fleet; and one retire or put-aside
     return (
@@ -41,6 +42,7 @@ def worst_case_seconds(d: Deadlines, bakes: bool = True) -> float:
         + d.steps * d.hold_s
         + d.watch_s
         + d.hooks_s
+        + d.pauses_s
     )
 
 

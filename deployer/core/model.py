@@ -16,6 +16,7 @@ class Phase(StrEnum):
     GATE = "gate"
     SWITCH = "switch"
     STEP = "step"
+    PAUSE = "pause"  # a canary step held until `deployer promote`
     WATCH = "watch"
     RETIRE = "retire"
     ROLLBACK = "rollback"
@@ -141,6 +142,7 @@ class ReleaseRecord:
     reason: str = ""
     cleanup: str = ""  # what could not be cleaned up after the outcome (needs a human)
     execution: str = ""  # the Step Functions execution running its traffic steps, if any
+    pause_token: str = ""  # the execution's task token while it waits in a pause (promote)
 
     def at(self, phase: Phase, **changes: object) -> ReleaseRecord:
         """Entering `phase`: written before the step acts."""

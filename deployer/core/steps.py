@@ -12,23 +12,26 @@ first: the new fleet's gates are unproven for this run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from deployer.core.model import Outcome, Phase, ReleaseRecord
 from deployer.core.rollout import Step, plan_steps
 
-TRAFFIC_PHASES = frozenset({Phase.SWITCH, Phase.STEP, Phase.WATCH, Phase.ROLLBACK})
+TRAFFIC_PHASES = frozenset({Phase.SWITCH, Phase.STEP, Phase.PAUSE, Phase.WATCH, Phase.ROLLBACK})
 
 
 @dataclass(frozen=True)
 class PlannedStep:
     phase: Phase
     traffic: Step | None = None  # for Phase.STEP: the weights and the hold
-    hold_seconds: float = 0.0  # for Phase.WATCH
+    hold_seconds: float = 0.0  # for Phase.WATCH; for Phase.PAUSE, how long it waits
+    after: int = -1  # for Phase.PAUSE: the step whose traffic it holds
 
     @property
     def index(self) -> int:
+        if self.phase is Phase.PAUSE:
+            return self.after
         return self.traffic.index if self.traffic is not None else -1
 
     @property
@@ -37,14 +40,29 @@ class PlannedStep:
             return self.traffic.name
         if self.phase is Phase.WATCH:
             return f"watch for {self.hold_seconds:g}s"
+        if self.phase is Phase.PAUSE:
+            return f"pause after step {self.after + 1}"
         return self.phase.value
 
 
 def release_table(
-    kind: str, weights: Sequence[int], hold_s: int, watch_s: int, has_blue: bool
+    kind: str,
+    weights: Sequence[int],
+    hold_s: int,
+    watch_s: int,
+    has_blue: bool,
+    pauses_after: Collection[int] = (),
+    pause_s: int = 3600,
 ) -> list[PlannedStep]:
+    """`pauses_after`: the steps a pause follows (a canary with a blue only: a first
+    release is one step, with nothing to pause).
+    """
     table = [PlannedStep(Phase.BAKE), PlannedStep(Phase.FLEET), PlannedStep(Phase.GATE)]
-    table += [PlannedStep(Phase.STEP, s) for s in plan_steps(kind, weights, hold_s, has_blue)]
+    traffic = plan_steps(kind, weights, hold_s, has_blue)
+    for step in traffic:
+        table.append(PlannedStep(Phase.STEP, step))
+        if len(traffic) > 1 and step.index in pauses_after:
+            table.append(PlannedStep(Phase.PAUSE, hold_seconds=pause_s, after=step.index))
     if watch_s > 0:
         table.append(PlannedStep(Phase.WATCH, hold_seconds=watch_s))
     table.append(PlannedStep(Phase.RETIRE))

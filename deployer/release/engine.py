@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 from deployer.aws.autoscaling import AutoScaling
 from deployer.aws.cloudformation import CloudFormation
 from deployer.aws.cloudwatch import CloudWatch
-from deployer.aws.dynamodb import Journal, LeaseLock
+from deployer.aws.dynamodb import Journal
 from deployer.aws.ec2 import Ec2
 from deployer.aws.elbv2 import Elbv2
+from deployer.aws.lease_lock import LeaseLock
 from deployer.aws.poller import Poller, WaitStats
 from deployer.aws.s3 import S3
 from deployer.aws.session import unreachable_as_error

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deployer.aws.dynamodb import Fence, LeaseLock, LockHolder
+from deployer.aws.lease_lock import Fence, LeaseLock, LockHolder
 from deployer.errors import BadInput, LeaseLost, LockHeld
 
 Report = Callable[[str], None]
@@ -149,8 +149,7 @@ class LockClient:
         """Undo a hand-over whose holder never started: the lock is this process's again,
         for its lease, so that it can put things back and release it as usual.
         """
-        if self.lock.hand_over(fence, self.holder, self.host, self.clock() + self.lease_s):
-            self.lock.set_pid(fence, self.pid)
+        self.lock.hand_over(fence, self.holder, self.host, self.clock() + self.lease_s, self.pid)
         self._handed_over.discard(fence.lock_id)
 
     @contextmanager

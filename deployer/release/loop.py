@@ -210,10 +210,9 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
 
 def table_of(engine: Engine, has_blue: bool) -> list[PlannedStep]:
     """The release's table of steps, from deployer.yaml's strategy."""
-    strategy = engine.spec.strategy
-    return release_table(
-        strategy.kind, strategy.steps, strategy.bake_seconds, strategy.watch_seconds, has_blue
-    )
+    s = engine.spec.strategy
+    pauses = (s.pauses_after, s.pause_timeout)
+    return release_table(s.kind, s.weights, s.bake_seconds, s.watch_seconds, has_blue, *pauses)
 
 
 def fail(run: Run, record: ReleaseRecord, exc: BaseException) -> BaseException:

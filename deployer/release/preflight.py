@@ -220,11 +220,15 @@ def worst_case_of(
 
     strategy, metrics = spec.strategy, spec.gates.metrics
     policy = metric_policy(metrics) if metrics.enabled else None
-    steps = 1 if strategy.kind == "all_at_once" else len(strategy.steps)
-    watch = strategy.watch_seconds
+    # Run in AWS (executor: stepfunctions), the traffic steps, pauses and watch need no
+    # credentials of this run: it ends at the hand-over, after the gate.
+    here = spec.executor == "local"
+    steps = (1 if strategy.kind == "all_at_once" else len(strategy.weights)) if here else 0
+    watch = strategy.watch_seconds if here else 0
     hooks = spec.verify.timeout_seconds * (
         len(spec.verify.before_traffic) + steps * len(spec.verify.after_step)
     )
+    pauses = len(strategy.pauses_after) * strategy.pause_timeout if here else 0
     return worst_case_seconds(
         Deadlines(
             stack_s=STACK_DEADLINE_S,
@@ -234,6 +238,7 @@ def worst_case_of(
             steps=steps,
             watch_s=step_deadline_s(watch, alarm_window_s, policy) if watch else 0.0,
             hooks_s=hooks,
+            pauses_s=float(pauses),
         ),
         bakes,
     )

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from deployer.aws.dynamodb import Fence, Journal, LeaseLock
+from deployer.aws.dynamodb import Journal
+from deployer.aws.lease_lock import Fence, LeaseLock
 from deployer.aws.session import AwsContext
 from deployer.core.decide import in_flight
 from deployer.core.model import Actor, Kind, ReleaseRecord

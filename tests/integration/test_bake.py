@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.aws.dynamodb import LeaseLock
+from deployer.aws.lease_lock import LeaseLock
 from deployer.aws.poller import Poll, Poller
 from deployer.bake.artifact import package_directory, sha256_of
 from deployer.bake.baker import BakeRequest

@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from deployer.aws.dynamodb import Journal, LeaseLock
+from deployer.aws.dynamodb import Journal
+from deployer.aws.lease_lock import LeaseLock
 from deployer.core.model import Actor, Kind, ReleaseRecord
 from deployer.errors import BadInput, ExitCode, LockHeld
 from deployer.release.locking import LockClient, unlock
