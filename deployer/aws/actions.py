@@ -177,6 +177,10 @@ SERVER_SIDE_ACTIONS: frozenset[str] = frozenset(
         "states:StopExecution",
     }
 )
+# `deployer promote`: a signal in the journal (local) or the pause's task token (stepfunctions).
+PROMOTE_ACTIONS: frozenset[str] = frozenset(
+    {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "states:SendTaskSuccess"}
+)
 
 # What `deployer exec` makes: the fleet found, the permission preflight, the command sent and
 # followed, and the exec journalled.

@@ -23,6 +23,7 @@ TABLE = "deployer-journal"
 LOCK_KEY = "lock"  # the lease lock's item (deployer.aws.lease_lock)
 RECORD_PREFIX = "release#"
 EXEC_PREFIX = "exec#"
+SIGNAL_PREFIX = "signal#"
 
 
 def record_body(record: ReleaseRecord) -> dict[str, Any]:
@@ -157,6 +158,27 @@ class Journal:
             ConsistentRead=True,
         ).get("Item")
         return item_to_record(item) if item else None
+
+    def send_signal(self, release_id: str, name: str, stamp: str) -> None:
+        """An operator's word to a running release (`promote-<step>`, `abort`): an item the
+        release reads; sending it twice is sending it once.
+        """
+        self._ddb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": self.scope},
+                "sk": {"S": f"{SIGNAL_PREFIX}{release_id}#{name}"},
+                "sent_at": {"S": stamp},
+            },
+        )
+
+    def has_signal(self, release_id: str, name: str) -> bool:
+        found = self._ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": self.scope}, "sk": {"S": f"{SIGNAL_PREFIX}{release_id}#{name}"}},
+            ConsistentRead=True,
+        )
+        return "Item" in found
 
     def history(self, limit: int = 50) -> list[ReleaseRecord]:
         """Newest first."""

@@ -82,6 +82,16 @@ class StepFunctions:
                 if int(event["id"]) > after_id:
                     yield event
 
+    def send_task_success(self, token: str) -> bool:
+        """Resume the task waiting on `token`; False if that wait already ended."""
+        try:
+            self._sfn.send_task_success(taskToken=token, output="{}")
+        except ClientError as exc:
+            if error_code(exc) in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+                return False
+            raise
+        return True
+
     def stop(self, arn: str, cause: str) -> None:
         """Stop a running execution; one that already ended is left as it is."""
         try:

@@ -190,6 +190,25 @@ def abort(obj: Context, wait_s: float | None, events_to: str | None, output: str
 
 
 @click.command()
+@EVENTS
+@OUTPUT
+@click.pass_obj
+def promote(obj: Context, events_to: str | None, output: str) -> None:
+    """Let a release waiting in a pause (strategy.steps: [10, pause, 100]) go on."""
+    from deployer.ops.promote import promote as promote_release
+
+    obj.start_run("promote", None, events_to, output)
+    engine = obj.engine()
+    done = ENDING.run(lambda: promote_release(engine))
+    data = {
+        **(record_data(done.record) if done.record else {}),
+        "changed": done.changed,
+        "message": done.message,
+    }
+    ENDING.emit(data, f"promote: {done.message}")
+
+
+@click.command()
 @click.argument("version")
 @STRATEGY
 @REBAKE
@@ -207,4 +226,4 @@ def plan(obj: Context, version: str, strategy: str | None, rebake: bool, output:
     ENDING.emit(data, plan_text(data))
 
 
-COMMANDS = [release, follow, bake, rollback, abort, plan]
+COMMANDS = [release, follow, promote, bake, rollback, abort, plan]

@@ -100,6 +100,19 @@ class Strategy(Strict):
                 index += 1
         return frozenset(found)
 
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _entries(cls, entries: object) -> object:
+        if not isinstance(entries, list | tuple):
+            return entries
+        for index, entry in enumerate(entries):
+            if entry != PAUSE and (isinstance(entry, bool) or not isinstance(entry, int)):
+                raise ValueError(
+                    f"entry {index + 1} ({entry!r}) is neither a weight (0-{MAX_WEIGHT}) nor "
+                    f"`{PAUSE}`"
+                )
+        return entries
+
     @field_validator("steps")
     @classmethod
     def _steps(cls, entries: tuple[int | str, ...]) -> tuple[int | str, ...]:

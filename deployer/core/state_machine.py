@@ -26,16 +26,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-RULE_ARN_SDK = "arn:aws:states:::aws-sdk:elasticloadbalancingv2:modifyRule"
-TARGET_HEALTH_SDK = "arn:aws:states:::aws-sdk:elasticloadbalancingv2:describeTargetHealth"
-METRICS_SDK = "arn:aws:states:::aws-sdk:cloudwatch:getMetricData"
-ALARMS_SDK = "arn:aws:states:::aws-sdk:cloudwatch:describeAlarms"
-UPDATE_ITEM = "arn:aws:states:::dynamodb:updateItem"
-RESOURCES = (RULE_ARN_SDK, TARGET_HEALTH_SDK, METRICS_SDK, ALARMS_SDK, UPDATE_ITEM)
+from deployer.core.asl import (
+    ALARMS_SDK,
+    FENCED,
+    FENCED_SDK,
+    METRICS_SDK,
+    PAUSE_SDK,
+    TARGET_HEALTH_SDK,
+    journal,
+    release_lock,
+    retry,
+    set_weights,
+    x,
+)
 
 EVENTS_PER_LOOK = 25  # history events of one look: wait, three reads, judge, report, decide
 HISTORY_LIMIT = 25_000  # Step Functions' events per execution
-FENCED = "DynamoDB.ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True)
@@ -43,107 +49,22 @@ class Row:
     """One traffic row of the table: a step (weights) or the watch (all on green)."""
 
     name: str
-    phase: str  # "step" or "watch"
-    index: int
+    phase: str  # "step", "pause" or "watch"
+    index: int  # a pause's: the step whose traffic it holds
     green_weight: int
     blue_weight: int
+    wait_s: int = 0  # a pause's timeout
 
     @property
     def state(self) -> str:
         return f"Row {self.name}"
 
 
-def _x(expression: str) -> str:
-    return "{% " + " ".join(expression.split()) + " %}"
-
-
-def _retry() -> list[dict[str, Any]]:
-    """Throttling and 5xx of the services called: backoff with full jitter, as AWS asks;
-    a fenced journal write is never retried.
-    """
-    return [
-        {"ErrorEquals": [FENCED], "MaxAttempts": 0},
-        {
-            "ErrorEquals": ["States.TaskFailed", "States.Timeout"],
-            "IntervalSeconds": 2,
-            "BackoffRate": 2.0,
-            "MaxAttempts": 5,
-            "MaxDelaySeconds": 30,
-            "JitterStrategy": "FULL",
-        },
-    ]
-
-
-def _journal(next_state: str, on_error: str) -> dict[str, Any]:
-    """Write `$record` into the release's journal item, while it is still in progress."""
-    return {
-        "Type": "Task",
-        "Resource": UPDATE_ITEM,
-        "Arguments": {
-            "TableName": _x("$in.journal.table"),
-            "Key": _x("$in.journal.key"),
-            "UpdateExpression": "SET #record = :record, #outcome = :outcome",
-            "ConditionExpression": "#outcome = :running",
-            "ExpressionAttributeNames": {"#record": "record", "#outcome": "outcome"},
-            "ExpressionAttributeValues": {
-                ":record": {"S": _x("$string($record)")},
-                ":outcome": {"S": _x("$record.outcome")},
-                ":running": {"S": "in_progress"},
-            },
-        },
-        "Retry": _retry(),
-        "Catch": [
-            {"ErrorEquals": [FENCED], "Next": "Fenced"},
-            {"ErrorEquals": ["States.ALL"], "Next": on_error},
-        ],
-        "Next": next_state,
-    }
-
-
-def _release_lock(next_state: str) -> dict[str, Any]:
-    """Free the lock the CLI handed over, if this execution still holds it."""
-    return {
-        "Type": "Task",
-        "Resource": UPDATE_ITEM,
-        "Arguments": {
-            "TableName": _x("$in.lock.table"),
-            "Key": _x("$in.lock.key"),
-            "UpdateExpression": "REMOVE lock_id, holder, #host, pid, acquired_at, #exp",
-            "ConditionExpression": "lock_id = :id",
-            "ExpressionAttributeNames": {"#host": "host", "#exp": "expires"},
-            "ExpressionAttributeValues": {":id": {"S": _x("$in.lock.lock_id")}},
-        },
-        "Retry": _retry(),
-        # A lock already taken over (an abort) or gone is no reason to fail the ending.
-        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": next_state}],
-        "Next": next_state,
-    }
-
-
-def _set_weights(weights: str, next_state: str, on_error: str) -> dict[str, Any]:
-    return {
-        "Type": "Task",
-        "Resource": RULE_ARN_SDK,
-        "Arguments": {
-            "RuleArn": _x("$in.rule_arn"),
-            "Actions": _x(
-                f"""[{{"Type": "forward", "ForwardConfig": {{
-                    "TargetGroups": $append([], $each({weights}, function($w, $arn) {{
-                        {{"TargetGroupArn": $arn, "Weight": $w}} }})),
-                    "TargetGroupStickinessConfig": {{"Enabled": false}} }} }}]"""
-            ),
-        },
-        "Retry": _retry(),
-        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": on_error}],
-        "Next": next_state,
-    }
-
-
 def _judge(rule: str, look: str) -> str:
     """One look's verdict: what failed (counted per gate, as core.gates.judge counts), and
     whether the row holds, goes on, or fails. Its numbers go to the history (Report).
     """
-    return _x(
+    return x(
         f"""(
         $now := $millis();
         $held := $now - $started;
@@ -213,6 +134,9 @@ def _row_states(rows: Sequence[Row]) -> dict[str, Any]:
     states: dict[str, Any] = {}
     for position, row in enumerate(rows):
         following = rows[position + 1].state if position + 1 < len(rows) else "Finish"
+        if row.phase == "pause":
+            states.update(_pause_states(row, following))
+            continue
         literal = json.dumps(
             {
                 "name": row.name,
@@ -231,19 +155,74 @@ def _row_states(rows: Sequence[Row]) -> dict[str, Any]:
         states[row.state] = {
             "Type": "Pass",
             "Assign": {
-                "row": _x(literal),
-                "timing": _x(f"$in.timings[{position}]"),
-                "started": _x("$millis()"),
+                "row": x(literal),
+                "timing": x(f"$in.timings[{position}]"),
+                "started": x("$millis()"),
                 "judged": {"failures": {"alarm": 0, "targets": 0, "metric": 0}},
-                "weights": _x(weights),
-                "record": _x(
+                "weights": x(weights),
+                "record": x(
                     f"""$merge([$record, {{"phase": "{row.phase}", "step": {row.index},
-                    "phase_done": false, "weights": {weights} }}])"""
+                    "phase_done": false, "pause_token": "", "weights": {weights} }}])"""
                 ),
             },
             "Next": "Journal the row",
         }
     return states
+
+
+TOKEN = '{"pause_token": $states.context.Task.Token}'
+
+
+def _pause_states(row: Row, following: str) -> dict[str, Any]:
+    """Journal the pause with the task token in it, and wait on that token: `deployer
+    promote` hands it back (the next row), `deployer abort` stops the execution, and the
+    timeout rolls the release back.
+    """
+    waiting, late = f"Wait for promote after step {row.index + 1}", f"Not promoted: {row.name}"
+    words = json.dumps(
+        {
+            "row": row.name,
+            "gate": "pause",
+            "detail": f"not promoted within {row.wait_s}s",
+            "reason": f"gate 'pause' failed at step '{row.name}': not promoted within "
+            f"{row.wait_s}s",
+        }
+    )
+    return {
+        row.state: {
+            "Type": "Pass",
+            "Assign": {
+                "record": x(
+                    f"""$merge([$record, {{"phase": "pause", "step": {row.index},
+                    "phase_done": false}}])"""
+                ),
+            },
+            "Next": waiting,
+        },
+        waiting: {
+            "Type": "Task",
+            "Resource": PAUSE_SDK,
+            "Arguments": {
+                "TableName": x("$in.journal.table"),
+                "Key": x("$in.journal.key"),
+                "UpdateExpression": "SET #record = :record",
+                "ConditionExpression": "#outcome = :running",
+                "ExpressionAttributeNames": {"#record": "record", "#outcome": "outcome"},
+                "ExpressionAttributeValues": {
+                    ":record": {"S": x(f"$string($merge([$record, {TOKEN}]))")},
+                    ":running": {"S": "in_progress"},
+                },
+            },
+            "TimeoutSeconds": row.wait_s,
+            "Catch": [
+                {"ErrorEquals": [FENCED_SDK, FENCED], "Next": "Fenced"},
+                {"ErrorEquals": ["States.Timeout"], "Next": late},
+                {"ErrorEquals": ["States.ALL"], "Next": "Restore traffic"},
+            ],
+            "Next": following,
+        },
+        late: {"Type": "Pass", "Assign": {"judged": x(words)}, "Next": "Restore traffic"},
+    }
 
 
 def definition(rows: Sequence[Row], rule: str, look: str, table_digest: str) -> dict[str, Any]:
@@ -252,43 +231,43 @@ def definition(rows: Sequence[Row], rule: str, look: str, table_digest: str) -> 
         raise ValueError("a release table without traffic rows has nothing to run server-side")
     stamp = "$now('[Y0001]-[M01]-[D01]T[H01]:[m01]:[s01]Z')"
     choose_next = [
-        {"Condition": _x(f'$row.next = "{row.state}"'), "Next": row.state} for row in rows[1:]
+        {"Condition": x(f'$row.next = "{row.state}"'), "Next": row.state} for row in rows[1:]
     ]
     states: dict[str, Any] = {
         "Begin": {
             "Type": "Pass",
-            "Assign": {"in": _x("$states.input"), "record": _x("$states.input.release")},
+            "Assign": {"in": x("$states.input"), "record": x("$states.input.release")},
             "Next": rows[0].state,
         },
         **_row_states(rows),
-        "Journal the row": _journal("Move traffic", "Restore traffic"),
-        "Move traffic": _set_weights("$weights", "Hold", "Restore traffic"),
+        "Journal the row": journal("Move traffic", "Restore traffic"),
+        "Move traffic": set_weights("$weights", "Hold", "Restore traffic"),
         "Hold": {
             "Type": "Wait",
-            "Seconds": _x("$in.clock.interval_s"),
+            "Seconds": x("$in.clock.interval_s"),
             "Assign": {"alarms": []},
             "Next": "Any alarms",
         },
         "Any alarms": {
             "Type": "Choice",
-            "Choices": [{"Condition": _x("$count($in.alarms) > 0"), "Next": "Read alarms"}],
+            "Choices": [{"Condition": x("$count($in.alarms) > 0"), "Next": "Read alarms"}],
             "Default": "Read targets",
         },
         "Read alarms": {
             "Type": "Task",
             "Resource": ALARMS_SDK,
-            "Arguments": {"AlarmNames": _x("$in.alarms"), "AlarmTypes": ["MetricAlarm"]},
-            "Assign": {"alarms": _x("[$states.result.MetricAlarms]")},
-            "Retry": _retry(),
+            "Arguments": {"AlarmNames": x("$in.alarms"), "AlarmTypes": ["MetricAlarm"]},
+            "Assign": {"alarms": x("[$states.result.MetricAlarms]")},
+            "Retry": retry(),
             "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Restore traffic"}],
             "Next": "Read targets",
         },
         "Read targets": {
             "Type": "Task",
             "Resource": TARGET_HEALTH_SDK,
-            "Arguments": {"TargetGroupArn": _x("$in.green.target_group")},
-            "Assign": {"targets": _x("[$states.result.TargetHealthDescriptions]")},
-            "Retry": _retry(),
+            "Arguments": {"TargetGroupArn": x("$in.green.target_group")},
+            "Assign": {"targets": x("[$states.result.TargetHealthDescriptions]")},
+            "Retry": retry(),
             "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Restore traffic"}],
             "Next": "Read metrics",
         },
@@ -296,26 +275,26 @@ def definition(rows: Sequence[Row], rule: str, look: str, table_digest: str) -> 
             "Type": "Task",
             "Resource": METRICS_SDK,
             "Arguments": {
-                "MetricDataQueries": _x("$in.metrics.queries"),
-                "StartTime": _x(
+                "MetricDataQueries": x("$in.metrics.queries"),
+                "StartTime": x(
                     "$fromMillis($floor($started / $in.clock.period) * $in.clock.period"
                     " - $in.clock.baseline)"
                 ),
-                "EndTime": _x("$fromMillis($millis())"),
+                "EndTime": x("$fromMillis($millis())"),
                 "ScanBy": "TimestampAscending",
             },
-            "Assign": {"metrics": _x("[$states.result.MetricDataResults]")},
-            "Retry": _retry(),
+            "Assign": {"metrics": x("[$states.result.MetricDataResults]")},
+            "Retry": retry(),
             "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Restore traffic"}],
             "Next": "Judge",
         },
         "Judge": {"Type": "Pass", "Assign": {"judged": "__JUDGE__"}, "Next": "Report"},
-        "Report": {"Type": "Pass", "Output": _x("$judged"), "Next": "Decide"},
+        "Report": {"Type": "Pass", "Output": x("$judged"), "Next": "Decide"},
         "Decide": {
             "Type": "Choice",
             "Choices": [
-                {"Condition": _x('$judged.action = "fail"'), "Next": "Restore traffic"},
-                {"Condition": _x('$judged.action = "next"'), "Next": "Next row"},
+                {"Condition": x('$judged.action = "fail"'), "Next": "Restore traffic"},
+                {"Condition": x('$judged.action = "next"'), "Next": "Next row"},
             ],
             "Default": "Hold",
         },
@@ -325,12 +304,13 @@ def definition(rows: Sequence[Row], rule: str, look: str, table_digest: str) -> 
         "Finish": {
             "Type": "Pass",
             "Assign": {
-                "weights": _x(
+                "weights": x(
                     "$merge([{$in.green.target_group: 100}, $in.blue and $in.keep_blue ? "
                     "{$in.blue.target_group: 0} : {}])"
                 ),
-                "record": _x(
+                "record": x(
                     f"""$merge([$record, {{"phase": "done", "phase_done": true, "step": -1,
+                    "pause_token": "",
                     "outcome": "succeeded", "finished_at": {stamp},
                     "weights": $merge([{{$in.green.target_group: 100}},
                         $in.blue and $in.keep_blue ? {{$in.blue.target_group: 0}} : {{}}]) }}])"""
@@ -338,16 +318,17 @@ def definition(rows: Sequence[Row], rule: str, look: str, table_digest: str) -> 
             },
             "Next": "Final traffic",
         },
-        "Final traffic": _set_weights("$weights", "Journal the success", "Restore traffic"),
-        "Journal the success": _journal("Release the lock", "Needs a human"),
-        "Release the lock": _release_lock("Succeeded"),
-        "Succeeded": {"Type": "Succeed", "Output": _x("$record")},
+        "Final traffic": set_weights("$weights", "Journal the success", "Restore traffic"),
+        "Journal the success": journal("Release the lock", "Needs a human"),
+        "Release the lock": release_lock("Succeeded"),
+        "Succeeded": {"Type": "Succeed", "Output": x("$record")},
         "Restore traffic": {
             "Type": "Pass",
             "Assign": {
-                "weights": _x("$in.prior_weights"),
-                "record": _x(
+                "weights": x("$in.prior_weights"),
+                "record": x(
                     f"""$merge([$record, {{"phase": "rollback", "phase_done": false,
+                    "pause_token": "",
                     "outcome": "failed", "finished_at": {stamp},
                     "reason": $judged.reason ? $judged.reason :
                         "the state machine could not read or act: " &
@@ -356,10 +337,10 @@ def definition(rows: Sequence[Row], rule: str, look: str, table_digest: str) -> 
             },
             "Next": "Traffic back",
         },
-        "Traffic back": _set_weights("$weights", "Journal the failure", "Needs a human"),
-        "Journal the failure": _journal("Release the lock after a failure", "Needs a human"),
-        "Release the lock after a failure": _release_lock("Rolled back"),
-        "Rolled back": {"Type": "Fail", "Error": "GateFailed", "Cause": _x("$record.reason")},
+        "Traffic back": set_weights("$weights", "Journal the failure", "Needs a human"),
+        "Journal the failure": journal("Release the lock after a failure", "Needs a human"),
+        "Release the lock after a failure": release_lock("Rolled back"),
+        "Rolled back": {"Type": "Fail", "Error": "GateFailed", "Cause": x("$record.reason")},
         "Fenced": {
             "Type": "Fail",
             "Error": "Fenced",

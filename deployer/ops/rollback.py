@@ -24,6 +24,7 @@ from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
 from deployer.release.following import stop_running
 from deployer.release.loop import abandon, release_from, switch_to_warm
+from deployer.release.steps import ABORT_SIGNAL
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,34 @@ def rollback(
             return _switch_to(engine, infra, live, decision.fleet, force)
         assert decision.record is not None
         return _rerelease(engine, infra, decision.record)
+
+
+def _abort_a_local_pause(engine: Engine) -> OperatorResult | None:
+    """A release this machine or another runs, waiting in its pause, holds the lock: it is
+    told to abort (a signal in the journal), rolls itself back, and abort says so. None when
+    no live run waits in a pause (then abort takes the lock as usual).
+    """
+    inflight = engine.records.inflight()
+    if (
+        inflight is None
+        or inflight.execution
+        or inflight.phase is not Phase.PAUSE
+        or engine.lock.holder_elsewhere() is None
+    ):
+        return None
+    engine.report(f"abort: release {inflight.release_id} waits in its pause; telling it to abort")
+    engine.journal.send_signal(inflight.release_id, ABORT_SIGNAL, engine.stamp())
+    started = engine.clock()
+    while engine.clock() - started < PAUSE_ANSWER_S:
+        now = engine.journal.record(inflight.release_id)
+        if now is not None and now.outcome is not Outcome.IN_PROGRESS:
+            message = f"aborted release {now.release_id} of {now.version} during its pause"
+            return OperatorResult(now, True, message)
+        engine.sleep(0.5)
+    return None  # the run did not answer: take the lock as usual (it may be gone)
+
+
+PAUSE_ANSWER_S = 60.0
 
 
 def take_over_from_aws(engine: Engine, why: str) -> None:
@@ -216,6 +245,9 @@ def abort(engine: Engine, wait_s: float | None) -> OperatorResult:
         engine.report(f"abort: {message}")
         return OperatorResult(None, False, message)
     take_over_from_aws(engine, "aborted by `deployer abort`")
+    told = _abort_a_local_pause(engine)
+    if told is not None:
+        return told
     with engine.records.locked(wait_s):
         inflight = engine.records.inflight()
         infra = engine.stacks.existing()

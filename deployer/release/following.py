@@ -70,10 +70,16 @@ class Teller:
         if kind == "PassStateExited" and name.startswith("Row "):
             self.row_ended("done")
             step = name.removeprefix("Row ")
-            phase = "watch" if step.startswith("watch") else "step"
+            phase = step.split(" ", 1)[0]  # step, pause or watch
             self.row = (phase, step, _epoch(event))
             self.engine.events.emit("phase_started", phase=phase, name=step)
-            self.engine.report(f"traffic: {step} (run by Step Functions)")
+            if phase == "pause":
+                self.engine.report(
+                    f"pause: {step} (in AWS): `deployer promote` goes on, `deployer abort` "
+                    "rolls back"
+                )
+            else:
+                self.engine.report(f"traffic: {step} (run by Step Functions)")
         elif kind == "PassStateExited" and name == "Report":
             self.look(json.loads(details.get("output") or "{}"))
         elif kind in ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):

@@ -48,21 +48,29 @@ def runs_server_side(engine: Engine, record: ReleaseRecord) -> bool:
 
 
 def rows_of(table: Sequence[PlannedStep]) -> list[Row]:
+    """The table's traffic rows, in order: the steps, their pauses, the watch."""
     rows = []
     for step in table:
         if step.phase is Phase.STEP and step.traffic is not None:
             t = step.traffic
             rows.append(Row(step.name, "step", step.index, t.green_weight, t.blue_weight))
+        elif step.phase is Phase.PAUSE:
+            rows.append(Row(step.name, "pause", step.after, 0, 0, int(step.hold_seconds)))
         elif step.phase is Phase.WATCH:
             rows.append(Row(step.name, "watch", -1, 100, 0))
     return rows
 
 
-def hold_seconds(table: Sequence[PlannedStep]) -> list[float]:
+def hold_seconds(table: Sequence[PlannedStep]) -> list[float | None]:
+    """Each traffic row's hold, as rows_of orders them; None: a pause (it holds no gates)."""
     return [
-        step.traffic.hold_seconds if step.traffic is not None else step.hold_seconds
+        None
+        if step.phase is Phase.PAUSE
+        else step.traffic.hold_seconds
+        if step.traffic is not None
+        else step.hold_seconds
         for step in table
-        if step.phase in (Phase.STEP, Phase.WATCH)
+        if step.phase in (Phase.STEP, Phase.PAUSE, Phase.WATCH)
     ]
 
 
@@ -109,7 +117,9 @@ def look_text() -> str:
     return jsonata_file("server_look.jsonata")
 
 
-def timings(gated: Gated, table: Sequence[PlannedStep], alarms: Sequence[str]) -> list[dict]:
+def timings(
+    gated: Gated, table: Sequence[PlannedStep], alarms: Sequence[str]
+) -> list[dict[str, Any]]:
     """Each row's minimum hold, deadline (ms, this run's clock) and rule policy: what the
     local hold computes (gating.hold_plan), for the state machine to compare with $millis().
     """
@@ -118,8 +128,11 @@ def timings(gated: Gated, table: Sequence[PlannedStep], alarms: Sequence[str]) -
     alarm_s = e.runtime.aws_seconds(alarm_wait_s(max(windows))) if windows else 0.0
     period_s = e.runtime.aws_seconds(PERIOD_S)
     policy = metric_policy(e.spec.gates.metrics)
-    found = []
+    found: list[dict[str, Any]] = []
     for seconds in hold_seconds(table):
+        if seconds is None:  # a pause: its wait is in the definition
+            found.append({"minimum": 0, "deadline": 0, "policy": {}})
+            continue
         deadline = evidence_s(gated, seconds)
         found.append(
             {
@@ -219,7 +232,10 @@ def hand_over(
     if fence is None:
         raise ReleaseFailed("the lock is not held; the release was not handed over")
     given = execution_input(run, record, gated, table, fence.lock_id)
-    worst_s = sum(t["deadline"] for t in given_timings) / 1000 + 3600 * max(1.0, _scale(e))
+    pauses_s = sum(row.wait_s for row in rows_of(table))
+    worst_s = (
+        sum(t["deadline"] for t in given_timings) / 1000 + pauses_s + 3600 * max(1.0, _scale(e))
+    )
     holder = f"the Step Functions execution of release {record.release_id} ({record.version})"
     e.lock.hand_over(fence, holder, SERVER_SIDE, time.time() + worst_s)
     try:

@@ -21,7 +21,7 @@ from deployer.core.model import Fleet, LiveState, Phase, ReleaseRecord
 from deployer.core.names import Version
 from deployer.core.rollout import restore_weights, step_weights
 from deployer.core.steps import PlannedStep
-from deployer.errors import ReleaseFailed
+from deployer.errors import GateFailed, ReleaseFailed
 from deployer.infra.stacks import Infra
 from deployer.release.engine import Engine
 from deployer.release.fleets import ensure_fleet, fleet_name
@@ -169,6 +169,38 @@ def watch(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep) -
     return record
 
 
+def pause(run: Run, record: ReleaseRecord, live: LiveState, step: PlannedStep) -> ReleaseRecord:
+    """The step before holds its traffic until `deployer promote` (the release goes on) or
+    `deployer abort`; at the pause's timeout the release rolls back. Gates are not
+    evaluated while it waits, on either executor: the step before it held until its
+    verdict, and the step after it is gated again.
+    """
+    e = run.engine
+    e.report(
+        f"pause: {record.version} holds its traffic after step {step.after + 1}; `deployer "
+        f"promote` goes on, `deployer abort` rolls back (and so does a wait over "
+        f"{step.hold_seconds:g}s)"
+    )
+    waited_from = e.clock()
+    while not e.journal.has_signal(record.release_id, promote_signal(step.after)):
+        if e.journal.has_signal(record.release_id, ABORT_SIGNAL):
+            raise ReleaseFailed("aborted by `deployer abort`")
+        left = step.hold_seconds - (e.clock() - waited_from)
+        if left <= 0:
+            raise GateFailed("pause", f"not promoted within {step.hold_seconds:g}s", step.name)
+        e.sleep(min(PAUSE_LOOK_S, left))
+    e.report(f"pause: promoted; {record.version} goes on")
+    return record
+
+
+PAUSE_LOOK_S = 1.0
+ABORT_SIGNAL = "abort"
+
+
+def promote_signal(after: int) -> str:
+    return f"promote-{after}"
+
+
 def retire(run: Run, record: ReleaseRecord, live: LiveState, _: PlannedStep) -> ReleaseRecord:
     """Green takes all traffic; blue stays warm at weight 0 for the rollback window; every
     other fleet is deleted. What could not be cleaned up is kept in the record.
@@ -208,6 +240,7 @@ STEPS: dict[Phase, StepFunction] = {
     Phase.FLEET: fleet,
     Phase.GATE: gate,
     Phase.STEP: traffic,
+    Phase.PAUSE: pause,
     Phase.WATCH: watch,
     Phase.RETIRE: retire,
 }

@@ -32,7 +32,7 @@ app: hello
 environment: both
 artifact: {{source: app}}
 health_check: {{interval_seconds: 5, timeout_seconds: 2, deadline_seconds: 120}}
-strategy: {{kind: canary, steps: [50, 100], bake_seconds: 1, watch_seconds: {watch}}}
+strategy: {{kind: canary, steps: {steps}, bake_seconds: 1, watch_seconds: {watch}}}
 gates:
   interval_seconds: 0.5
   alarms: {alarms}
@@ -46,6 +46,7 @@ SCENARIOS: dict[str, tuple[tuple[str, int] | None, int, bool]] = {
     "fails during the watch": (("watch", -1), 3, False),
     "inconclusive": (None, 0, True),
     "abort": (None, 0, False),
+    "paused, then promoted": (None, 0, False),
 }
 
 
@@ -53,7 +54,9 @@ SCENARIOS: dict[str, tuple[tuple[str, int] | None, int, bool]] = {
 def project(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("both-executors")
     copy_project(workdir)
-    (workdir / "deployer.yaml").write_text(BASE.format(watch=0, alarms="[]", metrics="false"))
+    (workdir / "deployer.yaml").write_text(
+        BASE.format(steps="[50, 100]", watch=0, alarms="[]", metrics="false")
+    )
     cli = Cli(workdir)
     try:
         first = cli.json("release", "v1")
@@ -117,7 +120,12 @@ def run_scenario(cli: Cli, scenario: str, executor: str) -> dict:
     alarm = f"gate-{len(scenario)}-{executor}"  # each run its own alarm: no run sees another's
     config = f"{executor}-{scenario.replace(' ', '-')}.yaml"
     (cli.workdir / config).write_text(
-        BASE.format(watch=watch, alarms=f"[{alarm}]", metrics=str(metrics).lower())
+        BASE.format(
+            steps="[50, pause, 100]" if scenario == "paused, then promoted" else "[50, 100]",
+            watch=watch,
+            alarms=f"[{alarm}]",
+            metrics=str(metrics).lower(),
+        )
     )
     cloudwatch = sandbox_client(cli.workdir, "cloudwatch")
     cloudwatch.put_metric_alarm(
@@ -136,6 +144,13 @@ def run_scenario(cli: Cli, scenario: str, executor: str) -> dict:
     done = None
     if scenario == "abort":
         abort_mid_canary(cli, executor, args, config)
+    elif scenario == "paused, then promoted":
+
+        def promote() -> None:
+            assert cli("promote", config=config).returncode == 0
+
+        with AtStep(cli, ("pause", 0), promote):
+            done = cli(*args, "--output", "json", config=config)
     elif fires_at is not None:
 
         def fire() -> None:
@@ -192,6 +207,7 @@ EXPECTED = {  # outcome, phase, weights journalled
     "fails during the watch": ("failed", "rollback", [0, 100]),
     "inconclusive": ("failed", "rollback", [50, 50]),
     "abort": ("failed", "step", [50, 50]),
+    "paused, then promoted": ("succeeded", "done", [0, 100]),
 }
 
 
@@ -204,6 +220,6 @@ def test_both_executors_journal_the_same_outcome_weights_and_verdict(project, sc
     server.pop("live before")
     assert server == local
     assert (local["outcome"], local["phase"], local["weights"]) == EXPECTED[scenario]
-    live = "v2" if scenario == "pass" else before
+    live = "v2" if local["outcome"] == "succeeded" else before
     assert local["live"] == live and local["served"] == {f"hello from {live}"}
     assert local["lock"] is None

@@ -43,6 +43,9 @@ def project(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("server-side")
     copy_project(workdir)
     (workdir / "deployer.yaml").write_text(CONFIG)
+    (workdir / "paused.yaml").write_text(
+        CONFIG.replace("steps: [10, 50, 100]", "steps: [10, pause, 100], pause_timeout: 300")
+    )
     cli = Cli(workdir)
     try:  # a first release has no users to protect: it runs here, as with executor: local
         first = cli.json("release", "v1")
@@ -154,3 +157,36 @@ def test_abort_stops_a_running_execution_and_puts_traffic_back(project):
     assert served(url) == {"hello from v2"}
     again = cli("abort", "--output", "json")  # nothing left to abort: said, nothing changed
     assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
+
+
+def paused(cli: Cli, deadline_s: float = 120) -> dict:
+    """The in-flight release once its execution waits in the pause (the token journalled)."""
+    stop = time.monotonic() + deadline_s
+    while time.monotonic() < stop:
+        now = status(cli)
+        if now["in_flight"] and now["in_flight"]["phase"] == "pause":
+            return now
+        time.sleep(0.5)
+    raise AssertionError("the release never reached its pause")
+
+
+def test_a_pause_waits_for_promote_and_an_abort_during_it_restores_the_previous_fleet(project):
+    cli, users, url = project
+    first = cli.json("release", "v5", "--detach", config="paused.yaml")
+    seen = paused(cli)
+    assert seen["execution"]["step"] == "pause 0" and seen["live_version"] == "v2"
+    promoted = cli("promote", "--output", "json")
+    assert promoted.returncode == 0, promoted.stderr
+    assert json.loads(promoted.stdout)["changed"] is True
+    assert wait_for_end(cli, first["execution"])["status"] == "SUCCEEDED"
+    assert status(cli)["live_version"] == "v5"
+    again = cli("promote", "--output", "json")  # nothing paused any more: said, no change
+    assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
+
+    second = cli.json("release", "v6", "--detach", config="paused.yaml")
+    paused(cli)
+    assert cli("abort", "--output", "json").returncode == 0
+    assert wait_for_end(cli, second["execution"])["status"] == "ABORTED"
+    after = status(cli)
+    assert after["live_version"] == "v5" and after["in_flight"] is None and after["lock"] is None
+    assert served(url) == {"hello from v5"}

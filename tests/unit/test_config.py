@@ -108,6 +108,34 @@ def test_the_repository_config_is_valid():
             "network.public_subnet_ids",
             "'subnet-x' is not a subnet id",
         ),
+        (
+            "strategy: {kind: canary, steps: [pause, 10, 100]}\n",
+            "strategy.steps",
+            "a pause goes between two steps",
+        ),
+        (
+            "strategy: {kind: canary, steps: [10, 100, pause]}\n",
+            "strategy.steps",
+            "a pause goes between two steps",
+        ),
+        (
+            "strategy: {kind: canary, steps: [10, pause, pause, 100]}\n",
+            "strategy.steps",
+            "a pause goes between two steps",
+        ),
+        (
+            "strategy: {kind: canary, steps: [10, wait, 100]}\n",
+            "strategy.steps",
+            "entry 2 ('wait') is neither a weight (0-999) nor `pause`",
+        ),
+        ("strategy: {steps: [10, pause, 100]}\n", "strategy", "with kind: all_at_once"),
+        ("strategy: {pause_timeout: 8d}\n", "strategy.pause_timeout", "outside 1s-7d"),
+        (
+            "executor: stepfunctions\nverify: {after_step: [./smoke.sh]}\n",
+            "(top level)",
+            "verify.after_step: hooks run on this machine",
+        ),
+        ("executor: lambda\n", "executor", "'local' or 'stepfunctions'"),
     ],
 )
 def test_bad_fields_are_named_with_a_reason(tmp_path, extra, field, reason):
@@ -245,3 +273,16 @@ def test_loading_the_config_neither_imports_apprise_nor_looks_for_a_region(tmp_p
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["None", "False", "False"]
+
+
+def test_a_pause_holds_the_step_before_it(tmp_path):
+    loaded = load_config(
+        write(
+            tmp_path,
+            GOOD + "strategy: {kind: canary, steps: [10, pause, 50, 100], pause_timeout: 30m}\n",
+        )
+    )
+    strategy = loaded.spec.strategy
+    assert strategy.weights == (10, 50, 100)
+    assert strategy.pauses_after == {0}
+    assert strategy.pause_timeout == 1800

@@ -101,3 +101,27 @@ def test_a_record_names_its_table_so_a_changed_strategy_is_not_resumed_on_anothe
         release_table("all_at_once", [10, 50, 100], 60, 0, has_blue=True),
     ]
     assert len({table_digest(canary), *(table_digest(t) for t in changed)}) == 6
+
+
+def test_a_pause_follows_the_step_whose_traffic_it_holds():
+    table = release_table("canary", (10, 50, 100), 30, 0, True, pauses_after={0}, pause_s=600)
+    rows = [(s.phase, s.name) for s in table if s.phase in (Phase.STEP, Phase.PAUSE)]
+    assert rows == [
+        (Phase.STEP, "step 1: canary 10/100"),
+        (Phase.PAUSE, "pause after step 1"),
+        (Phase.STEP, "step 2: canary 50/100"),
+        (Phase.STEP, "step 3: all traffic"),
+    ]
+    paused = next(s for s in table if s.phase is Phase.PAUSE)
+    assert (paused.index, paused.hold_seconds) == (0, 600)
+    plain = release_table("canary", (10, 50, 100), 30, 0, True)
+    assert table_digest(table) != table_digest(plain)  # a release resumes on its own table
+    # A first release is one step: nothing to pause.
+    first = release_table("canary", (10, 50, 100), 30, 0, False, pauses_after={0})
+    assert not [s for s in first if s.phase is Phase.PAUSE]
+
+
+def test_a_run_killed_in_a_pause_starts_again_at_the_gate():
+    table = release_table("canary", (10, 50, 100), 30, 0, True, pauses_after={0})
+    record = replace(NEW, phase=Phase.PAUSE, step=0)
+    assert remaining(table, record)[0].phase is Phase.GATE

@@ -13,9 +13,10 @@ import pytest
 from cfnlint.api import ManualArgs, lint
 from moto.stepfunctions.parser.asl.jsonata.jsonata import extract_jsonata_variable_references
 
+from deployer.core.asl import RESOURCES
 from deployer.core.gate_inputs import rule_policy
 from deployer.core.metrics import MetricPolicy
-from deployer.core.state_machine import RESOURCES, definition, worst_case_events
+from deployer.core.state_machine import definition, worst_case_events
 from deployer.core.steps import release_table
 from deployer.release.gate_rule import rule_text
 from deployer.release.server_side import look_text, rows_of, runner_template
@@ -102,6 +103,24 @@ def test_a_release_held_to_its_deadlines_fits_in_one_executions_history():
     deadlines = [30 + 420] * 3 + [120 + 420]  # the default canary, each to its evidence
     assert worst_case_events(deadlines, 60) < 25_000 * 0.8
     assert worst_case_events([6 * 3600] * 4, 60) > 25_000  # hours-long holds do not
+
+
+def test_a_pause_waits_on_a_task_token_written_into_the_journal_until_its_timeout():
+    table = release_table("canary", [10, 100], 30, 0, True, pauses_after={0}, pause_s=900)
+    states = definition(rows_of(table), rule_text(), look_text(), "digest")["States"]
+    first = json.loads(states["Row step 1: canary 10/100"]["Assign"]["row"][3:-3])
+    assert first["next"] == "Row pause after step 1"
+    waiting = states["Wait for promote after step 1"]
+    assert waiting["Resource"].endswith(":dynamodb:updateItem.waitForTaskToken")
+    assert (
+        "$states.context.Task.Token"
+        in waiting["Arguments"]["ExpressionAttributeValues"][":record"]["S"]
+    )
+    assert waiting["TimeoutSeconds"] == 900 and waiting["Next"] == "Row step 2: all traffic"
+    timeout = next(c for c in waiting["Catch"] if c["ErrorEquals"] == ["States.Timeout"])
+    assert states[timeout["Next"]]["Next"] == "Restore traffic"
+    for text in expressions(states):
+        extract_jsonata_variable_references(text)
 
 
 # ---- the Judge expression: one look's decision --------------------------------------------
