@@ -15,6 +15,8 @@ sandbox section lists them.
    faster (its time scale), so Waits are scaled by it, as every other modelled wait is.
 6. `signed-calls`: the integrations sign with the sandbox's credentials (moto's interpreter
    uses placeholder keys, which the sandbox's strict API refuses).
+7. `stop-ends-callback-waits`: StopExecution ends an execution at once on AWS, a Task waiting
+   on a task token included (a pause); moto's stop leaves that wait running until its timeout.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_dynamodb,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
@@ -126,6 +130,21 @@ def apply(port: int, cloudwatch_scale: float, credentials: dict[str, str]) -> No
         "delete_from_cloudformation_json",
         classmethod(lambda cls, *a, **k: delete_in_runner(*a, **k)),
     )
+    original_stop = Environment.set_stop
+
+    def stop_ending_callback_waits(self: Any, stop_date: Any, cause: Any, error: Any) -> None:
+        original_stop(self, stop_date=stop_date, cause=cause, error=error)
+        for endpoint in list(self.callback_pool_manager._pool.values()):
+            endpoint.interrupt_all()
+
+    original_error = Environment.set_error
+
+    def error_unless_stopped(self: Any, error: Any) -> None:
+        if not isinstance(self._program_state, ProgramStopped):  # a stopped one is ABORTED
+            original_error(self, error=error)
+
+    PATCHES.add("stop-ends-callback-waits", Environment, "set_stop", stop_ending_callback_waits)
+    PATCHES.add("stop-ends-callback-waits-aborted", Environment, "set_error", error_unless_stopped)
     PATCHES.apply()
 
 
