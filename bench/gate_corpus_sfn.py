@@ -8,8 +8,10 @@ TestState requires even for a Pass state). Nothing is created and nothing is bil
 runs one state in isolation. Not run in CI (no AWS there); the CI runs the same corpus
 through the in-process engine (tests/unit/test_metric_judgement.py).
 
-Each scenario runs as a Pass state in JSONata mode whose Output is the rule's text:
-`{"QueryLanguage": "JSONata", "Type": "Pass", "Output": "{% <rule> %}", "End": true}`.
+Each scenario runs as a Pass state in JSONata mode whose Output applies the rule's text to the
+state's input, as the release state machine applies it (a path step; the text never names
+`$` or `$$`):
+`{"QueryLanguage": "JSONata", "Type": "Pass", "Output": "{% $states.input.(<rule>) %}", ...}`.
 Prints how many verdicts and actions agree, and each one that does not.
 """
 
@@ -33,7 +35,7 @@ def state_definition() -> str:
         {
             "QueryLanguage": "JSONata",
             "Type": "Pass",
-            "Output": "{% " + rule_text() + " %}",
+            "Output": "{% $states.input.(" + rule_text() + ") %}",
             "End": True,
         }
     )

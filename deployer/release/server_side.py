@@ -37,6 +37,7 @@ from deployer.release.steps import Run, reset_test_listener, restored_weights
 SERVER_PHASES = frozenset({Phase.STEP, Phase.WATCH, Phase.RETIRE})
 FOLLOW_EVERY_S = 1.0
 TEMPLATE = "runner.yaml"
+INPUT_LIMIT = 256 * 1024  # bytes: an execution's input, a state's output, a variable
 PLACEHOLDER = '"__DEFINITION__"'
 
 
@@ -232,6 +233,13 @@ def hand_over(
     if fence is None:
         raise ReleaseFailed("the lock is not held; the release was not handed over")
     given = execution_input(run, record, gated, table, fence.lock_id)
+    size = len(json.dumps(given).encode())
+    if size > INPUT_LIMIT * 0.8:  # Step Functions' payload limit, with room for the record
+        raise BadInput(
+            f"executor: stepfunctions: the execution's input would be {size // 1024} KiB, "
+            f"near Step Functions' {INPUT_LIMIT // 1024} KiB limit (fewer gates.alarms or "
+            "steps); nothing was started"
+        )
     pauses_s = sum(row.wait_s for row in rows_of(table))
     worst_s = (
         sum(t["deadline"] for t in given_timings) / 1000 + pauses_s + 3600 * max(1.0, _scale(e))
