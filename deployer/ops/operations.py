@@ -199,7 +199,13 @@ def execution_status(engine: Engine, record: ReleaseRecord) -> dict[str, Any]:
     from deployer.aws.stepfunctions import StepFunctions
 
     found = StepFunctions(engine.runtime.aws).describe(record.execution)
-    step = record.phase.value + (f" {record.step}" if record.step >= 0 else "")
+    step = record.phase.value
+    if record.step >= 0:
+        step = (
+            f"pause after step {record.step + 1}"
+            if step == "pause"
+            else f"{step} {record.step + 1}"
+        )
     return {
         "arn": record.execution,
         "status": found.status if found else "MISSING",

@@ -194,9 +194,12 @@ def run_steps(run: Run, record: ReleaseRecord) -> ReleaseRecord:
     run = replace(run, checkpoint=checkpoint)
     try:
         for planned in steps:
-            if planned.phase in SERVER_PHASES and runs_server_side(e, record):
-                gated = gated_of(run, record, e.fleets.observe(run.infra))
-                return hand_over(run, record, gated, table)
+            if planned.phase in SERVER_PHASES and e.spec.executor == "stepfunctions":
+                if runs_server_side(e, record):
+                    gated = gated_of(run, record, e.fleets.observe(run.infra))
+                    return hand_over(run, record, gated, table)
+                if planned.phase is Phase.STEP:  # said once
+                    e.report("release: a first release, with no users yet, runs its step here")
             record = checkpoint(record.at(planned.phase, step=planned.index))
             with e.timed(planned.phase.value, planned.name):
                 record = STEPS[planned.phase](run, record, e.fleets.observe(run.infra), planned)

@@ -174,7 +174,7 @@ def test_a_pause_waits_for_promote_and_an_abort_during_it_restores_the_previous_
     cli, users, url = project
     first = cli.json("release", "v5", "--detach", config="paused.yaml")
     seen = paused(cli)
-    assert seen["execution"]["step"] == "pause 0" and seen["live_version"] == "v2"
+    assert seen["execution"]["step"] == "pause after step 1" and seen["live_version"] == "v2"
     promoted = cli("promote", "--output", "json")
     assert promoted.returncode == 0, promoted.stderr
     assert json.loads(promoted.stdout)["changed"] is True
