@@ -59,7 +59,7 @@ def project(workdir) -> Iterator[Cli]:
     cli = Cli(workdir)
     try:
         first = cli.json("release", "v1")
-        with Users(first["url"], rate=30):
+        with Users(first["url"], rate=10):
             yield cli
     finally:
         cli("sandbox", "down")
