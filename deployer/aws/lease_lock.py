@@ -136,24 +136,9 @@ class LeaseLock:
         return Fence(lock_id, int(updated["Attributes"]["token"]["N"]))
 
     def heartbeat(self, fence: Fence, now: float, lease_s: float) -> bool:
-        try:
-            self._ddb.update_item(
-                TableName=self.table,
-                Key=self._key,
-                UpdateExpression="SET expires = :exp",
-                ConditionExpression="lock_id = :id AND #token = :token",
-                ExpressionAttributeNames={"#token": "token"},
-                ExpressionAttributeValues={
-                    ":exp": {"N": f"{now + lease_s:.3f}"},
-                    ":id": {"S": fence.lock_id},
-                    ":token": {"N": str(fence.token)},
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._fenced(
+            fence, "SET expires = :exp", {}, {":exp": {"N": f"{now + lease_s:.3f}"}}
+        )
 
     def hand_over(self, fence: Fence, holder: str, host: str, expires: float, pid: int = 0) -> bool:
         """Give the lock `fence` holds to a holder that is not a process here (a Step
@@ -161,18 +146,31 @@ class LeaseLock:
         pid (0), so no host takes it over as a dead process's; held until `expires`, or until
         the holder releases it. Handed back with this process's pid.
         """
+        return self._fenced(
+            fence,
+            "SET holder = :holder, #host = :host, pid = :pid, #exp = :exp",
+            {"#host": "host", "#exp": "expires"},
+            {
+                ":holder": {"S": holder},
+                ":host": {"S": host},
+                ":pid": {"N": str(pid)},
+                ":exp": {"N": f"{expires:.3f}"},
+            },
+        )
+
+    def _fenced(
+        self, fence: Fence, update: str, names: dict[str, str], values: dict[str, Any]
+    ) -> bool:
+        """An update of the lock item while `fence` still holds it; False if it does not."""
         try:
             self._ddb.update_item(
                 TableName=self.table,
                 Key=self._key,
-                UpdateExpression="SET holder = :holder, #host = :host, pid = :pid, #exp = :exp",
+                UpdateExpression=update,
                 ConditionExpression="lock_id = :id AND #token = :token",
-                ExpressionAttributeNames={"#host": "host", "#exp": "expires", "#token": "token"},
+                ExpressionAttributeNames={**names, "#token": "token"},
                 ExpressionAttributeValues={
-                    ":holder": {"S": holder},
-                    ":host": {"S": host},
-                    ":pid": {"N": str(pid)},
-                    ":exp": {"N": f"{expires:.3f}"},
+                    **values,
                     ":id": {"S": fence.lock_id},
                     ":token": {"N": str(fence.token)},
                 },
