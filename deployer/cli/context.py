@@ -94,12 +94,8 @@ class Context:
             engine = self._make_engine(start_sandbox=False)
         except Unreachable:
             return
-        from deployer.release.locking import SERVER_SIDE
-
-        holder = ENDING.run(engine.lock.holder_elsewhere)
-        if holder is not None and holder.host == SERVER_SIDE:
-            return  # a release running in AWS: the release command attaches or refuses
-        ENDING.run(lambda: engine.lock.refuse_if_held(engine.stamp()))
+        # A release running in AWS holds it: the release command attaches or refuses.
+        ENDING.run(lambda: engine.lock.refuse_if_held(engine.stamp(), unless_server_side=True))
 
     def engine(self, start_sandbox: bool = True) -> Any:
         return ENDING.run(lambda: self._make_engine(start_sandbox))

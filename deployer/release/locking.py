@@ -74,12 +74,13 @@ class LockClient:
             return None
         return current
 
-    def refuse_if_held(self, stamp: str) -> None:
+    def refuse_if_held(self, stamp: str, unless_server_side: bool = False) -> None:
         """If another live run holds the lock, raise LockHeld now, before the preflight's
-        work. Taking the lock (`acquire`) stays where it is.
+        work. Taking the lock (`acquire`) stays where it is. `unless_server_side`: a release
+        running in AWS holds it, and the release command attaches to it or refuses itself.
         """
         current = self.holder_elsewhere()
-        if current is not None:
+        if current is not None and not (unless_server_side and current.host == SERVER_SIDE):
             raise LockHeld(self._held_message(current, self.clock()))
 
     def _held_message(self, current: LockHolder, now: float) -> str:

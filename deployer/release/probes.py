@@ -167,9 +167,9 @@ def observe_metrics(
     settled minutes: one observation per part (error rate, latency), each with its verdict
     (pass, fail, continue) and numbers. Unreadable metrics fail closed.
     """
-    series = {"green": _dimensions(balancer, green), "balancer": {"LoadBalancer": balancer}}
+    series = {"green": dimensions(balancer, green), "balancer": {"LoadBalancer": balancer}}
     if blue is not None and blue.target_group_arn:
-        series["blue"] = _dimensions(balancer, blue)
+        series["blue"] = dimensions(balancer, blue)
     try:
         found = cloudwatch.periods(
             series,
@@ -264,6 +264,6 @@ def _balancer_errors(
     )
 
 
-def _dimensions(balancer: str, fleet: Fleet) -> dict[str, str]:
+def dimensions(balancer: str, fleet: Fleet) -> dict[str, str]:
     """The dimensions an ALB publishes a target group's metrics under."""
     return {"LoadBalancer": balancer, "TargetGroup": fleet.target_group_arn.rsplit(":", 1)[-1]}

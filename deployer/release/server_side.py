@@ -32,12 +32,14 @@ from deployer.release.engine import Engine
 from deployer.release.gate_rule import jsonata_file, rule_text
 from deployer.release.gating import Gated, evidence_s, metric_policy
 from deployer.release.locking import SERVER_SIDE
+from deployer.release.probes import dimensions
 from deployer.release.steps import Run, reset_test_listener, restored_weights
 
 SERVER_PHASES = frozenset({Phase.STEP, Phase.WATCH, Phase.RETIRE})
 FOLLOW_EVERY_S = 1.0
 TEMPLATE = "runner.yaml"
 INPUT_LIMIT = 256 * 1024  # bytes: an execution's input, a state's output, a variable
+SERVER_SIDE_STEP = "server-side"  # the gates' step name for the alarms a machine reads
 PLACEHOLDER = '"__DEFINITION__"'
 
 
@@ -146,17 +148,15 @@ def timings(
 
 
 def execution_input(
-    run: Run, record: ReleaseRecord, gated: Gated, table: Sequence[PlannedStep], lock_id: str
+    run: Run, record: ReleaseRecord, gated: Gated, rows: list[dict[str, Any]], lock_id: str
 ) -> dict[str, Any]:
+    """`rows`: each traffic row's timings (`timings`)."""
     e, infra = run.engine, run.infra
-    scale = e.runtime.aws_seconds(1.0)
     metrics = e.spec.gates.metrics
-    alarms = gated.alarm_names("server-side")
-    series = {"green": _dims(infra, gated.green.target_group_arn)}
+    series = {"green": dimensions(infra.load_balancer_full_name, gated.green)}
     if gated.blue is not None:
-        series["blue"] = _dims(infra, gated.blue.target_group_arn)
+        series["blue"] = dimensions(infra.load_balancer_full_name, gated.blue)
     probes = gated.probes_by_minute(e.runtime.aws_seconds(PERIOD_S))
-    interval_s = max(PERIOD_S, math.ceil(e.spec.gates.interval_seconds / scale))
     return {
         "release": record_body(record),
         "journal": {"table": TABLE, "key": _key(e, RECORD_PREFIX + record.release_id)},
@@ -166,13 +166,13 @@ def execution_input(
         "blue": {"target_group": gated.blue.target_group_arn} if gated.blue else None,
         "keep_blue": e.spec.rollback_window > 0,
         "prior_weights": restored_weights(e, infra, record),
-        "alarms": alarms,
+        "alarms": gated.alarm_names(SERVER_SIDE_STEP),
         "probes": {str(k): list(v) for k, v in probes.by_minute.items()},
         "clock": {
             "period": round(e.runtime.aws_seconds(PERIOD_S) * 1000),
             "delay": round(e.runtime.aws_seconds(metrics.publication_delay_seconds) * 1000),
             "baseline": round(e.runtime.aws_seconds(BASELINE_S) * 1000),
-            "interval_s": int(interval_s),
+            "interval_s": server_interval_s(e),
         },
         "metrics": {
             "enabled": metrics.enabled,
@@ -181,14 +181,7 @@ def execution_input(
             "max_latency": metrics.max_latency_seconds,
         },
         "max_failures": e.spec.gates.max_failures,
-        "timings": timings(gated, table, alarms),
-    }
-
-
-def _dims(infra: Infra, target_group_arn: str) -> dict[str, str]:
-    return {
-        "LoadBalancer": infra.load_balancer_full_name,
-        "TargetGroup": target_group_arn.rsplit(":", 1)[-1],
+        "timings": rows,
     }
 
 
@@ -215,7 +208,7 @@ def hand_over(
     of it if the execution could outlive Step Functions' history.
     """
     e = run.engine
-    given_timings = timings(gated, table, gated.alarm_names("server-side"))
+    given_timings = timings(gated, table, gated.alarm_names(SERVER_SIDE_STEP))
     deadlines_s = [t["deadline"] / 1000 / _scale(e) for t in given_timings]
     events = worst_case_events(deadlines_s, server_interval_s(e))
     if events > HISTORY_LIMIT * 0.8:
@@ -232,7 +225,7 @@ def hand_over(
     fence = e.records.fence
     if fence is None:
         raise ReleaseFailed("the lock is not held; the release was not handed over")
-    given = execution_input(run, record, gated, table, fence.lock_id)
+    given = execution_input(run, record, gated, given_timings, fence.lock_id)
     size = len(json.dumps(given).encode())
     if size > INPUT_LIMIT * 0.8:  # Step Functions' payload limit, with room for the record
         raise BadInput(
