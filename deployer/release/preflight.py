@@ -91,6 +91,14 @@ def check_aws(engine: Engine, artifact: Artifact | None) -> Artifact:
         raise BadInput(
             f"{engine.loaded.path}: gates.alarms: no CloudWatch alarm named {', '.join(missing)}"
         )
+    if engine.spec.executor == "stepfunctions":  # the gates' windows are known now
+        from deployer.release.server_side import history_problem
+
+        problem = history_problem(
+            engine.spec, engine.alarm_window_s, engine.runtime.aws_seconds(1.0)
+        )
+        if problem:
+            raise BadInput(f"{engine.loaded.path}: {problem}")
     return artifact if artifact is not None else download_artifact(engine)
 
 

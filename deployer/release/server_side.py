@@ -17,10 +17,11 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer.aws.dynamodb import LOCK_KEY, RECORD_PREFIX, TABLE, record_body
 from deployer.aws.stepfunctions import StepFunctions, execution_arn
+from deployer.core.deadlines import step_deadline_s
 from deployer.core.gate_inputs import looks_per_step, rule_policy
 from deployer.core.metrics import BASELINE_S, PERIOD_S, alarm_wait_s
 from deployer.core.model import Phase, ReleaseRecord
@@ -34,6 +35,9 @@ from deployer.release.gating import Gated, evidence_s, metric_policy
 from deployer.release.locking import SERVER_SIDE
 from deployer.release.probes import dimensions
 from deployer.release.steps import Run, reset_test_listener, restored_weights
+
+if TYPE_CHECKING:
+    from deployer.config.model import DeployConfig
 
 SERVER_PHASES = frozenset({Phase.STEP, Phase.WATCH, Phase.RETIRE})
 FOLLOW_EVERY_S = 1.0
@@ -190,10 +194,35 @@ def _key(engine: Engine, sort_key: str) -> dict[str, Any]:
 
 
 def server_interval_s(engine: Engine) -> int:
+    return look_interval_s(engine.spec.gates.interval_seconds, _scale(engine))
+
+
+def look_interval_s(interval_seconds: float, aws_scale: float) -> int:
     """How often (AWS seconds) the state machine looks: once a minute at least, when
     CloudWatch publishes, so that a long release stays within an execution's history.
     """
-    return int(max(PERIOD_S, math.ceil(engine.spec.gates.interval_seconds / _scale(engine))))
+    return int(max(PERIOD_S, math.ceil(interval_seconds / aws_scale)))
+
+
+def history_problem(spec: DeployConfig, alarm_window_s: float, aws_scale: float) -> str:
+    """Why `spec`'s release could outlive one execution's history (every row held to its
+    deadline, a look a minute), or ''. Said before any change (the preflight).
+    """
+    strategy, metrics = spec.strategy, spec.gates.metrics
+    policy = metric_policy(metrics) if metrics.enabled else None
+    steps = len(strategy.weights) if strategy.kind == "canary" else 1
+    holds = [strategy.bake_seconds] * steps + [strategy.watch_seconds] * (
+        strategy.watch_seconds > 0
+    )
+    deadlines = [step_deadline_s(hold, alarm_window_s, policy) for hold in holds]
+    events = worst_case_events(deadlines, look_interval_s(spec.gates.interval_seconds, aws_scale))
+    if events <= HISTORY_LIMIT * 0.8:
+        return ""
+    return (
+        f"executor: stepfunctions: this strategy's longest run needs about {events} history "
+        f"events, more than Step Functions keeps for one execution ({HISTORY_LIMIT}); shorten "
+        "strategy.steps, bake_seconds or watch_seconds, or use executor: local"
+    )
 
 
 def _scale(engine: Engine) -> float:
@@ -204,19 +233,11 @@ def hand_over(
     run: Run, record: ReleaseRecord, gated: Gated, table: Sequence[PlannedStep]
 ) -> ReleaseRecord:
     """Start the execution that runs the rest of the release: journalled first (a rerun
-    attaches to it), then the lock handed over, then started. Refused (exit 2) before any
-    of it if the execution could outlive Step Functions' history.
+    attaches to it), then the lock handed over, then started. (A strategy that could
+    outlive an execution's history was refused by the preflight: `history_problem`.)
     """
     e = run.engine
     given_timings = timings(gated, table, gated.alarm_names(SERVER_SIDE_STEP))
-    deadlines_s = [t["deadline"] / 1000 / _scale(e) for t in given_timings]
-    events = worst_case_events(deadlines_s, server_interval_s(e))
-    if events > HISTORY_LIMIT * 0.8:
-        raise BadInput(
-            f"executor: stepfunctions: this strategy's longest run needs about {events} "
-            f"history events, more than Step Functions keeps for one execution "
-            f"({HISTORY_LIMIT}); shorten strategy.steps or the holds, or use executor: local"
-        )
     machine = ensure_runner(e, run.infra, table, record.table)
     arn = execution_arn(machine, record.release_id)
     first = next(s.index for s in table if s.phase is Phase.STEP)

@@ -19,7 +19,7 @@ from deployer.core.metrics import MetricPolicy
 from deployer.core.state_machine import definition, worst_case_events
 from deployer.core.steps import release_table
 from deployer.release.gate_rule import rule_text
-from deployer.release.server_side import look_text, rows_of, runner_template
+from deployer.release.server_side import history_problem, look_text, rows_of, runner_template
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = release_table("canary", [10, 50, 100], 30, 120, has_blue=True)
@@ -121,6 +121,22 @@ def test_a_pause_waits_on_a_task_token_written_into_the_journal_until_its_timeou
     assert states[timeout["Next"]]["Next"] == "Restore traffic"
     for text in expressions(states):
         extract_jsonata_variable_references(text)
+
+
+def test_a_strategy_that_could_outlive_an_executions_history_is_refused_before_any_change():
+    from deployer.config.model import DeployConfig
+
+    def spec(strategy: dict) -> DeployConfig:
+        return DeployConfig.model_validate(
+            {"app": "hello", "artifact": {"source": "app"}, "executor": "stepfunctions",
+             "strategy": strategy}
+        )  # fmt: skip
+
+    canary = {"kind": "canary", "steps": [10, 50, 100], "bake_seconds": 600}
+    assert history_problem(spec(canary), 60.0, 1.0) == ""
+    long = {**canary, "bake_seconds": 6 * 3600, "watch_seconds": 24 * 3600}
+    problem = history_problem(spec(long), 60.0, 1.0)
+    assert "history events" in problem and "executor: local" in problem
 
 
 # ---- the Judge expression: one look's decision --------------------------------------------
